@@ -1,0 +1,12 @@
+# CUDA toolchain: Hopper (sm_90a, wgmma/TMA capable) plus a portable PTX target.
+if(NOT DEFINED CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+endif()
+enable_language(CUDA)
+set(CMAKE_CUDA_STANDARD 20)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  # 90a: H100/H200 native code; 80: portable Ampere+ code that also JITs forward.
+  set(CMAKE_CUDA_ARCHITECTURES 90a 80)
+endif()
+find_package(CUDAToolkit REQUIRED)

@@ -1,0 +1,143 @@
+// Backend: the op set the model is written against. The CPU backend (naive, fp32 or fp64) is
+// the oracle; the CUDA backend (bf16 activations, fp32 master weights and gradients) must match
+// it op by op (tests/ops). Conventions, as in llm.c:
+//   - shapes are given in comments as (rows, cols) of row-major contiguous tensors;
+//   - outputs of forward ops and activation gradients are overwritten (=);
+//   - parameter gradients are accumulated (+=), so micro-batches add up;
+//   - "act" tensors have the backend's activation dtype, parameters/gradients its param dtype;
+//   - linear weights use torch.nn.Linear layout (out_features, in_features): y = x W^T.
+#pragma once
+
+#include <cstdint>
+
+#include "difftx/core/tensor.h"
+#include "difftx/model/config.h"
+
+namespace difftx {
+
+// Geometry of one attention call. Queries are tokens [q_offset, q_offset + T) of a sequence
+// whose keys/values 0..kv_len-1 are given (kv_len >= q_offset + T); query t sees keys
+// 0..q_offset+t (causal). Training uses q_offset = 0, kv_len = T.
+struct AttentionGeometry {
+  int batch = 0;       // B
+  int q_len = 0;       // T
+  int kv_len = 0;      // S
+  int q_offset = 0;
+  int q_heads = 0;     // d-sized query components (V1: 2h, interleaved Q1/Q2 per head)
+  int k_heads = 0;     // d-sized key components (V1: 2h_kv)
+  int v_heads = 0;     // value heads (h_kv)
+  int head_dim = 0;    // d
+  int v_head_dim = 0;  // d, or 2d for V1
+  double scale = 0.0;  // softmax scale, 1/sqrt(d)
+  std::int64_t q_row_stride = 0;  // elements between tokens in q (>= q_heads*head_dim)
+  std::int64_t kv_row_stride_k = 0;
+  std::int64_t kv_row_stride_v = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  virtual DType act_dtype() const = 0;    // activations
+  virtual DType param_dtype() const = 0;  // master weights, gradients, optimizer state
+  virtual const char* name() const = 0;
+
+  // ---- memory helpers
+  virtual void fill(Tensor& t, double value) = 0;
+  // dst = src converted to dst's dtype (same shape, same device).
+  virtual void convert(const Tensor& src, Tensor& dst) = 0;
+  virtual void synchronize() {}
+
+  // ---- embedding: out (N, E) = table[ids]; dtable (V, E) += scatter of dout
+  virtual void embedding_forward(const Tensor& ids /*(N) i32*/, const Tensor& table /*(V,E)*/,
+                                 Tensor& out /*(N,E) act*/) = 0;
+  virtual void embedding_backward(const Tensor& ids, const Tensor& dout /*(N,E) act*/,
+                                  Tensor& dtable /*(V,E) param, +=*/) = 0;
+
+  // ---- RMSNorm over the last dim C: out = scale * x / rms(x) * weight; rstd (N) kept for bwd.
+  // weight may be undefined (no gain). scale is a constant (DIFF V1: 1 - lambda_init).
+  virtual void rmsnorm_forward(const Tensor& x /*(N,C)*/, const Tensor& weight /*(C) or {}*/,
+                               double eps, double scale, Tensor& out /*(N,C)*/,
+                               Tensor& rstd /*(N) f32*/) = 0;
+  virtual void rmsnorm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd,
+                                double scale, const Tensor& dout, Tensor& dx /*=*/,
+                                Tensor* dweight /*(C) +=, null when no gain*/) = 0;
+
+  // ---- linear: out (N, M) = x (N, K) W^T, W (M, K). Backward: dx = dout W (=, or += when
+  // accumulate_dx), dW += dout^T x.
+  virtual void linear_forward(const Tensor& x, const Tensor& w, Tensor& out) = 0;
+  virtual void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
+                               Tensor& dw, bool accumulate_dx) = 0;
+
+  // ---- elementwise
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;  // out = a + b
+  virtual void add_inplace(Tensor& acc, const Tensor& b) = 0;           // acc += b
+
+  // ---- RoPE on x viewed as (B, T, H, D) with row stride `row_stride` (elements per token),
+  // token t at position pos_offset + t. inverse = true applies the transpose rotation (backward).
+  virtual void rope(Tensor& x, int batch, int seq, int heads, int head_dim,
+                    std::int64_t row_stride, int pos_offset, double theta, RopeStyle style,
+                    bool inverse) = 0;
+
+  // ---- SwiGLU: out = silu(gate) * up, all (N, F)
+  virtual void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  virtual void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout,
+                               Tensor& dgate, Tensor& dup) = 0;
+
+  // ---- softmax attention (baseline and V2): q (B,T,Hq,d) k (B,S,Hk,d) v (B,S,Hk,dv),
+  // GQA: query head m uses kv head m / (Hq/Hk). out (B,T,Hq,dv), lse (B,Hq,T) f32 for bwd.
+  virtual void softmax_attention_forward(const AttentionGeometry& g, const Tensor& q,
+                                         const Tensor& k, const Tensor& v, Tensor& out,
+                                         Tensor& lse) = 0;
+  virtual void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q,
+                                          const Tensor& k, const Tensor& v, const Tensor& out,
+                                          const Tensor& lse, const Tensor& dout, Tensor& dq,
+                                          Tensor& dk, Tensor& dv) = 0;
+
+  // ---- differential attention V1: q (B,T,2h,d), k (B,S,2h_kv,d), v (B,S,h_kv,2d);
+  // head i uses q components 2i, 2i+1 and k components 2j, 2j+1 with j = i / n_rep.
+  // out (B,T,h,2d) = (A1 - lambda A2) V_j; lse (B,2h,T) f32 holds both maps' log-sum-exps.
+  // lambda is a (1) f32 tensor on the device. dlambda (1) f32 is accumulated (+=).
+  virtual void diff_attention_forward(const AttentionGeometry& g, const Tensor& q,
+                                      const Tensor& k, const Tensor& v, const Tensor& lambda,
+                                      Tensor& out, Tensor& lse) = 0;
+  virtual void diff_attention_backward(const AttentionGeometry& g, const Tensor& q,
+                                       const Tensor& k, const Tensor& v, const Tensor& lambda,
+                                       const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                       Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) = 0;
+
+  // ---- DIFF V1 lambda = exp(lq1.lk1) - exp(lq2.lk2) + lambda_init, all vectors (d) params.
+  virtual void diff_lambda_forward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
+                                   const Tensor& lk2, double lambda_init,
+                                   Tensor& lambda /*(1) f32*/) = 0;
+  virtual void diff_lambda_backward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
+                                    const Tensor& lk2, const Tensor& dlambda /*(1) f32*/,
+                                    Tensor& dlq1, Tensor& dlk1, Tensor& dlq2,
+                                    Tensor& dlk2 /*+=*/) = 0;
+
+  // ---- DIFF V2 combine: a (N, 2h, d), gate_logits (N, h): out (N, h, d) =
+  // a[:,2i] - sigmoid(gate_logits[:,i]) * a[:,2i+1].
+  virtual void v2_combine_forward(const Tensor& a, const Tensor& gate_logits, Tensor& out) = 0;
+  virtual void v2_combine_backward(const Tensor& a, const Tensor& gate_logits,
+                                   const Tensor& dout, Tensor& da, Tensor& dgate_logits) = 0;
+
+  // ---- fused cross-entropy: logits (N, V) act, targets (N) i32 (negative = ignored).
+  // Writes per-row losses (N) f32 and dlogits = (softmax - onehot) * grad_scale (same shape as
+  // logits; may alias logits). Returns nothing; the caller reduces losses.
+  virtual void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets,
+                                              float grad_scale, Tensor& losses,
+                                              Tensor& dlogits) = 0;
+  // Forward only (evaluation): per-row losses.
+  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets,
+                                     Tensor& losses) = 0;
+
+  // ---- optimizer support (params, grads and moments all param dtype, same shape)
+  virtual double sum_of_squares(const Tensor& t) = 0;  // for global grad-norm clipping
+  virtual void scale_inplace(Tensor& t, double factor) = 0;
+  virtual void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, double lr,
+                          double beta1, double beta2, double eps, double weight_decay,
+                          int step /*1-based*/) = 0;
+};
+
+}  // namespace difftx
