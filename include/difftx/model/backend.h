@@ -97,15 +97,18 @@ class Backend {
 
   // ---- differential attention V1: q (B,T,2h,d), k (B,S,2h_kv,d), v (B,S,h_kv,2d);
   // head i uses q components 2i, 2i+1 and k components 2j, 2j+1 with j = i / n_rep.
-  // out (B,T,h,2d) = (A1 - lambda A2) V_j; lse (B,2h,T) f32 holds both maps' log-sum-exps.
-  // lambda is a (1) f32 tensor on the device. dlambda (1) f32 is accumulated (+=).
+  // out (B,T,h,2d) = (A1 - lambda A2) V_j; out2 (B,T,h,2d) = A2 V_j is kept for the backward
+  // (O1 = out + lambda out2, dlambda = -sum(out2 . dout)); lse (B,2h,T) f32 holds both maps'
+  // log-sum-exps (row 2i: A1 of head i, row 2i+1: A2). lambda is a (1) f32 tensor on the
+  // device. dlambda (1) f32 is accumulated (+=). out2 may be undefined in inference.
   virtual void diff_attention_forward(const AttentionGeometry& g, const Tensor& q,
                                       const Tensor& k, const Tensor& v, const Tensor& lambda,
-                                      Tensor& out, Tensor& lse) = 0;
+                                      Tensor& out, Tensor& out2, Tensor& lse) = 0;
   virtual void diff_attention_backward(const AttentionGeometry& g, const Tensor& q,
                                        const Tensor& k, const Tensor& v, const Tensor& lambda,
-                                       const Tensor& out, const Tensor& lse, const Tensor& dout,
-                                       Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) = 0;
+                                       const Tensor& out, const Tensor& out2, const Tensor& lse,
+                                       const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv,
+                                       Tensor& dlambda) = 0;
 
   // ---- DIFF V1 lambda = exp(lq1.lk1) - exp(lq2.lk2) + lambda_init, all vectors (d) params.
   virtual void diff_lambda_forward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
