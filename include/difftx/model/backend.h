@@ -5,6 +5,9 @@
 //   - outputs of forward ops and activation gradients are overwritten (=);
 //   - parameter gradients are accumulated (+=), so micro-batches add up;
 //   - "act" tensors have the backend's activation dtype, parameters/gradients its param dtype;
+//   - "stat" tensors (rstd, lse, lambda, losses) have the param dtype: f32 on CUDA, f32 or f64
+//     on the CPU (the f64 CPU mode exists for finite-difference checks). Below, "f32" in a
+//     comment means that stat dtype;
 //   - linear weights use torch.nn.Linear layout (out_features, in_features): y = x W^T.
 #pragma once
 

@@ -1,0 +1,86 @@
+// Model: the one definition of DIFF V1, DIFF V2 and the softmax baseline, written once against
+// the Backend op set. Holds master parameters and gradients (param dtype), compute copies of the
+// matrices (activation dtype, refreshed after each optimizer step) and reusable activations.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "difftx/model/backend.h"
+#include "difftx/model/config.h"
+#include "difftx/model/params.h"
+
+namespace difftx {
+
+class KvCache;
+
+class Model {
+ public:
+  // `params` must hold every tensor of parameter_specs(config) with the backend's param dtype on
+  // its device (shapes are checked).
+  Model(ModelConfig config, Backend& backend, ParamSet params);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() { return backend_; }
+  ParamSet& params() { return params_; }
+  const ParamSet& params() const { return params_; }
+  ParamSet& grads() { return grads_; }
+
+  void zero_grads();
+  // Re-derives the activation-dtype copies of the weights from the master parameters; call after
+  // changing parameters (optimizer step, loading). A no-op when both dtypes are equal.
+  void refresh_compute_weights();
+
+  // inputs, targets: host (B, T) i32 (targets < 0 are ignored). Mean loss over counted targets.
+  // forward_backward also accumulates grad_scale * d(mean loss)/d(param) into grads().
+  double forward_backward(const Tensor& inputs, const Tensor& targets, double grad_scale = 1.0);
+  double forward_loss(const Tensor& inputs, const Tensor& targets);
+  // Host (B, T, V) logits in f32 (or f64 on the f64 CPU backend).
+  Tensor logits(const Tensor& inputs);
+
+  // Per-layer lambda of DIFF V1 (empty otherwise), computed on the host from the parameters.
+  std::vector<double> lambdas() const;
+
+  // Incremental decoding (batch 1): feeds tokens at positions cache.length()..; returns host
+  // (n, V) logits of the fed tokens and advances the cache.
+  Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens);
+
+  struct Activations;  // defined in model_activations.h
+
+ private:
+  void forward(const Tensor& inputs_host, int batch, int seq);
+  const Tensor& weight(const std::string& name) const;  // compute copy (2-D) or master (1-D)
+  AttentionGeometry geometry(int batch, int seq, int kv_len, int q_offset) const;
+  void attention_forward(int layer, int batch, int seq);
+  void attention_backward(int layer, int batch, int seq);
+  Activations& activations(int batch, int seq);
+
+  ModelConfig config_;
+  Backend& backend_;
+  ParamSet params_;
+  ParamSet grads_;
+  ParamSet compute_;  // activation-dtype copies of 2-D parameters when dtypes differ
+  std::unique_ptr<Activations> acts_;
+};
+
+// Key/value cache for incremental decoding with batch 1: per layer K (S_max, k_dim) and
+// V (S_max, v_dim) in the activation dtype on the backend's device.
+class KvCache {
+ public:
+  KvCache(const Model& model, int capacity);
+  int length() const { return length_; }
+  int capacity() const { return capacity_; }
+  void reset() { length_ = 0; }
+
+ private:
+  friend class Model;
+  int capacity_;
+  int length_ = 0;
+  std::vector<Tensor> k_;  // per layer (S_max, k_dim)
+  std::vector<Tensor> v_;  // per layer (S_max, v_dim)
+};
+
+}  // namespace difftx
