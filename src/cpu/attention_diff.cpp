@@ -71,11 +71,13 @@ void diff_attention_backward(const AttentionGeometry& g, const T* q, const T* k,
   const int h = g.q_heads / 2;
   const int n_rep = h / g.v_heads;
   const double lam = double(lambda);
-  double dlam_total = 0;
+  // Per-task partial sums of dlambda, added in a fixed order so results are bit-reproducible.
+  std::vector<double> dlam_parts(static_cast<std::size_t>(g.batch) * g.v_heads, 0.0);
   // One task per (batch, kv group j): owns dk/dv of group j and dq of heads i with i/n_rep == j.
-#pragma omp parallel for collapse(2) reduction(+ : dlam_total)
+#pragma omp parallel for collapse(2)
   for (int b = 0; b < g.batch; ++b) {
     for (int j = 0; j < g.v_heads; ++j) {
+      double& dlam_total = dlam_parts[static_cast<std::size_t>(b) * g.v_heads + j];
       for (int s = 0; s < g.kv_len; ++s) {
         std::fill_n(dk + ix.k(b, s, 2 * j), 2 * g.head_dim, T(0));
         std::fill_n(dv + ix.v(b, s, j), g.v_head_dim, T(0));
@@ -133,6 +135,8 @@ void diff_attention_backward(const AttentionGeometry& g, const T* q, const T* k,
       }
     }
   }
+  double dlam_total = 0;
+  for (double part : dlam_parts) dlam_total += part;
   *dlambda += T(dlam_total);
 }
 

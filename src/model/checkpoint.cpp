@@ -6,6 +6,7 @@
 #include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
 #include "difftx/core/safetensors.h"
+#include "difftx/core/tensor_checksum.h"
 
 namespace difftx {
 namespace fs = std::filesystem;
@@ -30,7 +31,8 @@ void save_model_checkpoint(const fs::path& dir, const nlohmann::json& run_config
   // Weights last: a folder with model.safetensors is complete.
   save_safetensors(dir / "model.safetensors", tensors,
                    {{"format", "difftx"}, {"step", std::to_string(step)},
-                    {"attention", attention_kind_name(config.attention)}});
+                    {"attention", attention_kind_name(config.attention)},
+                    {"checksum", tensors_checksum(tensors)}});
 }
 
 ModelCheckpoint load_model_checkpoint(const fs::path& dir) {
@@ -54,6 +56,11 @@ ModelCheckpoint load_model_checkpoint(const fs::path& dir) {
   const fs::path weights = dir / "model.safetensors";
   if (!fs::exists(weights)) fail("checkpoint '{}' has no model.safetensors", dir.string());
   SafetensorsFile file = load_safetensors(weights);
+  auto sum = file.metadata.find("checksum");
+  if (sum != file.metadata.end() && sum->second != tensors_checksum(file.tensors)) {
+    fail("{}: checksum mismatch (the file is corrupt: stored {}, computed {}); use an earlier checkpoint",
+         weights.string(), sum->second, tensors_checksum(file.tensors));
+  }
   for (const auto& s : parameter_specs(ck.config)) {
     if (!file.contains(s.name)) {
       fail("{}: tensor '{}' is missing (is this a checkpoint of another architecture?)",
@@ -73,7 +80,7 @@ ModelCheckpoint load_model_checkpoint(const fs::path& dir) {
   }
   if (file.tensors.size() != ck.params.size()) {
     for (const auto& [name, t] : file.tensors) {
-      if (!ck.params.contains(name)) fail("{}: unexpected tensor '{}' for this config", weights.string(), name);
+      if (!ck.params.contains(name)) fail("{}: unexpected tensor '{}' for this config (is this a checkpoint of another architecture?)", weights.string(), name);
     }
   }
   auto it = file.metadata.find("step");
