@@ -19,7 +19,7 @@ double softmax_row(const AttentionIndex& ix, const T* q, const T* k, int b, int 
     mx = std::max(mx, p[s]);
   }
   double sum = 0;
-  for (int s = 0; s < n; ++s) sum += (p[s] = std::exp(p[s] - mx));
+  for (int s = 0; s < n; ++s) sum += (p[s] = exp_in<T>(p[s] - mx));
   for (int s = 0; s < n; ++s) p[s] /= sum;
   return mx + std::log(sum);
 }
@@ -108,8 +108,8 @@ void diff_attention_backward(const AttentionGeometry& g, const T* q, const T* k,
             const T* k1 = k + ix.k(b, s, 2 * j);
             const T* k2 = k + ix.k(b, s, 2 * j + 1);
             const T* vs = v + ix.v(b, s, j);
-            double p1 = std::exp(g.scale * dot(q1, k1, g.head_dim) - l1);
-            double p2 = std::exp(g.scale * dot(q2, k2, g.head_dim) - l2);
+            double p1 = exp_in<T>(g.scale * dot(q1, k1, g.head_dim) - l1);
+            double p2 = exp_in<T>(g.scale * dot(q2, k2, g.head_dim) - l2);
             double dpv = dot(go, vs, g.v_head_dim);  // dO . V_s
             double ds1 = p1 * (dpv - d1) * g.scale;
             double ds2 = p2 * (-lam * dpv - d2) * g.scale;

@@ -26,7 +26,7 @@ void softmax_attention_forward(const AttentionGeometry& g, const T* q, const T* 
           mx = std::max(mx, p[s]);
         }
         double sum = 0;
-        for (int s = 0; s < n; ++s) sum += (p[s] = std::exp(p[s] - mx));
+        for (int s = 0; s < n; ++s) sum += (p[s] = exp_in<T>(p[s] - mx));
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int s = 0; s < n; ++s) {
           const T* vs = v + ix.v(b, s, kvh);
@@ -66,7 +66,7 @@ void softmax_attention_backward(const AttentionGeometry& g, const T* q, const T*
           for (int s = 0; s < n; ++s) {
             const T* ks = k + ix.k(b, s, j);
             const T* vs = v + ix.v(b, s, j);
-            double ps = std::exp(g.scale * dot(qt, ks, g.head_dim) - l);
+            double ps = exp_in<T>(g.scale * dot(qt, ks, g.head_dim) - l);
             double dp = dot(go, vs, g.v_head_dim);
             double ds = ps * (dp - D) * g.scale;
             T* dks = dk + ix.k(b, s, j);

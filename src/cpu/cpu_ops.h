@@ -2,6 +2,7 @@
 // shapes in comments; each op family lives in its own .cpp with explicit instantiations.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "difftx/model/backend.h"
@@ -9,6 +10,17 @@
 namespace difftx::cpu {
 
 using i64 = std::int64_t;
+
+// exp evaluated in the kernel's own precision: single-precision expf for T = float (about
+// twice as fast as double exp), exact double exp for the fp64 oracle.
+template <typename T>
+inline double exp_in(double x) {
+  if constexpr (sizeof(T) == 4) {
+    return double(std::exp(float(x)));
+  } else {
+    return std::exp(x);
+  }
+}
 
 // Dot product accumulated in double.
 template <typename T>

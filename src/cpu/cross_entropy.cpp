@@ -20,7 +20,7 @@ void cross_entropy(const T* logits, const std::int32_t* targets, i64 n, i64 voca
     double mx = -INFINITY;
     for (i64 c = 0; c < vocab; ++c) mx = std::max(mx, double(row[c]));
     double sum = 0;
-    for (i64 c = 0; c < vocab; ++c) sum += std::exp(double(row[c]) - mx);
+    for (i64 c = 0; c < vocab; ++c) sum += exp_in<T>(double(row[c]) - mx);
     const double lse = mx + std::log(sum);
     const bool ignored = target < 0;
     const double target_logit = ignored ? 0.0 : double(row[target]);
@@ -28,7 +28,7 @@ void cross_entropy(const T* logits, const std::int32_t* targets, i64 n, i64 voca
     if (dlogits) {
       T* drow = dlogits + r * vocab;  // may alias row: each element is read before written
       for (i64 c = 0; c < vocab; ++c) {
-        double p = std::exp(double(row[c]) - lse);
+        double p = exp_in<T>(double(row[c]) - lse);
         double onehot = (c == target) ? 1.0 : 0.0;
         drow[c] = ignored ? T(0) : T((p - onehot) * grad_scale);
       }

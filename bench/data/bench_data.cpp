@@ -1,0 +1,146 @@
+// Data pipeline speed: encode throughput (MB/s) of the library path and the cached encoder,
+// and the wall time of `difftx data prepare` on the default Brown corpus. Needs the corpus
+// installed by scripts/fetch-corpus.sh.
+#include <benchmark/benchmark.h>
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "difftx/core/error.h"
+#include "difftx/data/brown.h"
+#include "difftx/data/corpus.h"
+#include "difftx/data/prepare.h"
+#include "difftx/data/tokenizer.h"
+
+namespace {
+namespace fs = std::filesystem;
+using namespace difftx::data;
+
+// A scratch folder for the benchmark's outputs, removed at exit.
+struct ScratchDir {
+  fs::path path;
+  ScratchDir() {
+    std::string pattern = (fs::temp_directory_path() / "difftx-bench-data-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+const fs::path& scratch_dir() {
+  static const ScratchDir dir;
+  return dir.path;
+}
+
+// The whole Brown corpus as one text, and the tokenizer `data prepare` trains on it.
+struct BrownFixture {
+  std::string text;
+  Tokenizer tokenizer;
+};
+
+const BrownFixture& brown() {
+  static const BrownFixture f = [] {
+    BrownFixture b;
+    const Corpus corpus = Corpus::brown(default_brown_dir());
+    for (std::size_t i = 0; i < corpus.size(); ++i) b.text += corpus.text(i);
+    PrepareOptions o;
+    o.out_dir = scratch_dir() / "tokenizer-source";
+    o.progress = difftx::ProgressMode::quiet;
+    const PrepareSummary s = prepare_data(o);
+    b.tokenizer = Tokenizer::load(s.tokenizer_path);
+    return b;
+  }();
+  return f;
+}
+
+void report_mb_per_s(benchmark::State& state, std::size_t bytes) {
+  // Shown as "MB=<rate>/s": decimal megabytes of UTF-8 text encoded per second.
+  state.counters["MB"] = benchmark::Counter(
+      static_cast<double>(bytes) * static_cast<double>(state.iterations()) / 1e6,
+      benchmark::Counter::kIsRate);
+  state.counters["text_MB"] = static_cast<double>(bytes) / 1e6;
+}
+
+// Tokenizer::encode: every word through SentencePiece (16 kB per library call).
+void BM_EncodeLibrary(benchmark::State& state) {
+  const BrownFixture& b = brown();
+  std::size_t tokens = 0;
+  for (auto _ : state) {
+    const auto ids = b.tokenizer.encode(b.text);
+    tokens = ids.size();
+    benchmark::DoNotOptimize(ids.data());
+  }
+  report_mb_per_s(state, b.text.size());
+  state.counters["tokens"] = static_cast<double>(tokens);
+}
+
+// CachedEncoder with an empty cache each time, as `data prepare` uses it (one thread).
+void BM_EncodeCachedCold(benchmark::State& state) {
+  const BrownFixture& b = brown();
+  for (auto _ : state) {
+    CachedEncoder enc(b.tokenizer);
+    std::vector<std::int32_t> ids;
+    enc.encode(b.text, ids);
+    benchmark::DoNotOptimize(ids.data());
+  }
+  report_mb_per_s(state, b.text.size());
+}
+
+// CachedEncoder once every word of the text is cached (steady state on a large corpus).
+void BM_EncodeCachedWarm(benchmark::State& state) {
+  const BrownFixture& b = brown();
+  CachedEncoder enc(b.tokenizer);
+  std::vector<std::int32_t> ids;
+  enc.encode(b.text, ids);
+  for (auto _ : state) {
+    ids.clear();
+    enc.encode(b.text, ids);
+    benchmark::DoNotOptimize(ids.data());
+  }
+  report_mb_per_s(state, b.text.size());
+}
+
+// `difftx data prepare` with its defaults on the Brown corpus (all cores).
+void BM_PrepareBrown(benchmark::State& state) {
+  PrepareSummary s;
+  for (auto _ : state) {
+    PrepareOptions o;
+    o.out_dir = scratch_dir() / "prepared";
+    o.progress = difftx::ProgressMode::quiet;
+    s = prepare_data(o);
+  }
+  state.counters["documents"] = static_cast<double>(s.documents);
+  state.counters["bytes"] = static_cast<double>(s.bytes());
+  state.counters["tokens"] = static_cast<double>(s.tokens());
+  state.counters["bytes_per_token"] = s.bytes_per_token();
+  state.counters["read_s"] = s.read_seconds;
+  state.counters["tokenizer_s"] = s.tokenizer_seconds;
+  state.counters["encode_write_s"] = s.encode_seconds;
+  state.counters["total_s"] = s.seconds;
+}
+
+BENCHMARK(BM_EncodeLibrary)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_EncodeCachedCold)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_EncodeCachedWarm)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_PrepareBrown)->Unit(benchmark::kSecond)->Iterations(1)->Repetitions(3)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  try {
+    (void)brown();  // fails clearly here if the corpus is not installed
+  } catch (const difftx::Error& e) {
+    fmt::print(stderr, "bench_data: {}\n", e.what());
+    return 1;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

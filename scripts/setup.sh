@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set-up on a fresh machine: Debian packages, the pinned default corpus, and the CPU build.
+# With DIFFTX_BUILD_CUDA=1 (the test script sets it when nvcc exists) it also builds the CUDA
+# preset, so a CUDA compile error is caught even where no GPU exists.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+jobs="${DIFFTX_JOBS:-$(nproc)}"
+
+bash scripts/install-deps.sh
+bash scripts/fetch-corpus.sh
+
+echo "setup: building the cpu preset (build/cpu)"
+cmake --preset cpu >/dev/null
+cmake --build --preset cpu -j "$jobs"
+
+if [ "${DIFFTX_BUILD_CUDA:-0}" = "1" ]; then
+  echo "setup: building the cuda preset (build/cuda)"
+  cmake --preset cuda >/dev/null
+  cmake --build --preset cuda -j "$jobs"
+fi

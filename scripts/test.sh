@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: set-up (idempotent), the CPU test suite, and, where nvcc exists, the CUDA
+# build plus its GPU-labelled tests (reported as skipped when no GPU is present).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  export DIFFTX_BUILD_CUDA="${DIFFTX_BUILD_CUDA:-1}"
+fi
+bash scripts/setup.sh
+jobs="${DIFFTX_JOBS:-$(nproc)}"
+status=0
+echo "test: CPU suite (build/cpu)"
+ctest --preset cpu -j "$jobs" -L cpu || status=1
+if [ "${DIFFTX_BUILD_CUDA:-0}" = "1" ]; then
+  echo "test: GPU suite (build/cuda, label gpu; skipped without a GPU)"
+  ctest --preset cuda -j "$jobs" -L gpu || status=1
+fi
+exit $status

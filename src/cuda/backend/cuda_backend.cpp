@@ -1,0 +1,36 @@
+// CudaBackend construction, the public factory and the device probe.
+#include "cuda_backend.h"
+
+#include "difftx/cuda/check.h"
+#include "difftx/cuda/cuda_backend.h"
+
+namespace difftx {
+namespace cuda {
+
+CudaBackend::CudaBackend(int device_index)
+    : context_(CudaContext::get(device_index)),
+      linear_(std::make_unique<CublasLtLinear>(context_.stream())) {}
+
+CudaBackend::~CudaBackend() = default;
+
+Tensor CudaBackend::scratch(std::size_t bytes) {
+  if (bytes == 0) return Tensor();
+  return Tensor::empty({static_cast<std::int64_t>((bytes + 7) / 8)}, DType::f64, Device::cuda);
+}
+
+}  // namespace cuda
+
+std::unique_ptr<Backend> make_cuda_backend(int device_index) {
+  return std::make_unique<cuda::CudaBackend>(device_index);
+}
+
+bool cuda_device_available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return count > 0;
+}
+
+}  // namespace difftx

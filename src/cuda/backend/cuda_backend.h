@@ -1,0 +1,89 @@
+// The CudaBackend class (private to src/cuda/backend): each method is the checked entry of one
+// op; it validates the tensors (device, dtype, element counts) and calls the op's launcher on
+// the context's stream. Implementations are split by op family across backend_*.cpp files.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "../ops/linear_cublaslt.h"
+#include "cuda_context.h"
+#include "difftx/model/backend.h"
+
+namespace difftx::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_index);
+  ~CudaBackend() override;
+
+  Device device() const override { return Device::cuda; }
+  DType act_dtype() const override { return DType::bf16; }
+  DType param_dtype() const override { return DType::f32; }
+  const char* name() const override { return "cuda-bf16"; }
+
+  // backend_memory.cpp
+  void fill(Tensor& t, double value) override;
+  void convert(const Tensor& src, Tensor& dst) override;
+  void synchronize() override;
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void add_inplace(Tensor& acc, const Tensor& b) override;
+
+  // backend_layers.cpp
+  void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) override;
+  void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override;
+  void rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, double scale, Tensor& out,
+                       Tensor& rstd) override;
+  void rmsnorm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, double scale,
+                        const Tensor& dout, Tensor& dx, Tensor* dweight) override;
+  void linear_forward(const Tensor& x, const Tensor& w, Tensor& out) override;
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx, Tensor& dw,
+                       bool accumulate_dx) override;
+  void rope(Tensor& x, int batch, int seq, int heads, int head_dim, std::int64_t row_stride,
+            int pos_offset, double theta, RopeStyle style, bool inverse) override;
+  void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, Tensor& dgate,
+                       Tensor& dup) override;
+  void diff_lambda_forward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
+                           const Tensor& lk2, double lambda_init, Tensor& lambda) override;
+  void diff_lambda_backward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
+                            const Tensor& lk2, const Tensor& dlambda, Tensor& dlq1, Tensor& dlk1,
+                            Tensor& dlq2, Tensor& dlk2) override;
+  void v2_combine_forward(const Tensor& a, const Tensor& gate_logits, Tensor& out) override;
+  void v2_combine_backward(const Tensor& a, const Tensor& gate_logits, const Tensor& dout,
+                           Tensor& da, Tensor& dgate_logits) override;
+  void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, float grad_scale,
+                                      Tensor& losses, Tensor& dlogits) override;
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses) override;
+
+  // backend_attention.cpp
+  void softmax_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, Tensor& out, Tensor& lse) override;
+  void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) override;
+  void diff_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& lambda, Tensor& out, Tensor& out2,
+                              Tensor& lse) override;
+  void diff_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                               const Tensor& v, const Tensor& lambda, const Tensor& out,
+                               const Tensor& out2, const Tensor& lse, const Tensor& dout,
+                               Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) override;
+
+  // backend_optimizer.cpp
+  double sum_of_squares(const Tensor& t) override;
+  void scale_inplace(Tensor& t, double factor) override;
+  void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, int step) override;
+
+ private:
+  cudaStream_t stream() const { return context_.stream(); }
+  // Device scratch of at least `bytes` (256-byte aligned) from the caching allocator; freed when
+  // the returned tensor goes, which is safe because all work is ordered on one stream.
+  static Tensor scratch(std::size_t bytes);
+
+  CudaContext& context_;
+  std::unique_ptr<CublasLtLinear> linear_;
+};
+
+}  // namespace difftx::cuda
