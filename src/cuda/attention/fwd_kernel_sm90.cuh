@@ -1,0 +1,293 @@
+// Forward flash-attention kernel for Hopper (sm_90a): the same algorithm and block layout as
+// fwd_kernel.cuh, with the two products on warpgroup MMAs (wgmma) reading 128B-swizzled shared
+// tiles, which removes the ldmatrix traffic that bounds the mma.sync kernel.
+//
+// One block = 2 warpgroups (256 threads) per (head, batch, query tile):
+//   DIFF V1: warpgroup m computes map m (S_m = Q_m K_m^T, its online softmax, O_m += P_m V) for
+//   the tile's 64 query rows; both read the same V tile (one global load per K1/K2/V tile).
+//   softmax: warpgroup w computes query rows [64 w, 64 w + 64) of a 128-row tile.
+// S (64 x kBlockN) and O (64 x dv) live in registers (wgmma accumulators); P feeds the P V product
+// from registers (wgmma A operand). K/V tiles are double-buffered with cp.async; the epilogue
+// stages O1/l1, O2/l2 in shared memory and writes out = O1 - lambda O2 (and out2) coalesced.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "mma.cuh"
+#include "params.cuh"
+#include "wgmma.cuh"
+
+namespace difftx::cuda::attn {
+
+template <int kD_, bool kDiff_, int kBlockN_>
+struct FwdSm90Traits {
+  static constexpr int kD = kD_;
+  static constexpr bool kDiff = kDiff_;
+  static constexpr int kBlockN = kBlockN_;
+  static constexpr int kStages = 2;
+  static constexpr int kMaps = kDiff ? 2 : 1;
+  static constexpr int kDV = kDiff ? 2 * kD : kD;
+  static constexpr int kThreads = 256;
+  static constexpr int kBlockM = kDiff ? 64 : 128;  // query rows per block
+  static constexpr int kQRows = kDiff ? 64 : 128;   // rows of each Q sub-tile (one per map)
+  static constexpr int kQBytes = kMaps * kQRows * kD * 2;
+  static constexpr int kKTileBytes = kBlockN * kD * 2;
+  static constexpr int kKBytes = kMaps * kKTileBytes;
+  static constexpr int kVBytes = kBlockN * kDV * 2;
+  static constexpr int kStageBytes = kKBytes + kVBytes;
+  static constexpr int kMainBytes = kQBytes + kStages * kStageBytes;
+  static constexpr int kOS = kDV + 8;  // fp32 staging row
+  static constexpr int kEpiBytes = 128 * kOS * 4;
+  static constexpr int kSmemBytes = (kMainBytes > kEpiBytes ? kMainBytes : kEpiBytes) + 1024;
+  static_assert(kD % 64 == 0 && kDV % 64 == 0 && kBlockN % 64 == 0, "sw128 tiles need 64-wide panels");
+};
+
+// cp.async copy of rows [0, kRows) x [0, kCols) of a global bf16 matrix into a sw128 tile;
+// rows >= valid_rows are zero-filled.
+template <int kRows, int kCols, int kThreads>
+__device__ __forceinline__ void load_tile_sw128(unsigned char* tile, const bf16* gmem,
+                                                std::int64_t gstride, int valid_rows, int tid) {
+  constexpr int kChunks = kCols / 8;
+#pragma unroll
+  for (int c = tid; c < kRows * kChunks; c += kThreads) {
+    const int r = c / kChunks, cc = c % kChunks;
+    const bool ok = r < valid_rows;
+    const bf16* src = ok ? gmem + r * gstride + cc * 8 : gmem;
+    cp_async_16(tile + (cc >> 3) * kRows * 128 + r * 128 + (((cc & 7) ^ (r & 7)) << 4), src,
+                ok ? 16 : 0);
+  }
+}
+
+template <class Tr>
+__global__ void __launch_bounds__(Tr::kThreads, 1) attention_fwd_sm90_kernel(const FwdParams p) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int kD = Tr::kD, kDV = Tr::kDV, kMaps = Tr::kMaps, kBlockM = Tr::kBlockM;
+  constexpr int kBlockN = Tr::kBlockN, kQRows = Tr::kQRows, kOS = Tr::kOS;
+  constexpr int kThreads = Tr::kThreads;
+
+  extern __shared__ unsigned char smem_dyn[];
+  unsigned char* smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<std::uintptr_t>(smem_dyn) + 1023) & ~static_cast<std::uintptr_t>(1023));
+  unsigned char* sQ = smem;                   // kMaps sw128 tiles [kQRows][kD]
+  unsigned char* sKV = smem + Tr::kQBytes;    // kStages stages of { K tiles [kMaps][kBlockN][kD], V [kBlockN][kDV] }
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wg = warp >> 2, wq = warp & 3;  // warpgroup, warp inside it
+  const int map = kMaps == 2 ? wg : 0;
+  const int row_base = kMaps == 2 ? 0 : 64 * wg;  // first tile row of this warpgroup
+  // grid (query tiles, heads, batch): blocks running together share one head's K/V in L2;
+  // the longest tiles (most keys) are scheduled first
+  const int head = blockIdx.y, b = blockIdx.z;
+  const int m_block = p.num_m_blocks - 1 - static_cast<int>(blockIdx.x);
+  const int m0 = m_block * kBlockM;
+  const int T = p.q_len, S = p.kv_len;
+  const int kv_group = head / p.n_rep;
+  auto q_comp = [&](int m) { return kMaps == 2 ? 2 * head + m : head; };
+  auto k_comp = [&](int m) { return kMaps == 2 ? 2 * kv_group + m : kv_group; };
+  const int vh = kv_group;
+
+  const int q_rows = min(kBlockM, T - m0);
+  const int kv_end = min(S, p.q_offset + m0 + q_rows);
+  const int n_blocks = (kv_end + kBlockN - 1) / kBlockN;
+
+#pragma unroll
+  for (int m = 0; m < kMaps; ++m) {
+    load_tile_sw128<kQRows, kD, kThreads>(
+        sQ + m * kQRows * kD * 2,
+        p.q + (static_cast<std::int64_t>(b) * T + m0) * p.q_stride + q_comp(m) * kD, p.q_stride,
+        q_rows, tid);
+  }
+  auto load_kv = [&](int n, int stage) {
+    unsigned char* sK = sKV + stage * Tr::kStageBytes;
+    unsigned char* sV = sK + Tr::kKBytes;
+    const int s0 = n * kBlockN;
+    const int valid = min(kBlockN, S - s0);
+    const std::int64_t row0 = static_cast<std::int64_t>(b) * S + s0;
+#pragma unroll
+    for (int m = 0; m < kMaps; ++m) {
+      load_tile_sw128<kBlockN, kD, kThreads>(sK + m * Tr::kKTileBytes,
+                                             p.k + row0 * p.k_stride + k_comp(m) * kD,
+                                             p.k_stride, valid, tid);
+    }
+    load_tile_sw128<kBlockN, kDV, kThreads>(sV, p.v + row0 * p.v_stride + vh * kDV, p.v_stride,
+                                            valid, tid);
+  };
+
+  float o[kDV / 2];
+#pragma unroll
+  for (int i = 0; i < kDV / 2; ++i) o[i] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY};
+  float row_sum[2] = {0.f, 0.f};
+  const int g = lane >> 2, c2 = (lane & 3) * 2;
+  const int r_lo = row_base + wq * 16 + g;  // tile row of d[4i + 0..1]; d[4i + 2..3] is r_lo + 8
+  const int t_lo = m0 + r_lo;
+  const float scale_log2 = p.scale_log2;
+  const std::uint32_t q_addr = smem_addr(sQ + map * kQRows * kD * 2) + row_base * 128;
+
+  float s[kBlockN / 2];  // scores -> probabilities of one tile (64 x kBlockN)
+  std::uint32_t pa[kBlockN / 16][4];  // P as bf16 A fragments
+  float alpha[2];  // rescale factor of the accumulator after a tile's softmax
+
+  // S = Q K^T of the tile in `stage` (both operands K-major); issued, not waited for
+  auto issue_s = [&](int stage) {
+    const std::uint32_t k_addr = smem_addr(sKV + stage * Tr::kStageBytes + map * Tr::kKTileBytes);
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const std::uint32_t koff = (kk & 3) << 5;  // 16 columns = 32 bytes inside a panel
+      const std::uint64_t da = sw128_desc(q_addr + (kk >> 2) * kQRows * 128 + koff, 16, 1024);
+      const std::uint64_t db = sw128_desc(k_addr + (kk >> 2) * kBlockN * 128 + koff, 16, 1024);
+      wgmma_ss<0, 0>(s, da, db, kk > 0 ? 1 : 0);
+    }
+    wgmma_commit();
+  };
+  // O += P V of the tile in `stage` (V MN-major: rows = keys = the K dimension)
+  auto issue_pv = [&](int stage) {
+    const std::uint32_t v_addr = smem_addr(sKV + stage * Tr::kStageBytes + Tr::kKBytes);
+#pragma unroll
+    for (int kt = 0; kt < kBlockN / 16; ++kt) {
+      wgmma_rs<1>(o, pa[kt], sw128_desc(v_addr + kt * 16 * 128, kBlockN * 128, 1024), 1);
+    }
+    wgmma_commit();
+  };
+  // masks tile n's scores, updates the running max / sum, turns s into probabilities and
+  // returns the factor the accumulator must be rescaled by
+  auto softmax_tile = [&](int n) {
+    const int s0 = n * kBlockN;
+    if (s0 + kBlockN > S || s0 + kBlockN - 1 > p.q_offset + m0 + row_base) {
+#pragma unroll
+      for (int i = 0; i < kBlockN / 8; ++i) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int key = s0 + i * 8 + c2 + (j & 1);
+          const int t = t_lo + (j >> 1) * 8;
+          if (key >= S || key > p.q_offset + t) s[4 * i + j] = -INFINITY;
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int i = 0; i < kBlockN / 8; ++i) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(row_max[r], mx * scale_log2);
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;
+      alpha[r] = fast_exp2(row_max[r] - m_use);
+      row_max[r] = m_new;
+      float sum = 0.f;
+#pragma unroll
+      for (int i = 0; i < kBlockN / 8; ++i) {
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const float pv = fast_exp2(fmaf(s[4 * i + 2 * r + j], scale_log2, -m_use));
+          s[4 * i + 2 * r + j] = pv;
+          sum += pv;
+        }
+      }
+      row_sum[r] = row_sum[r] * alpha[r] + sum;
+    }
+  };
+  auto rescale_o = [&]() {
+#pragma unroll
+    for (int i = 0; i < kDV / 8; ++i) {
+      o[4 * i] *= alpha[0];
+      o[4 * i + 1] *= alpha[0];
+      o[4 * i + 2] *= alpha[1];
+      o[4 * i + 3] *= alpha[1];
+    }
+  };
+  auto pack_p = [&]() {
+#pragma unroll
+    for (int kt = 0; kt < kBlockN / 16; ++kt) {
+      pa[kt][0] = pack_bf16(s[8 * kt + 0], s[8 * kt + 1]);
+      pa[kt][1] = pack_bf16(s[8 * kt + 2], s[8 * kt + 3]);
+      pa[kt][2] = pack_bf16(s[8 * kt + 4], s[8 * kt + 5]);
+      pa[kt][3] = pack_bf16(s[8 * kt + 6], s[8 * kt + 7]);
+    }
+  };
+
+  load_kv(n_blocks - 1, 0);
+  cp_async_commit();
+  for (int it = 0, n = n_blocks - 1; n >= 0; ++it, --n) {
+    const int stage = it & 1;
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // tile n landed; every warp is done with the other stage
+    if (n > 0) load_kv(n - 1, stage ^ 1);
+    cp_async_commit();
+    wgmma_fence();
+    issue_s(stage);
+    wgmma_wait<0>();
+    softmax_tile(n);
+    rescale_o();
+    pack_p();
+    wgmma_fence();
+    issue_pv(stage);
+    wgmma_wait<0>();
+  }
+
+  // ---- epilogue (as in fwd_kernel.cuh)
+  float inv[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = row_sum[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    inv[r] = sum > 0.f ? 1.f / sum : 0.f;
+    const int t = t_lo + r * 8;
+    if ((lane & 3) == 0 && t < T) {
+      const float lse = sum > 0.f ? (row_max[r] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
+      p.lse[(static_cast<std::int64_t>(b) * p.q_comps + q_comp(map)) * T + t] = lse;
+    }
+  }
+  __syncthreads();
+  // staging: [kMaps][rows][kOS] fp32; DIFF: map m rows 0..63; softmax: rows 0..127
+  float* sO = reinterpret_cast<float*>(smem) + map * 64 * kOS;
+#pragma unroll
+  for (int i = 0; i < kDV / 8; ++i) {
+    const int col = i * 8 + c2;
+    *reinterpret_cast<float2*>(&sO[r_lo * kOS + col]) = make_float2(o[4 * i] * inv[0], o[4 * i + 1] * inv[0]);
+    *reinterpret_cast<float2*>(&sO[(r_lo + 8) * kOS + col]) =
+        make_float2(o[4 * i + 2] * inv[1], o[4 * i + 3] * inv[1]);
+  }
+  __syncthreads();
+
+  const float* sO0 = reinterpret_cast<const float*>(smem);
+  const float lam = kMaps == 2 ? *p.lambda : 0.f;
+  constexpr int kChunks = kDV / 8;
+  for (int c = tid; c < kBlockM * kChunks; c += kThreads) {
+    const int r = c / kChunks, cc = c % kChunks;
+    const int t = m0 + r;
+    if (t >= T) continue;
+    const float4 x0 = *reinterpret_cast<const float4*>(&sO0[r * kOS + cc * 8]);
+    const float4 x1 = *reinterpret_cast<const float4*>(&sO0[r * kOS + cc * 8 + 4]);
+    const std::int64_t orow = (static_cast<std::int64_t>(b) * T + t) * p.heads + head;
+    uint4 packed;
+    if constexpr (kMaps == 2) {
+      const float* sO1 = sO0 + 64 * kOS;
+      const float4 y0 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8]);
+      const float4 y1 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8 + 4]);
+      packed = make_uint4(pack_bf16(x0.x - lam * y0.x, x0.y - lam * y0.y),
+                          pack_bf16(x0.z - lam * y0.z, x0.w - lam * y0.w),
+                          pack_bf16(x1.x - lam * y1.x, x1.y - lam * y1.y),
+                          pack_bf16(x1.z - lam * y1.z, x1.w - lam * y1.w));
+      if (p.out2 != nullptr) {
+        *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) =
+            make_uint4(pack_bf16(y0.x, y0.y), pack_bf16(y0.z, y0.w), pack_bf16(y1.x, y1.y),
+                       pack_bf16(y1.z, y1.w));
+      }
+    } else {
+      packed = make_uint4(pack_bf16(x0.x, x0.y), pack_bf16(x0.z, x0.w), pack_bf16(x1.x, x1.y),
+                          pack_bf16(x1.z, x1.w));
+    }
+    *reinterpret_cast<uint4*>(p.out + orow * kDV + cc * 8) = packed;
+  }
+#else
+  __trap();  // built only for sm_90a (launch_fwd never selects it elsewhere)
+#endif
+}
+
+}  // namespace difftx::cuda::attn

@@ -1,0 +1,54 @@
+// Forward launchers: the instantiated tile configurations of the forward kernels (wgmma on
+// sm_90a, mma.sync elsewhere) and the grid (query tiles, heads, batch; the longest tiles first).
+#include "arch.h"
+#include "fwd_kernel.cuh"
+#include "fwd_kernel_sm90.cuh"
+#include "launch.h"
+
+namespace difftx::cuda::attn {
+namespace {
+
+//                              d    diff  row warps  BN  min blocks/SM
+using FwdSoftmax64 = FwdTraits<64, false, 8, 64, 2>;
+using FwdSoftmax128 = FwdTraits<128, false, 8, 64, 1>;
+using FwdDiff64 = FwdTraits<64, true, 4, 64, 2>;
+using FwdDiff128 = FwdTraits<128, true, 4, 64, 1>;
+//                                     d    diff   BN
+using FwdSm90Softmax64 = FwdSm90Traits<64, false, 128>;
+using FwdSm90Softmax128 = FwdSm90Traits<128, false, 128>;
+using FwdSm90Diff64 = FwdSm90Traits<64, true, 128>;
+using FwdSm90Diff128 = FwdSm90Traits<128, true, 64>;
+
+template <class Tr, class Kernel>
+cudaError_t launch(Kernel kernel, FwdParams p, cudaStream_t stream) {
+  static const cudaError_t attr = cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
+  if (attr != cudaSuccess) return attr;
+  p.num_m_blocks = (p.q_len + Tr::kBlockM - 1) / Tr::kBlockM;
+  const dim3 grid(p.num_m_blocks, p.heads, p.batch);
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <class Tr>
+cudaError_t launch_mma(const FwdParams& p, cudaStream_t stream) {
+  return launch<Tr>(attention_fwd_kernel<Tr>, p, stream);
+}
+template <class Tr>
+cudaError_t launch_sm90(const FwdParams& p, cudaStream_t stream) {
+  return launch<Tr>(attention_fwd_sm90_kernel<Tr>, p, stream);
+}
+
+
+}  // namespace
+
+cudaError_t launch_fwd(const FwdParams& p, int d, bool diff, cudaStream_t stream) {
+  if (use_sm90_kernels()) {
+    if (diff) return d == 64 ? launch_sm90<FwdSm90Diff64>(p, stream) : launch_sm90<FwdSm90Diff128>(p, stream);
+    return d == 64 ? launch_sm90<FwdSm90Softmax64>(p, stream) : launch_sm90<FwdSm90Softmax128>(p, stream);
+  }
+  if (diff) return d == 64 ? launch_mma<FwdDiff64>(p, stream) : launch_mma<FwdDiff128>(p, stream);
+  return d == 64 ? launch_mma<FwdSoftmax64>(p, stream) : launch_mma<FwdSoftmax128>(p, stream);
+}
+
+}  // namespace difftx::cuda::attn

@@ -1,0 +1,21 @@
+// Internal launchers of the attention kernels (no validation here: attention.cpp checks every
+// argument first). Each returns the CUDA error of its launches; kernels are instantiated only
+// for d in {64, 128} in fwd_launch.cu / bwd_launch.cu.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "params.cuh"
+
+namespace difftx::cuda::attn {
+
+constexpr int kRowPad = 64;  // lse_log2 / delta rows are padded to a multiple of this
+
+cudaError_t launch_fwd(const FwdParams& p, int d, bool diff, cudaStream_t stream);
+cudaError_t launch_bwd_preprocess(const PreParams& p, int batch, int dv, bool diff,
+                                  cudaStream_t stream);
+cudaError_t launch_bwd(const BwdParams& p, int d, bool diff, cudaStream_t stream);
+cudaError_t launch_dq_convert(const float* acc, __nv_bfloat16* dq, std::int64_t rows, int comps, int d,
+                              std::int64_t q_stride, float scale, cudaStream_t stream);
+
+}  // namespace difftx::cuda::attn
