@@ -16,5 +16,10 @@ cmake --build --preset cpu -j "$jobs"
 if [ "${DIFFTX_BUILD_CUDA:-0}" = "1" ]; then
   echo "setup: building the cuda preset (build/cuda)"
   cmake --preset cuda >/dev/null
-  cmake --build --preset cuda -j "$jobs"
+  # Only what the GPU suite needs: the library with its CUDA backend, the CLI and the GPU tests.
+  targets=(difftx_cli)
+  for t in tests/cuda/test_*.cpp tests/cuda/test_*.cu; do
+    [ -e "$t" ] && targets+=("$(basename "${t%.*}")")
+  done
+  cmake --build --preset cuda -j "$jobs" --target "${targets[@]}"
 fi

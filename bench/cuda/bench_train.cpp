@@ -1,0 +1,483 @@
+// Training-step benchmark of the CUDA backend: for each run config given (the 125M presets in
+// configs/), the Model on make_backend("cuda") with ParamSet::initialised, AdamW, synthetic
+// random token batches (fixed seed), W warm-up steps then N timed optimizer steps
+// (grad_accum x forward_backward + AdamW step, synchronized before each clock read). Prints
+// tokens/s, ms/step and MFU per preset, DIFF V1 (and V2) time per token relative to the softmax
+// baseline, and "RESULT,..." lines that bench/cuda/train_torch.py --ours reads.
+//
+// FLOPs per trained token (model FLOPs, written out in bench/README.md):
+//   F = 6 * N_matmul + 3 * L * A_fwd
+//   N_matmul = L * (q_dim*E + k_dim*E + v_dim*E + E*attn_out_dim + 3*E*F_ffn [+ h*E, V2 W_lambda])
+//              + V*E (the output head; with tied embeddings the embedding matrix counted once)
+//   A_fwd (attention score/mix products of one layer, forward, per token), with the causal mean
+//   key count T_eff = (T + 1) / 2 (causal halving applied):
+//     softmax (H heads of d):  QK^T 2*d*T_eff + PV 2*d*T_eff per head   = 4 * H * d * T_eff
+//     DIFF V1 (h heads):       2 maps QK^T 2*(2*d*T_eff) + one PV of 2d 2*(2d)*T_eff = 8*h*d*T_eff
+//     DIFF V2 (2h query heads of d): 4 * 2h * d * T_eff
+//   times 3 for forward + backward (backward = 2 x forward). With H*d = E (softmax) and
+//   2*h*d = E (V1) both give 12*L*E*T_eff; V2 (h*d = E) gives 24*L*E*T_eff.
+// MFU = tokens/s * F / 989.4e12 (H100 SXM dense bf16 peak, no sparsity).
+//
+// --profile: 2 more steps (after the timed ones, which it does not change) through a wrapper
+// around the backend that records CUDA events around every op (on the legacy default stream,
+// which orders with the backend's blocking stream) and prints the time per op family (matmuls
+// split into the output head and the rest, RMSNorm into the model's and DIFF V1's per-head one).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "difftx/model/backend.h"
+#include "difftx/model/backend_factory.h"
+#include "difftx/model/model.h"
+#include "difftx/model/params.h"
+#include "difftx/train/optimizer.h"
+#include "difftx/train/run_config.h"
+#include "difftx/train/schedule.h"
+
+namespace {
+
+using namespace difftx;
+
+constexpr double kPeakFlops = 989.4e12;  // H100 SXM, dense bf16 tensor-core peak
+
+void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) fail("{}: {}", what, cudaGetErrorString(e));
+}
+
+// ---- the FLOP formula (see the file comment)
+struct FlopCount {
+  double n_matmul = 0;       // matmul parameters (non-embedding + output head)
+  double attn_fwd = 0;       // attention products per token per layer, forward
+  double per_token = 0;      // training FLOPs per token
+};
+
+FlopCount flops_per_token(const ModelConfig& c, int seq) {
+  const double E = c.d_model, L = c.n_layers, V = c.vocab_size, F = c.ffn_dim, d = c.head_dim;
+  double layer = double(c.q_dim()) * E + double(c.k_dim()) * E + double(c.v_dim()) * E +
+                 E * double(c.attn_out_dim()) + 3.0 * E * F;
+  if (c.attention == AttentionKind::diff_v2) layer += double(c.n_heads) * E;
+  FlopCount f;
+  f.n_matmul = L * layer + V * E;
+  const double t_eff = (double(seq) + 1.0) / 2.0;
+  switch (c.attention) {
+    case AttentionKind::softmax: f.attn_fwd = 4.0 * c.n_heads * d * t_eff; break;
+    case AttentionKind::diff_v1: f.attn_fwd = 8.0 * c.n_heads * d * t_eff; break;
+    case AttentionKind::diff_v2: f.attn_fwd = 4.0 * (2.0 * c.n_heads) * d * t_eff; break;
+  }
+  f.per_token = 6.0 * f.n_matmul + 3.0 * L * f.attn_fwd;
+  return f;
+}
+
+// ---- per-op timing wrapper (--profile)
+class ProfilingBackend final : public Backend {
+ public:
+  explicit ProfilingBackend(Backend& inner) : in_(inner) {}
+  ~ProfilingBackend() override {
+    for (auto e : pool_) cudaEventDestroy(e);
+  }
+
+  // Adds the recorded intervals to the per-family totals (call after a synchronize).
+  void collect() {
+    for (const auto& r : records_) {
+      float ms = 0;
+      cuda_check(cudaEventElapsedTime(&ms, pool_[r.begin], pool_[r.begin + 1]), "event time");
+      totals_[r.family] += ms;
+    }
+    records_.clear();
+    next_ = 0;
+  }
+  const std::map<std::string, double>& totals() const { return totals_; }
+
+  Device device() const override { return in_.device(); }
+  DType act_dtype() const override { return in_.act_dtype(); }
+  DType param_dtype() const override { return in_.param_dtype(); }
+  const char* name() const override { return in_.name(); }
+  void synchronize() override { in_.synchronize(); }
+
+  void fill(Tensor& t, double value) override {
+    timed("fill/convert", [&] { in_.fill(t, value); });
+  }
+  void convert(const Tensor& s, Tensor& d) override {
+    timed("fill/convert", [&] { in_.convert(s, d); });
+  }
+  void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) override {
+    timed("embedding", [&] { in_.embedding_forward(ids, table, out); });
+  }
+  void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override {
+    timed("embedding", [&] { in_.embedding_backward(ids, dout, dtable); });
+  }
+  void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, double scale, Tensor& out,
+                       Tensor& rstd) override {
+    timed(norm_family(x, "fwd"), [&] { in_.rmsnorm_forward(x, w, eps, scale, out, rstd); });
+  }
+  void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, double scale,
+                        const Tensor& dout, Tensor& dx, Tensor* dw) override {
+    timed(norm_family(x, "bwd"), [&] { in_.rmsnorm_backward(x, w, rstd, scale, dout, dx, dw); });
+  }
+  void linear_forward(const Tensor& x, const Tensor& w, Tensor& out) override {
+    timed(w.dim(0) == vocab_ ? "matmul head fwd" : "matmul fwd",
+          [&] { in_.linear_forward(x, w, out); });
+  }
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
+                       Tensor& dw, bool acc) override {
+    timed(w.dim(0) == vocab_ ? "matmul head bwd" : "matmul bwd",
+          [&] { in_.linear_backward(x, w, dout, dx, dw, acc); });
+  }
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    timed("elementwise", [&] { in_.add(a, b, out); });
+  }
+  void add_inplace(Tensor& acc, const Tensor& b) override {
+    timed("elementwise", [&] { in_.add_inplace(acc, b); });
+  }
+  void rope(Tensor& x, int batch, int seq, int heads, int hd, std::int64_t stride, int off,
+            double theta, RopeStyle style, bool inverse) override {
+    timed("rope", [&] { in_.rope(x, batch, seq, heads, hd, stride, off, theta, style, inverse); });
+  }
+  void swiglu_forward(const Tensor& g, const Tensor& u, Tensor& out) override {
+    timed("elementwise", [&] { in_.swiglu_forward(g, u, out); });
+  }
+  void swiglu_backward(const Tensor& g, const Tensor& u, const Tensor& dout, Tensor& dg,
+                       Tensor& du) override {
+    timed("elementwise", [&] { in_.swiglu_backward(g, u, dout, dg, du); });
+  }
+  void softmax_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, Tensor& out, Tensor& lse) override {
+    timed("attention fwd", [&] { in_.softmax_attention_forward(g, q, k, v, out, lse); });
+  }
+  void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  const Tensor& dout, Tensor& dq, Tensor& dk,
+                                  Tensor& dv) override {
+    timed("attention bwd",
+          [&] { in_.softmax_attention_backward(g, q, k, v, out, lse, dout, dq, dk, dv); });
+  }
+  void diff_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& lambda, Tensor& out, Tensor& out2,
+                              Tensor& lse) override {
+    timed("attention fwd", [&] { in_.diff_attention_forward(g, q, k, v, lambda, out, out2, lse); });
+  }
+  void diff_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                               const Tensor& v, const Tensor& lambda, const Tensor& out,
+                               const Tensor& out2, const Tensor& lse, const Tensor& dout,
+                               Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) override {
+    timed("attention bwd", [&] {
+      in_.diff_attention_backward(g, q, k, v, lambda, out, out2, lse, dout, dq, dk, dv, dlambda);
+    });
+  }
+  void diff_lambda_forward(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
+                           double init, Tensor& lambda) override {
+    timed("elementwise", [&] { in_.diff_lambda_forward(a, b, c, d, init, lambda); });
+  }
+  void diff_lambda_backward(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
+                            const Tensor& dl, Tensor& da, Tensor& db, Tensor& dc,
+                            Tensor& dd) override {
+    timed("elementwise", [&] { in_.diff_lambda_backward(a, b, c, d, dl, da, db, dc, dd); });
+  }
+  void v2_combine_forward(const Tensor& a, const Tensor& g, Tensor& out) override {
+    timed("elementwise", [&] { in_.v2_combine_forward(a, g, out); });
+  }
+  void v2_combine_backward(const Tensor& a, const Tensor& g, const Tensor& dout, Tensor& da,
+                           Tensor& dg) override {
+    timed("elementwise", [&] { in_.v2_combine_backward(a, g, dout, da, dg); });
+  }
+  void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, float scale,
+                                      Tensor& losses, Tensor& dlogits) override {
+    timed("cross-entropy", [&] {
+      in_.cross_entropy_forward_backward(logits, targets, scale, losses, dlogits);
+    });
+  }
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets,
+                             Tensor& losses) override {
+    timed("cross-entropy", [&] { in_.cross_entropy_forward(logits, targets, losses); });
+  }
+  double sum_of_squares(const Tensor& t) override {
+    double r = 0;
+    timed("optimizer grad-norm", [&] { r = in_.sum_of_squares(t); });
+    return r;
+  }
+  void scale_inplace(Tensor& t, double factor) override {
+    timed("optimizer clip", [&] { in_.scale_inplace(t, factor); });
+  }
+  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1,
+                  double b2, double eps, double wd, int step) override {
+    timed("optimizer adamw", [&] { in_.adamw_step(p, g, m, v, lr, b1, b2, eps, wd, step); });
+  }
+
+  void set_vocab(std::int64_t v) { vocab_ = v; }
+  void set_d_model(std::int64_t e) { d_model_ = e; }
+  void set_enabled(bool on) { enabled_ = on; }
+
+ private:
+  struct Record {
+    std::size_t begin;
+    const char* family;
+  };
+
+  // The model's norms (rows of E) or DIFF V1's per-head norm (rows of 2d).
+  const char* norm_family(const Tensor& x, const char* dir) const {
+    const bool head = x.dim(x.ndim() - 1) != d_model_;
+    if (dir[0] == 'f') return head ? "rmsnorm head fwd" : "rmsnorm fwd";
+    return head ? "rmsnorm head bwd" : "rmsnorm bwd";
+  }
+
+  template <typename Fn>
+  void timed(const char* family, Fn&& fn) {
+    if (!enabled_) {
+      fn();
+      return;
+    }
+    while (pool_.size() < next_ + 2) {
+      cudaEvent_t e;
+      cuda_check(cudaEventCreate(&e), "event create");
+      pool_.push_back(e);
+    }
+    const std::size_t b = next_;
+    next_ += 2;
+    cuda_check(cudaEventRecord(pool_[b], 0), "event record");
+    fn();
+    cuda_check(cudaEventRecord(pool_[b + 1], 0), "event record");
+    records_.push_back({b, family});
+  }
+
+  Backend& in_;
+  std::int64_t vocab_ = -1;
+  std::int64_t d_model_ = -1;
+  bool enabled_ = false;
+  std::vector<cudaEvent_t> pool_;
+  std::size_t next_ = 0;
+  std::vector<Record> records_;
+  std::map<std::string, double> totals_;
+};
+
+// ---- one preset
+struct Options {
+  int warmup = 3;
+  int steps = 10;
+  int profile = 0;  // profiled steps after the timed ones (--profile: 2)
+  std::uint64_t seed = 1234;
+};
+
+struct Result {
+  std::string name;
+  AttentionKind kind = AttentionKind::softmax;
+  std::int64_t params = 0;
+  double tokens_per_step = 0;
+  double ms_median = 0, ms_mean = 0, ms_min = 0;
+  double tokens_per_s = 0;
+  FlopCount flops;
+  double mfu = 0;
+  double first_loss = 0, last_loss = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Random next-token windows: batch (B, T) inputs and their shifted targets, ids in [0, V).
+struct Batch {
+  Tensor inputs, targets;
+};
+
+std::vector<Batch> synthetic_batches(int count, int B, int T, int V, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::int32_t> id(0, V - 1);
+  std::vector<Batch> out;
+  for (int i = 0; i < count; ++i) {
+    Batch b{Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32)};
+    auto* in = b.inputs.data<std::int32_t>();
+    auto* tg = b.targets.data<std::int32_t>();
+    for (int r = 0; r < B; ++r) {
+      std::int32_t prev = id(rng);
+      for (int t = 0; t < T; ++t) {
+        const std::int32_t next = id(rng);
+        in[std::int64_t(r) * T + t] = prev;
+        tg[std::int64_t(r) * T + t] = next;
+        prev = next;
+      }
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Result run_preset(const std::filesystem::path& path, const Options& opt) {
+  const RunConfig cfg = load_run_config(path);
+  const ModelConfig& mc = cfg.model;
+  const int B = cfg.data.batch_size, T = cfg.data.seq_len, accum = cfg.optim.grad_accum;
+  Result res;
+  res.name = path.stem().string();
+  res.kind = mc.attention;
+  res.params = parameter_count(mc);
+  res.tokens_per_step = double(B) * T * accum;
+  res.flops = flops_per_token(mc, T);
+
+  // Every run goes through the wrapper; it records events only while profiling is switched on
+  // (after the timed steps), so the timed steps pay one extra virtual call per op.
+  std::unique_ptr<Backend> cuda = make_backend("cuda");
+  ProfilingBackend backend(*cuda);
+  backend.set_vocab(mc.vocab_size);
+  backend.set_d_model(mc.d_model);
+  Model model(mc, backend,
+              ParamSet::initialised(mc, cfg.train.seed, backend.param_dtype(), backend.device()));
+  AdamW optimizer(model, cfg.optim);
+  const auto batches = synthetic_batches(4, B, T, mc.vocab_size, opt.seed);
+
+  int step = 0, micro_index = 0;
+  auto one_step = [&]() {
+    model.zero_grads();
+    double loss = 0;
+    for (int m = 0; m < accum; ++m) {
+      const Batch& b = batches[std::size_t(micro_index++) % batches.size()];
+      loss += model.forward_backward(b.inputs, b.targets, 1.0 / accum) / accum;
+    }
+    optimizer.step(learning_rate(cfg.schedule, step));
+    ++step;
+    backend.synchronize();
+    cuda_check(cudaDeviceSynchronize(), "step");
+    if (!std::isfinite(loss)) fail("{}: loss is {} at step {}", res.name, loss, step);
+    return loss;
+  };
+  using clock = std::chrono::steady_clock;
+  auto ms_since = [](clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(clock::now() - t).count();
+  };
+  std::fprintf(stderr, "%s: %d warm-up + %d timed steps of %d x %d x %d tokens\n",
+               res.name.c_str(), opt.warmup, opt.steps, accum, B, T);
+  for (int i = 0; i < opt.warmup; ++i) {
+    const double l = one_step();
+    if (i == 0) res.first_loss = l;
+  }
+  std::vector<double> ms;
+  const auto t0 = clock::now();
+  for (int i = 0; i < opt.steps; ++i) {
+    const auto s0 = clock::now();
+    res.last_loss = one_step();
+    ms.push_back(ms_since(s0));
+  }
+  const double total_ms = ms_since(t0);
+  res.ms_median = median(ms);
+  res.ms_mean = total_ms / opt.steps;
+  res.ms_min = *std::min_element(ms.begin(), ms.end());
+  res.tokens_per_s = res.tokens_per_step / (res.ms_median / 1e3);
+  res.mfu = res.tokens_per_s * res.flops.per_token / kPeakFlops;
+
+  if (opt.profile > 0) {
+    backend.set_enabled(true);
+    double prof_ms = 0;
+    for (int i = 0; i < opt.profile; ++i) {
+      const auto s0 = clock::now();
+      one_step();
+      prof_ms += ms_since(s0);
+      backend.collect();
+    }
+    backend.set_enabled(false);
+    const double n = opt.profile, step_ms = prof_ms / n;
+    double sum = 0;
+    for (const auto& [k, v] : backend.totals()) sum += v / n;
+    std::printf("\nprofile %s: CUDA-event time per op family, mean of %d steps of %.2f ms "
+                "(unprofiled median %.2f ms)\n",
+                res.name.c_str(), opt.profile, step_ms, res.ms_median);
+    for (const auto& [k, v] : backend.totals()) {
+      std::printf("  %-18s %9.3f ms  %5.1f%%   %8.3f ms per micro-batch\n", k.c_str(), v / n,
+                  100.0 * v / n / step_ms, v / n / accum);
+    }
+    std::printf("  %-18s %9.3f ms  %5.1f%%\n", "(not in any op)", step_ms - sum,
+                100.0 * (step_ms - sum) / step_ms);
+  }
+  std::size_t free_b = 0, total_b = 0;
+  cuda_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  std::fprintf(stderr, "%s: loss %.4f -> %.4f; device memory in use %.1f GiB (caching allocator included)\n", res.name.c_str(),
+               res.first_loss, res.last_loss, double(total_b - free_b) / (1 << 30));
+  return res;
+}
+
+const Result* find_kind(const std::vector<Result>& rs, AttentionKind k) {
+  for (const auto& r : rs)
+    if (r.kind == k) return &r;
+  return nullptr;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: bench_train [--warmup W] [--steps N] [--profile] [--seed S] CONFIG.json...\n"
+               "  e.g. bench_train configs/gpt-125m-diff-v1.json configs/gpt-125m-softmax.json\n"
+               "  --profile: time every backend op with CUDA events (slower; separate numbers)\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  std::vector<std::filesystem::path> presets;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench_train: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--warmup") opt.warmup = std::stoi(next());
+    else if (a == "--steps") opt.steps = std::stoi(next());
+    else if (a == "--profile") opt.profile = 2;
+    else if (a == "--seed") opt.seed = std::stoull(next());
+    else if (a == "-h" || a == "--help") return usage();
+    else if (!a.empty() && a[0] == '-') return usage();
+    else presets.emplace_back(a);
+  }
+  if (presets.empty() || opt.steps < 1 || opt.warmup < 1) return usage();
+  try {
+    for (const auto& p : presets) load_run_config(p);  // every config checked before the GPU work
+    cudaDeviceProp prop{};
+    cuda_check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    std::printf("device: %s, %d SMs; MFU against %.1f TFLOP/s (H100 SXM dense bf16)\n", prop.name,
+                prop.multiProcessorCount, kPeakFlops / 1e12);
+    std::vector<Result> results;
+    for (const auto& p : presets) results.push_back(run_preset(p, opt));
+
+    std::printf("\n%-20s %-8s %12s %12s %10s %10s %11s %7s %9s\n", "preset", "attn", "params",
+                "tok/step", "ms/step", "tok/s", "GFLOP/tok", "MFU", "loss");
+    for (const auto& r : results) {
+      std::printf("%-20s %-8s %12lld %12.0f %10.2f %10.0f %11.4f %6.1f%% %9.4f\n", r.name.c_str(),
+                  attention_kind_name(r.kind), static_cast<long long>(r.params), r.tokens_per_step,
+                  r.ms_median, r.tokens_per_s, r.flops.per_token / 1e9, 100.0 * r.mfu, r.last_loss);
+    }
+    const Result* base = find_kind(results, AttentionKind::softmax);
+    if (base) {
+      for (AttentionKind k : {AttentionKind::diff_v1, AttentionKind::diff_v2}) {
+        const Result* r = find_kind(results, k);
+        if (!r) continue;
+        const double ratio = (r->ms_median / r->tokens_per_step) / (base->ms_median / base->tokens_per_step);
+        std::printf("%s / softmax time per token: %.3f", attention_kind_name(k), ratio);
+        if (k == AttentionKind::diff_v1)
+          std::printf("  (bound 1.15: %s)", ratio <= 1.15 ? "holds" : "EXCEEDED");
+        std::printf("\n");
+      }
+    }
+    for (const auto& r : results) {
+      std::printf("RESULT,ours,%s,%s,%.1f,%.4f,%.5f,%lld,%.6e,%.4f,%.4f\n", r.name.c_str(),
+                  attention_kind_name(r.kind), r.tokens_per_s, r.ms_median, r.mfu,
+                  static_cast<long long>(r.params), r.flops.per_token, r.ms_mean, r.ms_min);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_train: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
