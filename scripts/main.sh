@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
-bash scripts/setup.sh
+DIFFTX_CPU_TARGETS=difftx_cli bash scripts/setup.sh
 difftx=./build/cpu/difftx
 $difftx model info --config configs/tiny.json
 $difftx data prepare --out data/brown

@@ -11,7 +11,9 @@ bash scripts/fetch-corpus.sh
 
 echo "setup: building the cpu preset (build/cpu)"
 cmake --preset cpu >/dev/null
-cmake --build --preset cpu -j "$jobs"
+# DIFFTX_CPU_TARGETS narrows the build (the main job needs only the CLI: difftx_cli).
+read -r -a cpu_targets <<< "${DIFFTX_CPU_TARGETS:-all}"
+cmake --build --preset cpu -j "$jobs" --target "${cpu_targets[@]}"
 
 if [ "${DIFFTX_BUILD_CUDA:-0}" = "1" ]; then
   echo "setup: building the cuda preset (build/cuda)"

@@ -57,6 +57,7 @@ const CommandRegistration reg{40, [](CLI::App& app) {
       std::fflush(stdout);
     });
     fmt::print("\n");
+    std::fflush(stdout);
     fmt::print(stderr, "[{} prompt tokens, {} generated{}]\n", r.prompt_ids.size() - 1, r.new_ids.size(),
                r.stopped_at_eos ? ", stopped at EOS" : "");
   });
