@@ -87,13 +87,15 @@ class CpuBackend final : public Backend {
     const T* pa = p(a, "a");
     const T* pb = p(b, "b");
     T* po = p(out, "out");
-    for (i64 i = 0; i < a.numel(); ++i) po[i] = pa[i] + pb[i];
+    const i64 n = a.numel();
+    for (i64 i = 0; i < n; ++i) po[i] = pa[i] + pb[i];
   }
   void add_inplace(Tensor& acc, const Tensor& b) override {
     check_numel(b, acc.numel(), "add_inplace b");
     T* pa = p(acc, "acc");
     const T* pb = p(b, "b");
-    for (i64 i = 0; i < acc.numel(); ++i) pa[i] += pb[i];
+    const i64 n = acc.numel();
+    for (i64 i = 0; i < n; ++i) pa[i] += pb[i];
   }
 
   void rope(Tensor& x, int batch, int seq, int heads, int head_dim, std::int64_t row_stride,
@@ -204,12 +206,14 @@ class CpuBackend final : public Backend {
   double sum_of_squares(const Tensor& t) override {
     const T* x = p(t, "sum_of_squares");
     double s = 0;
-    for (i64 i = 0; i < t.numel(); ++i) s += double(x[i]) * double(x[i]);
+    const i64 n = t.numel();
+    for (i64 i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
     return s;
   }
   void scale_inplace(Tensor& t, double factor) override {
     T* x = p(t, "scale");
-    for (i64 i = 0; i < t.numel(); ++i) x[i] = T(double(x[i]) * factor);
+    const i64 n = t.numel();
+    for (i64 i = 0; i < n; ++i) x[i] = T(double(x[i]) * factor);
   }
   void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, double lr, double beta1,
                   double beta2, double eps, double weight_decay, int step) override {

@@ -10,7 +10,7 @@ void swiglu_forward(const T* gate, const T* up, i64 n, T* out) {
 #pragma omp parallel for if (n > 65536)
   for (i64 i = 0; i < n; ++i) {
     double g = double(gate[i]);
-    double sig = 1.0 / (1.0 + std::exp(-g));
+    double sig = 1.0 / (1.0 + exp_in<T>(-g));
     out[i] = T(g * sig * double(up[i]));
   }
 }
@@ -20,7 +20,7 @@ void swiglu_backward(const T* gate, const T* up, const T* dout, i64 n, T* dgate,
 #pragma omp parallel for if (n > 65536)
   for (i64 i = 0; i < n; ++i) {
     double g = double(gate[i]);
-    double sig = 1.0 / (1.0 + std::exp(-g));
+    double sig = 1.0 / (1.0 + exp_in<T>(-g));
     double silu = g * sig;
     double dsilu = sig * (1.0 + g * (1.0 - sig));
     dgate[i] = T(double(dout[i]) * double(up[i]) * dsilu);

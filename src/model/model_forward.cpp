@@ -9,15 +9,21 @@ namespace difftx {
 
 void Model::forward(const Tensor& inputs_host, int batch, int seq) {
   Activations& a = activations(batch, seq);
-  const std::int64_t N = std::int64_t(batch) * seq;
-  a.ids.copy_from(inputs_host.reshape({N}));
+  a.ids.copy_from(inputs_host.reshape({std::int64_t(batch) * seq}));
+  forward_layers(batch, seq, 0, nullptr);
+}
+
+// Embedding -> layers -> final norm -> logits over the ids already in the activations. With a
+// cache (decoding, batch 1) the tokens sit at positions pos_offset.. and attend to the cache.
+void Model::forward_layers(int batch, int seq, int pos_offset, KvCache* cache) {
+  Activations& a = *acts_;
   backend_.embedding_forward(a.ids, weight("tok_embeddings.weight"), a.resid[0]);
   for (int l = 0; l < config_.n_layers; ++l) {
     LayerActivations& la = a.layers[l];
     auto P = [&](const char* s) { return layer_param(l, s); };
     backend_.rmsnorm_forward(a.resid[l], params_.at(P("attn_norm.weight")), config_.norm_eps, 1.0,
                              la.xn1, la.rstd1);
-    attention_forward(l, batch, seq);
+    attention_forward(l, batch, seq, pos_offset, cache);
     backend_.linear_forward(la.mixed, weight(P("attn.wo.weight")), a.tmp_e);
     backend_.add(a.resid[l], a.tmp_e, la.y);
     backend_.rmsnorm_forward(la.y, params_.at(P("ffn_norm.weight")), config_.norm_eps, 1.0, la.xn2,
@@ -34,7 +40,7 @@ void Model::forward(const Tensor& inputs_host, int batch, int seq) {
   backend_.linear_forward(a.xf, weight(out_name), a.logits);
 }
 
-void Model::attention_forward(int l, int batch, int seq) {
+void Model::attention_forward(int l, int batch, int seq, int pos_offset, KvCache* cache) {
   Activations& a = *acts_;
   LayerActivations& la = a.layers[l];
   auto P = [&](const char* s) { return layer_param(l, s); };
@@ -42,18 +48,29 @@ void Model::attention_forward(int l, int batch, int seq) {
   backend_.linear_forward(la.xn1, weight(P("attn.wq.weight")), la.q);  // (N, q_heads * d)
   backend_.linear_forward(la.xn1, weight(P("attn.wk.weight")), la.k);  // (N, k_heads * d)
   backend_.linear_forward(la.xn1, weight(P("attn.wv.weight")), la.v);  // (N, h_kv * dv)
-  backend_.rope(la.q, batch, seq, config_.q_heads(), d, config_.q_dim(), 0, config_.rope_theta,
-                config_.rope_style, false);
-  backend_.rope(la.k, batch, seq, config_.k_heads(), d, config_.k_dim(), 0, config_.rope_theta,
-                config_.rope_style, false);
-  const AttentionGeometry g = geometry(batch, seq, seq, 0);
+  backend_.rope(la.q, batch, seq, config_.q_heads(), d, config_.q_dim(), pos_offset,
+                config_.rope_theta, config_.rope_style, false);
+  backend_.rope(la.k, batch, seq, config_.k_heads(), d, config_.k_dim(), pos_offset,
+                config_.rope_theta, config_.rope_style, false);
+  // Keys and values: this call's own, or (decoding) the cache with this call's appended.
+  Tensor keys = la.k, values = la.v, out2 = la.att2;
+  AttentionGeometry g = geometry(batch, seq, seq, 0);
+  if (cache) {
+    const int total = pos_offset + seq;
+    cache->k_[l].rows(pos_offset, total).copy_from(la.k);
+    cache->v_[l].rows(pos_offset, total).copy_from(la.v);
+    keys = cache->k_[l].rows(0, total);    // (S, k_dim)
+    values = cache->v_[l].rows(0, total);  // (S, v_dim)
+    out2 = Tensor();                       // A2 V is kept only for the backward
+    g = geometry(batch, seq, total, pos_offset);
+  }
   switch (config_.attention) {
     case AttentionKind::diff_v1: {
       const double init = lambda_init(l);
       backend_.diff_lambda_forward(params_.at(P("attn.lambda_q1")), params_.at(P("attn.lambda_k1")),
                                    params_.at(P("attn.lambda_q2")), params_.at(P("attn.lambda_k2")),
                                    init, la.lambda);
-      backend_.diff_attention_forward(g, la.q, la.k, la.v, la.lambda, la.att, la.att2, la.lse);
+      backend_.diff_attention_forward(g, la.q, keys, values, la.lambda, la.att, out2, la.lse);
       // Per-head RMSNorm over 2d channels, times (1 - lambda_init): rows are (token, head).
       const std::int64_t rows = std::int64_t(batch) * seq * config_.n_heads;
       Tensor gain = config_.head_norm_gain ? params_.at(P("attn.head_norm.weight")) : Tensor();
@@ -63,12 +80,12 @@ void Model::attention_forward(int l, int batch, int seq) {
       break;
     }
     case AttentionKind::diff_v2:
-      backend_.softmax_attention_forward(g, la.q, la.k, la.v, la.att, la.lse);
+      backend_.softmax_attention_forward(g, la.q, keys, values, la.att, la.lse);
       backend_.linear_forward(la.xn1, weight(P("attn.wlambda.weight")), la.gate_logits);  // (N, h)
       backend_.v2_combine_forward(la.att, la.gate_logits, la.mixed);
       break;
     case AttentionKind::softmax:
-      backend_.softmax_attention_forward(g, la.q, la.k, la.v, la.mixed, la.lse);
+      backend_.softmax_attention_forward(g, la.q, keys, values, la.mixed, la.lse);
       break;
   }
 }

@@ -52,9 +52,10 @@ class Model {
 
  private:
   void forward(const Tensor& inputs_host, int batch, int seq);
+  void forward_layers(int batch, int seq, int pos_offset, KvCache* cache);
   const Tensor& weight(const std::string& name) const;  // compute copy (2-D) or master (1-D)
   AttentionGeometry geometry(int batch, int seq, int kv_len, int q_offset) const;
-  void attention_forward(int layer, int batch, int seq);
+  void attention_forward(int layer, int batch, int seq, int pos_offset, KvCache* cache);
   void attention_backward(int layer, int batch, int seq);
   Activations& activations(int batch, int seq);
 

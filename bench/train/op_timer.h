@@ -1,0 +1,153 @@
+// OpTimer: a Backend wrapper for bench_train_cpu --profile that times every op on the host clock
+// (CPU ops are synchronous) and sums the time and the call count per op family. While disabled
+// it only forwards (one extra virtual call per op).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "difftx/model/backend.h"
+
+namespace difftx::bench {
+
+class OpTimer final : public Backend {
+ public:
+  struct Total {
+    double seconds = 0;
+    std::int64_t calls = 0;
+  };
+
+  explicit OpTimer(Backend& inner) : in_(inner) {}
+
+  void set_enabled(bool on) { enabled_ = on; }
+  void set_vocab(std::int64_t v) { vocab_ = v; }
+  const std::map<std::string, Total>& totals() const { return totals_; }
+
+  Device device() const override { return in_.device(); }
+  DType act_dtype() const override { return in_.act_dtype(); }
+  DType param_dtype() const override { return in_.param_dtype(); }
+  const char* name() const override { return in_.name(); }
+  void synchronize() override { in_.synchronize(); }
+
+  void fill(Tensor& t, double value) override { timed("fill (zero grads)", [&] { in_.fill(t, value); }); }
+  void convert(const Tensor& s, Tensor& d) override { timed("convert", [&] { in_.convert(s, d); }); }
+  void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) override {
+    timed("embedding", [&] { in_.embedding_forward(ids, table, out); });
+  }
+  void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override {
+    timed("embedding", [&] { in_.embedding_backward(ids, dout, dtable); });
+  }
+  void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, double scale, Tensor& out,
+                       Tensor& rstd) override {
+    timed("rmsnorm fwd", [&] { in_.rmsnorm_forward(x, w, eps, scale, out, rstd); });
+  }
+  void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, double scale,
+                        const Tensor& dout, Tensor& dx, Tensor* dw) override {
+    timed("rmsnorm bwd", [&] { in_.rmsnorm_backward(x, w, rstd, scale, dout, dx, dw); });
+  }
+  void linear_forward(const Tensor& x, const Tensor& w, Tensor& out) override {
+    timed(w.dim(0) == vocab_ ? "matmul head fwd" : "matmul fwd", [&] { in_.linear_forward(x, w, out); });
+  }
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx, Tensor& dw,
+                       bool acc) override {
+    timed(w.dim(0) == vocab_ ? "matmul head bwd" : "matmul bwd",
+          [&] { in_.linear_backward(x, w, dout, dx, dw, acc); });
+  }
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    timed("add (residual)", [&] { in_.add(a, b, out); });
+  }
+  void add_inplace(Tensor& acc, const Tensor& b) override {
+    timed("add (residual)", [&] { in_.add_inplace(acc, b); });
+  }
+  void rope(Tensor& x, int batch, int seq, int heads, int hd, std::int64_t stride, int off,
+            double theta, RopeStyle style, bool inverse) override {
+    timed("rope", [&] { in_.rope(x, batch, seq, heads, hd, stride, off, theta, style, inverse); });
+  }
+  void swiglu_forward(const Tensor& g, const Tensor& u, Tensor& out) override {
+    timed("swiglu fwd", [&] { in_.swiglu_forward(g, u, out); });
+  }
+  void swiglu_backward(const Tensor& g, const Tensor& u, const Tensor& dout, Tensor& dg,
+                       Tensor& du) override {
+    timed("swiglu bwd", [&] { in_.swiglu_backward(g, u, dout, dg, du); });
+  }
+  void softmax_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, Tensor& out, Tensor& lse) override {
+    timed("attention fwd", [&] { in_.softmax_attention_forward(g, q, k, v, out, lse); });
+  }
+  void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) override {
+    timed("attention bwd", [&] { in_.softmax_attention_backward(g, q, k, v, out, lse, dout, dq, dk, dv); });
+  }
+  void diff_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& lambda, Tensor& out, Tensor& out2,
+                              Tensor& lse) override {
+    timed("attention fwd", [&] { in_.diff_attention_forward(g, q, k, v, lambda, out, out2, lse); });
+  }
+  void diff_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                               const Tensor& v, const Tensor& lambda, const Tensor& out,
+                               const Tensor& out2, const Tensor& lse, const Tensor& dout, Tensor& dq,
+                               Tensor& dk, Tensor& dv, Tensor& dlambda) override {
+    timed("attention bwd", [&] {
+      in_.diff_attention_backward(g, q, k, v, lambda, out, out2, lse, dout, dq, dk, dv, dlambda);
+    });
+  }
+  void diff_lambda_forward(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
+                           double init, Tensor& lambda) override {
+    timed("lambda / v2 combine", [&] { in_.diff_lambda_forward(a, b, c, d, init, lambda); });
+  }
+  void diff_lambda_backward(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
+                            const Tensor& dl, Tensor& da, Tensor& db, Tensor& dc, Tensor& dd) override {
+    timed("lambda / v2 combine", [&] { in_.diff_lambda_backward(a, b, c, d, dl, da, db, dc, dd); });
+  }
+  void v2_combine_forward(const Tensor& a, const Tensor& g, Tensor& out) override {
+    timed("lambda / v2 combine", [&] { in_.v2_combine_forward(a, g, out); });
+  }
+  void v2_combine_backward(const Tensor& a, const Tensor& g, const Tensor& dout, Tensor& da,
+                           Tensor& dg) override {
+    timed("lambda / v2 combine", [&] { in_.v2_combine_backward(a, g, dout, da, dg); });
+  }
+  void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, float scale,
+                                      Tensor& losses, Tensor& dlogits) override {
+    timed("cross-entropy", [&] { in_.cross_entropy_forward_backward(logits, targets, scale, losses, dlogits); });
+  }
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses) override {
+    timed("cross-entropy", [&] { in_.cross_entropy_forward(logits, targets, losses); });
+  }
+  double sum_of_squares(const Tensor& t) override {
+    double r = 0;
+    timed("optimizer (norm, clip, adamw)", [&] { r = in_.sum_of_squares(t); });
+    return r;
+  }
+  void scale_inplace(Tensor& t, double factor) override {
+    timed("optimizer (norm, clip, adamw)", [&] { in_.scale_inplace(t, factor); });
+  }
+  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2,
+                  double eps, double wd, int step) override {
+    timed("optimizer (norm, clip, adamw)", [&] { in_.adamw_step(p, g, m, v, lr, b1, b2, eps, wd, step); });
+  }
+
+ private:
+  template <typename Fn>
+  void timed(const char* family, Fn&& fn) {
+    if (!enabled_) {
+      fn();
+      return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    Total& t = totals_[family];
+    t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    t.calls += 1;
+  }
+
+  Backend& in_;
+  std::int64_t vocab_ = -1;
+  bool enabled_ = false;
+  std::map<std::string, Total> totals_;
+};
+
+}  // namespace difftx::bench
