@@ -53,21 +53,9 @@ const Tensor& Model::weight(const std::string& name) const {
 }
 
 AttentionGeometry Model::geometry(int batch, int seq, int kv_len, int q_offset) const {
-  AttentionGeometry g;
-  g.batch = batch;
-  g.q_len = seq;
-  g.kv_len = kv_len;
-  g.q_offset = q_offset;
-  g.q_heads = config_.q_heads();
-  g.k_heads = config_.k_heads();
-  g.v_heads = config_.n_kv_heads;
-  g.head_dim = config_.head_dim;
-  g.v_head_dim = config_.v_head_dim();
-  g.scale = 1.0 / std::sqrt(double(config_.head_dim));
-  g.q_row_stride = config_.q_dim();
-  g.kv_row_stride_k = config_.k_dim();
-  g.kv_row_stride_v = config_.v_dim();
-  return g;
+  return packed_attention_geometry(batch, seq, kv_len, q_offset, config_.q_heads(),
+                                   config_.k_heads(), config_.n_kv_heads, config_.head_dim,
+                                   config_.v_head_dim());
 }
 
 Model::Activations& Model::activations(int batch, int seq) {

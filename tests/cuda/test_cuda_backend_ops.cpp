@@ -931,24 +931,6 @@ TEST_F(CudaOps, AdamWMatchesCpuOverSeveralSteps) {
 
 // ---- attention entries (the kernels' accuracy is test_attention_kernels' business)
 
-AttentionGeometry make_geometry(int batch, int seq, int kv_len, int offset, int qh, int kh, int vh,
-                                int d, int dv) {
-  AttentionGeometry g;
-  g.batch = batch;
-  g.q_len = seq;
-  g.kv_len = kv_len;
-  g.q_offset = offset;
-  g.q_heads = qh;
-  g.k_heads = kh;
-  g.v_heads = vh;
-  g.head_dim = d;
-  g.v_head_dim = dv;
-  g.scale = 1.0 / std::sqrt(double(d));
-  g.q_row_stride = std::int64_t(qh) * d;
-  g.kv_row_stride_k = std::int64_t(kh) * d;
-  g.kv_row_stride_v = std::int64_t(vh) * dv;
-  return g;
-}
 
 TEST_F(CudaOps, AttentionEntriesDriveTheFusedKernels) {
   struct Case {
@@ -960,9 +942,9 @@ TEST_F(CudaOps, AttentionEntriesDriveTheFusedKernels) {
                   Case{true, 2, 37, 37, 0, 2, 1}, Case{true, 1, 3, 40, 37, 2, 2}}) {
     const int d = 64;
     const AttentionGeometry g =
-        cs.diff ? make_geometry(cs.batch, cs.seq, cs.kv_len, cs.offset, 2 * cs.heads,
+        cs.diff ? packed_attention_geometry(cs.batch, cs.seq, cs.kv_len, cs.offset, 2 * cs.heads,
                                 2 * cs.kv_heads, cs.kv_heads, d, 2 * d)
-                : make_geometry(cs.batch, cs.seq, cs.kv_len, cs.offset, cs.heads, cs.kv_heads,
+                : packed_attention_geometry(cs.batch, cs.seq, cs.kv_len, cs.offset, cs.heads, cs.kv_heads,
                                 cs.kv_heads, d, d);
     const std::string what = std::string(cs.diff ? "diff" : "softmax") +
                              "_attention T=" + std::to_string(cs.seq) +
@@ -1067,7 +1049,7 @@ TEST_F(CudaOps, BadArgumentsThrowNamedErrors) {
     gpu().cross_entropy_forward_backward(x, t, 1.f, l, d32);
   });
   expect_error("attention head_dim 32", "", [&] {
-    const AttentionGeometry g = make_geometry(1, 4, 4, 0, 2, 2, 2, 32, 32);
+    const AttentionGeometry g = packed_attention_geometry(1, 4, 4, 0, 2, 2, 2, 32, 32);
     Tensor q = dev({4, 64}, normal(256), DType::bf16);
     Tensor o = Tensor::empty({4, 2, 32}, DType::bf16, Device::cuda);
     Tensor lse = Tensor::empty({1, 2, 4}, DType::f32, Device::cuda);

@@ -155,30 +155,12 @@ OpCase swiglu_case(int n, int f) {
   return c;
 }
 
-AttentionGeometry geometry(int batch, int seq, int kv_len, int offset, int qh, int kh, int vh,
-                           int d, int dv) {
-  AttentionGeometry g;
-  g.batch = batch;
-  g.q_len = seq;
-  g.kv_len = kv_len;
-  g.q_offset = offset;
-  g.q_heads = qh;
-  g.k_heads = kh;
-  g.v_heads = vh;
-  g.head_dim = d;
-  g.v_head_dim = dv;
-  g.scale = 1.0 / std::sqrt(double(d));
-  g.q_row_stride = std::int64_t(qh) * d;
-  g.kv_row_stride_k = std::int64_t(kh) * d;
-  g.kv_row_stride_v = std::int64_t(vh) * dv;
-  return g;
-}
 
 OpCase softmax_attention_case(int batch, int seq, int kv_len, int offset, int qh, int kvh, int d) {
   OpCase c;
   c.name = fmt::format("softmax_attention_b{}_t{}_s{}_off{}_hq{}_hkv{}_d{}", batch, seq, kv_len,
                        offset, qh, kvh, d);
-  const AttentionGeometry g = geometry(batch, seq, kv_len, offset, qh, kvh, kvh, d, d);
+  const AttentionGeometry g = packed_attention_geometry(batch, seq, kv_len, offset, qh, kvh, kvh, d, d);
   c.inputs = {act({batch * seq, qh * d}), act({batch * kv_len, kvh * d}), act({batch * kv_len, kvh * d})};
   c.outputs = {act({batch * seq, qh, d}), stat({batch, qh, seq})};
   c.output_in_loss = {true, false};
@@ -197,7 +179,7 @@ OpCase diff_attention_case(int batch, int seq, int kv_len, int offset, int h, in
   OpCase c;
   c.name = fmt::format("diff_attention_b{}_t{}_s{}_off{}_h{}_hkv{}_d{}", batch, seq, kv_len, offset,
                        h, hkv, d);
-  const AttentionGeometry g = geometry(batch, seq, kv_len, offset, 2 * h, 2 * hkv, hkv, d, 2 * d);
+  const AttentionGeometry g = packed_attention_geometry(batch, seq, kv_len, offset, 2 * h, 2 * hkv, hkv, d, 2 * d);
   c.inputs = {act({batch * seq, 2 * h * d}), act({batch * kv_len, 2 * hkv * d}),
               act({batch * kv_len, hkv * 2 * d}), {{1}, Role::stat, true, 0, 0.2, 0.5}};
   c.outputs = {act({batch * seq, h, 2 * d}), act({batch * seq, h, 2 * d}), stat({batch, 2 * h, seq})};

@@ -11,6 +11,7 @@
 //   - linear weights use torch.nn.Linear layout (out_features, in_features): y = x W^T.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "difftx/core/tensor.h"
@@ -36,6 +37,27 @@ struct AttentionGeometry {
   std::int64_t kv_row_stride_k = 0;
   std::int64_t kv_row_stride_v = 0;
 };
+
+// Geometry of contiguous (packed) q/k/v: row strides are heads x dims, scale 1/sqrt(d).
+inline AttentionGeometry packed_attention_geometry(int batch, int q_len, int kv_len, int q_offset,
+                                                   int q_heads, int k_heads, int v_heads,
+                                                   int head_dim, int v_head_dim) {
+  AttentionGeometry g;
+  g.batch = batch;
+  g.q_len = q_len;
+  g.kv_len = kv_len;
+  g.q_offset = q_offset;
+  g.q_heads = q_heads;
+  g.k_heads = k_heads;
+  g.v_heads = v_heads;
+  g.head_dim = head_dim;
+  g.v_head_dim = v_head_dim;
+  g.scale = 1.0 / std::sqrt(double(head_dim));
+  g.q_row_stride = std::int64_t(q_heads) * head_dim;
+  g.kv_row_stride_k = std::int64_t(k_heads) * head_dim;
+  g.kv_row_stride_v = std::int64_t(v_heads) * v_head_dim;
+  return g;
+}
 
 class Backend {
  public:
