@@ -12,16 +12,22 @@
 // Transposed products take their operands MN-major from the same swizzled tiles (no copies):
 // S^T and dP^T read K/V and Q/dO K-major; dK/dV read Q/dO MN-major with the A operand (dS^T, P^T)
 // in registers; dQ reads dS^T (staged in shared memory) and K MN-major.
+// Loads: K/V once and the per-iteration Q, dO tiles (TMA) and lse / D rows (bulk copies) through
+// a two-stage mbarrier pipeline fed by one thread (the first of warpgroup 1); a stage is released
+// (one arrival per warp) as soon as the products reading it are done, before the dQ product and
+// its atomics, so the next tile streams in under them. Barriers per iteration: before the staging
+// writes (the previous iteration's readers of the staging tiles are done) and after them; for
+// softmax both are warpgroup-local, for DIFF block-wide (the P^T exchange).
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
-#include "bwd_kernel.cuh"
-#include "fwd_kernel_sm90.cuh"
 #include "mma.cuh"
 #include "params.cuh"
+#include "tma.cuh"
+#include "tma_map.h"
 #include "wgmma.cuh"
 
 namespace difftx::cuda::attn {
@@ -39,36 +45,45 @@ struct BwdSm90Traits {
   static constexpr int kKBytes = kMaps * kKTileBytes;
   static constexpr int kVBytes = kBlockN * kDV * 2;
   static constexpr int kQTileBytes = kBlockM * kD * 2;
-  static constexpr int kStageBytes = kMaps * kQTileBytes + kBlockM * kDV * 2;
+  static constexpr int kdOBytes = kBlockM * kDV * 2;
+  static constexpr int kRowBytes = 2 * kMaps * kBlockM * 4;  // lse and D rows of one stage
+  static constexpr int kStageBytes = kMaps * kQTileBytes + kdOBytes;
   static constexpr int kdSBytes = 128 * 64 * 2;  // dS^T of both warpgroups: [128 kv][64 q]
   static constexpr int kPcBytes = kDiff ? 2 * 64 * 64 * 2 : 0;  // P^T of both maps, [64][64] sw128
-  static constexpr int kRowFloats = 2 * 2 * kMaps * kBlockM;  // [stage][lse, delta][map][row]
   static constexpr int kOffV = kKBytes;
   static constexpr int kOffStage = kOffV + kVBytes;
   static constexpr int kOffdS = kOffStage + 2 * kStageBytes;
   static constexpr int kOffPc = kOffdS + kdSBytes;
-  static constexpr int kOffRow = kOffPc + kPcBytes;
-  static constexpr int kSmemBytes = kOffRow + kRowFloats * 4 + 1024;
+  static constexpr int kOffRow = kOffPc + kPcBytes;  // [stage][lse, delta][map][row] f32
+  static constexpr int kOffBar = kOffRow + 2 * kRowBytes;
+  static constexpr int kSmemBytes = kOffBar + 5 * 8;  // full[2], empty[2], kv
+  static_assert(kSmemBytes <= 232448, "shared memory per block exceeds 227 KB");
   static_assert(kKBytes % 1024 == 0 && kVBytes % 1024 == 0 && kStageBytes % 1024 == 0 &&
                     kPcBytes % 16 == 0,
                 "tiles must stay 1024-byte aligned");
 };
 
 template <class Tr>
-__global__ void __launch_bounds__(Tr::kThreads, 1) attention_bwd_sm90_kernel(const BwdParams p) {
+__global__ void __launch_bounds__(Tr::kThreads, 1)
+    attention_bwd_sm90_kernel(const __grid_constant__ BwdParams p, const __grid_constant__ TileMaps maps) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kD = Tr::kD, kDV = Tr::kDV, kMaps = Tr::kMaps, kBlockM = Tr::kBlockM;
-  constexpr int kBlockN = Tr::kBlockN, kThreads = Tr::kThreads;
+  constexpr int kBlockN = Tr::kBlockN;
 
-  extern __shared__ unsigned char smem_dyn[];
-  unsigned char* smem = reinterpret_cast<unsigned char*>(
-      (reinterpret_cast<std::uintptr_t>(smem_dyn) + 1023) & ~static_cast<std::uintptr_t>(1023));
+  // 1024-byte aligned tiles for the 128B swizzle (dynamic shared memory starts aligned when the
+  // kernel has no static shared memory; checked)
+  extern __shared__ __align__(1024) unsigned char smem[];
+  if ((smem_addr(smem) & 1023u) != 0) __trap();
   unsigned char* sK = smem;                       // kMaps sw128 tiles [kBlockN][kD]
   unsigned char* sV = smem + Tr::kOffV;           // sw128 [kBlockN][kDV]
   unsigned char* sStage = smem + Tr::kOffStage;   // 2 x { Q tiles [kMaps][64][kD], dO [64][kDV] }
   unsigned char* sdS = smem + Tr::kOffdS;         // sw128 [128][64]: rows 64 wg.. = dS^T of warpgroup wg
   unsigned char* sPx = smem + Tr::kOffPc;  // DIFF: P^T of map m at m * 8192, sw128 [64][64]
   float* sRow = reinterpret_cast<float*>(smem + Tr::kOffRow);
+  const std::uint32_t bar0 = smem_addr(smem + Tr::kOffBar);
+  auto full_bar = [&](int st) { return bar0 + 8u * st; };
+  auto empty_bar = [&](int st) { return bar0 + 8u * (2 + st); };
+  const std::uint32_t kv_bar = bar0 + 32u;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wg = warp >> 2, wq = warp & 3;
@@ -92,48 +107,72 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_bwd_sm90_kernel(con
   const int total = p.n_rep * m_count;
 
   const std::int64_t kvrow0 = static_cast<std::int64_t>(b) * S + n0;
+  auto load_kv = [&]() {
+    mbar_expect_tx(kv_bar, Tr::kKBytes + Tr::kVBytes);
 #pragma unroll
-  for (int m = 0; m < kMaps; ++m) {
-    load_tile_sw128<kBlockN, kD, kThreads>(sK + m * Tr::kKTileBytes,
-                                           p.k + kvrow0 * p.k_stride + k_comp(m) * kD, p.k_stride,
-                                           kv_rows, tid);
-  }
-  load_tile_sw128<kBlockN, kDV, kThreads>(sV, p.v + kvrow0 * p.v_stride + vh * kDV, p.v_stride,
-                                          kv_rows, tid);
+    for (int m = 0; m < kMaps; ++m) {
+#pragma unroll
+      for (int pn = 0; pn < kD / 64; ++pn) {
+        tma_load_3d(smem_addr(sK + m * Tr::kKTileBytes + pn * kBlockN * 128), &maps.k,
+                    k_comp(m) * kD + 64 * pn, n0, b, kv_bar);
+      }
+    }
+#pragma unroll
+    for (int pn = 0; pn < kDV / 64; ++pn) {
+      tma_load_3d(smem_addr(sV + pn * kBlockN * 128), &maps.v, vh * kDV + 64 * pn, n0, b, kv_bar);
+    }
+  };
 
   auto work_item = [&](int it, int& head, int& m_block) {
     head = group * p.n_rep + it / m_count;
     m_block = m_begin + it % m_count;
   };
+  // Q tiles, dO tile (TMA) and the lse / D rows (bulk copies) of work item `it` into `stage`
   auto load_stage = [&](int it, int stage) {
     int head, m_block;
     work_item(it, head, m_block);
     const int t0 = m_block * kBlockM;
-    const int rows = min(kBlockM, T - t0);
     unsigned char* sQ = sStage + stage * Tr::kStageBytes;
     unsigned char* sdO = sQ + kMaps * Tr::kQTileBytes;
-    const std::int64_t qrow0 = static_cast<std::int64_t>(b) * T + t0;
+    const std::uint32_t bar = full_bar(stage);
+    mbar_expect_tx(bar, Tr::kStageBytes + Tr::kRowBytes);
 #pragma unroll
     for (int m = 0; m < kMaps; ++m) {
-      load_tile_sw128<kBlockM, kD, kThreads>(sQ + m * Tr::kQTileBytes,
-                                             p.q + qrow0 * p.q_stride + q_comp(head, m) * kD,
-                                             p.q_stride, rows, tid);
+#pragma unroll
+      for (int pn = 0; pn < kD / 64; ++pn) {
+        tma_load_3d(smem_addr(sQ + m * Tr::kQTileBytes + pn * kBlockM * 128), &maps.q,
+                    q_comp(head, m) * kD + 64 * pn, t0, b, bar);
+      }
     }
-    load_tile_sw128<kBlockM, kDV, kThreads>(sdO, p.dout + (qrow0 * p.heads + head) * kDV,
-                                            static_cast<std::int64_t>(p.heads) * kDV, rows, tid);
-    constexpr int kVecChunks = kBlockM / 4;
-    for (int c = tid; c < 2 * kMaps * kVecChunks; c += kThreads) {
-      const int which = c / (kMaps * kVecChunks);
-      const int m = (c / kVecChunks) % kMaps;
-      const int cc = c % kVecChunks;
-      const float* src = (which == 0 ? p.lse_log2 : p.delta) +
-                         (static_cast<std::int64_t>(b) * p.q_comps + q_comp(head, m)) * p.t_pad +
-                         t0 + cc * 4;
-      cp_async_16(sRow + ((stage * 2 + which) * kMaps + m) * kBlockM + cc * 4, src, 16);
+#pragma unroll
+    for (int pn = 0; pn < kDV / 64; ++pn) {
+      tma_load_3d(smem_addr(sdO + pn * kBlockM * 128), &maps.dout, head * kDV + 64 * pn, t0, b, bar);
+    }
+#pragma unroll
+    for (int which = 0; which < 2; ++which) {
+#pragma unroll
+      for (int m = 0; m < kMaps; ++m) {
+        const float* src = (which == 0 ? p.lse_log2 : p.delta) +
+                           (static_cast<std::int64_t>(b) * p.q_comps + q_comp(head, m)) * p.t_pad + t0;
+        bulk_load(smem_addr(sRow + ((stage * 2 + which) * kMaps + m) * kBlockM), src, kBlockM * 4, bar);
+      }
     }
   };
-  if (total > 0) load_stage(0, 0);
-  cp_async_commit();
+  if (tid == 0) {
+    mbar_init(full_bar(0), 1);
+    mbar_init(full_bar(1), 1);
+    mbar_init(empty_bar(0), 8);
+    mbar_init(empty_bar(1), 8);
+    mbar_init(kv_bar, 1);
+    mbar_fence_init();
+  }
+  __syncthreads();
+  const bool producer = tid == 128;
+  if (producer) {
+    load_kv();
+    if (total > 0) load_stage(0, 0);
+  }
+  __syncwarp();
 
   float dk[kD / 2], dv[kD / 2];
 #pragma unroll
@@ -145,13 +184,19 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_bwd_sm90_kernel(con
   const std::uint32_t ds_addr = smem_addr(sdS) + wg * 64 * 128;
   unsigned char* sdS_wg = sdS + wg * 64 * 128;
 
+  mbar_wait(kv_bar, 0);
+  // barrier ids: 1 = block-wide (DIFF), 1 + wg = this warpgroup (softmax)
+  const int staging_bar = kMaps == 2 ? 1 : 1 + wg;
+  const int staging_threads = kMaps == 2 ? 256 : 128;
   for (int it = 0; it < total; ++it) {
     const int stage = it & 1;
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();  // stage `it` landed (and K/V); iteration it - 1 fully done
-    if (it + 1 < total) load_stage(it + 1, stage ^ 1);
-    cp_async_commit();
+    // work item it + 1 goes into the other stage once both warpgroups released it (item it - 1)
+    if (producer && it + 1 < total) {
+      if (it >= 1) mbar_wait(empty_bar(stage ^ 1), ((it - 1) >> 1) & 1);
+      load_stage(it + 1, stage ^ 1);
+    }
+    __syncwarp();
+    mbar_wait(full_bar(stage), (it >> 1) & 1);
 
     int head, m_block;
     work_item(it, head, m_block);
@@ -195,7 +240,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_bwd_sm90_kernel(con
         dp[4 * i + j] = pv * (dp_coef * dp[4 * i + j] - ((j & 1) ? del2.y : del2.x));
       }
     }
-    // stage dS^T (bf16, sw128 [kv][query]) for dQ; DIFF: also this map's P^T for the other map
+    // stage dS^T (bf16, sw128 [kv][query]) for dQ; DIFF: also this map's P^T for the other map.
+    // First wait until iteration it - 1's readers of these tiles (dQ products; DIFF: the other
+    // warpgroup's combine) are done.
+    if (it > 0) named_bar_sync(staging_bar, staging_threads);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
 #pragma unroll
@@ -210,7 +258,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_bwd_sm90_kernel(con
       }
     }
     fence_proxy_async();
-    __syncthreads();  // dS^T tiles (and both P^T tiles) complete
+    named_bar_sync(staging_bar, staging_threads);  // dS^T tiles (and both P^T tiles) complete
 
     // DIFF: Pc = P1 - lambda P2, own map in fp32, the other map's from shared memory (bf16)
     if constexpr (kMaps == 2) {
@@ -259,6 +307,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_bwd_sm90_kernel(con
                                  kBlockM * 128, 1024),
                       1);
         }
+        wgmma_commit();
       }
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
@@ -268,6 +317,11 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_bwd_sm90_kernel(con
                        kk > 0 ? 1 : 0);
       }
       wgmma_commit();
+      if (ch == 0) {
+        wgmma_wait<1>();  // dK / dV done: this warp no longer reads the stage's Q / dO
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty_bar(stage));
+      }
       wgmma_wait<0>();
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -281,7 +335,6 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_bwd_sm90_kernel(con
       }
     }
   }
-  cp_async_wait<0>();
 
   // ---- epilogue: dK (scaled) and this warpgroup's dV columns, rows < kv_len
 #pragma unroll

@@ -6,6 +6,7 @@
 #include "bwd_kernel_sm90.cuh"
 #include "bwd_prepost.cuh"
 #include "launch.h"
+#include "tma_map.h"
 
 namespace difftx::cuda::attn {
 namespace {
@@ -20,15 +21,15 @@ using BwdSm90Softmax128 = BwdSm90Traits<128, false>;
 using BwdSm90Diff64 = BwdSm90Traits<64, true>;
 using BwdSm90Diff128 = BwdSm90Traits<128, true>;
 
-template <class Tr, class Kernel>
-cudaError_t launch(Kernel kernel, BwdParams p, cudaStream_t stream) {
+template <class Tr, class Kernel, class... Extra>
+cudaError_t launch(Kernel kernel, BwdParams p, cudaStream_t stream, const Extra&... extra) {
   static const cudaError_t attr = cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
   if (attr != cudaSuccess) return attr;
   p.num_n_blocks = (p.kv_len + Tr::kBlockN - 1) / Tr::kBlockN;
   const int groups = Tr::kDiff ? p.v_heads : p.k_comps;
   const dim3 grid(p.num_n_blocks, groups, p.batch);
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, extra...);
   return cudaGetLastError();
 }
 template <class Tr>
@@ -37,7 +38,23 @@ cudaError_t launch_mma(const BwdParams& p, cudaStream_t stream) {
 }
 template <class Tr>
 cudaError_t launch_sm90(const BwdParams& p, cudaStream_t stream) {
-  return launch<Tr>(attention_bwd_sm90_kernel<Tr>, p, stream);
+  TileMaps maps{};
+  const std::int64_t out_cols = static_cast<std::int64_t>(p.heads) * Tr::kDV;
+  cudaError_t e = make_tile_map(&maps.q, p.q, static_cast<std::int64_t>(p.q_comps) * Tr::kD,
+                                p.q_len, p.batch, p.q_stride, Tr::kBlockM);
+  if (e == cudaSuccess) {
+    e = make_tile_map(&maps.k, p.k, static_cast<std::int64_t>(p.k_comps) * Tr::kD, p.kv_len,
+                      p.batch, p.k_stride, Tr::kBlockN);
+  }
+  if (e == cudaSuccess) {
+    e = make_tile_map(&maps.v, p.v, static_cast<std::int64_t>(p.v_heads) * Tr::kDV, p.kv_len,
+                      p.batch, p.v_stride, Tr::kBlockN);
+  }
+  if (e == cudaSuccess) {
+    e = make_tile_map(&maps.dout, p.dout, out_cols, p.q_len, p.batch, out_cols, Tr::kBlockM);
+  }
+  if (e != cudaSuccess) return e;
+  return launch<Tr>(attention_bwd_sm90_kernel<Tr>, p, stream, maps);
 }
 
 template <int kDV, bool kDiff>

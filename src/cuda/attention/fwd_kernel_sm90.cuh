@@ -1,14 +1,20 @@
-// Forward flash-attention kernel for Hopper (sm_90a): the same algorithm and block layout as
-// fwd_kernel.cuh, with the two products on warpgroup MMAs (wgmma) reading 128B-swizzled shared
-// tiles, which removes the ldmatrix traffic that bounds the mma.sync kernel.
+// Forward flash-attention kernel for Hopper (sm_90a): the algorithm of fwd_kernel.cuh with the
+// two products on warpgroup MMAs (wgmma) over 128B-swizzled shared tiles, the tiles brought in by
+// TMA through a kStages-deep mbarrier pipeline, and the two warpgroups in ping-pong.
 //
 // One block = 2 warpgroups (256 threads) per (head, batch, query tile):
 //   DIFF V1: warpgroup m computes map m (S_m = Q_m K_m^T, its online softmax, O_m += P_m V) for
 //   the tile's 64 query rows; both read the same V tile (one global load per K1/K2/V tile).
 //   softmax: warpgroup w computes query rows [64 w, 64 w + 64) of a 128-row tile.
 // S (64 x kBlockN) and O (64 x dv) live in registers (wgmma accumulators); P feeds the P V product
-// from registers (wgmma A operand). K/V tiles are double-buffered with cp.async; the epilogue
-// stages O1/l1, O2/l2 in shared memory and writes out = O1 - lambda O2 (and out2) coalesced.
+// from registers (wgmma A operand).
+// Pipeline: one thread (the first of warpgroup 1) issues the TMA copies of K/V tile it + kStages - 1
+// as soon as both warpgroups have released the stage of tile it - 1 (empty barrier, one arrival
+// per warp); warpgroups wait only on the full barrier of the tile they need, so no block-wide
+// barrier runs in the main loop. Ping-pong (as FlashAttention-3): a pair of named barriers makes
+// the warpgroups take turns issuing their S = Q K^T products, so one warpgroup's softmax runs
+// while the other's products occupy the tensor cores. The epilogue stages O1/l1, O2/l2 in shared
+// memory and writes out = O1 - lambda O2 (and out2) coalesced.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -17,16 +23,18 @@
 
 #include "mma.cuh"
 #include "params.cuh"
+#include "tma.cuh"
+#include "tma_map.h"
 #include "wgmma.cuh"
 
 namespace difftx::cuda::attn {
 
-template <int kD_, bool kDiff_, int kBlockN_>
+template <int kD_, bool kDiff_, int kBlockN_, int kStages_>
 struct FwdSm90Traits {
   static constexpr int kD = kD_;
   static constexpr bool kDiff = kDiff_;
   static constexpr int kBlockN = kBlockN_;
-  static constexpr int kStages = 2;
+  static constexpr int kStages = kStages_;
   static constexpr int kMaps = kDiff ? 2 : 1;
   static constexpr int kDV = kDiff ? 2 * kD : kD;
   static constexpr int kThreads = 256;
@@ -40,38 +48,32 @@ struct FwdSm90Traits {
   static constexpr int kMainBytes = kQBytes + kStages * kStageBytes;
   static constexpr int kOS = kDV + 8;  // fp32 staging row
   static constexpr int kEpiBytes = 128 * kOS * 4;
-  static constexpr int kSmemBytes = (kMainBytes > kEpiBytes ? kMainBytes : kEpiBytes) + 1024;
+  static constexpr int kBarOffset = kMainBytes > kEpiBytes ? kMainBytes : kEpiBytes;
+  static constexpr int kSmemBytes = kBarOffset + (2 * kStages + 1) * 8;
   static_assert(kD % 64 == 0 && kDV % 64 == 0 && kBlockN % 64 == 0, "sw128 tiles need 64-wide panels");
+  static_assert(kSmemBytes <= 232448, "shared memory per block exceeds 227 KB");
 };
 
-// cp.async copy of rows [0, kRows) x [0, kCols) of a global bf16 matrix into a sw128 tile;
-// rows >= valid_rows are zero-filled.
-template <int kRows, int kCols, int kThreads>
-__device__ __forceinline__ void load_tile_sw128(unsigned char* tile, const bf16* gmem,
-                                                std::int64_t gstride, int valid_rows, int tid) {
-  constexpr int kChunks = kCols / 8;
-#pragma unroll
-  for (int c = tid; c < kRows * kChunks; c += kThreads) {
-    const int r = c / kChunks, cc = c % kChunks;
-    const bool ok = r < valid_rows;
-    const bf16* src = ok ? gmem + r * gstride + cc * 8 : gmem;
-    cp_async_16(tile + (cc >> 3) * kRows * 128 + r * 128 + (((cc & 7) ^ (r & 7)) << 4), src,
-                ok ? 16 : 0);
-  }
-}
-
 template <class Tr>
-__global__ void __launch_bounds__(Tr::kThreads, 1) attention_fwd_sm90_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(Tr::kThreads, 1)
+    attention_fwd_sm90_kernel(const __grid_constant__ FwdParams p, const __grid_constant__ TileMaps maps) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kD = Tr::kD, kDV = Tr::kDV, kMaps = Tr::kMaps, kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN, kQRows = Tr::kQRows, kOS = Tr::kOS;
   constexpr int kThreads = Tr::kThreads;
 
-  extern __shared__ unsigned char smem_dyn[];
-  unsigned char* smem = reinterpret_cast<unsigned char*>(
-      (reinterpret_cast<std::uintptr_t>(smem_dyn) + 1023) & ~static_cast<std::uintptr_t>(1023));
+  constexpr int kStages = Tr::kStages;
+
+  // the 128B swizzle needs 1024-byte aligned tiles: dynamic shared memory starts aligned when the
+  // kernel has no static shared memory (checked, not assumed)
+  extern __shared__ __align__(1024) unsigned char smem[];
+  if ((smem_addr(smem) & 1023u) != 0) __trap();
   unsigned char* sQ = smem;                   // kMaps sw128 tiles [kQRows][kD]
   unsigned char* sKV = smem + Tr::kQBytes;    // kStages stages of { K tiles [kMaps][kBlockN][kD], V [kBlockN][kDV] }
+  const std::uint32_t bar0 = smem_addr(smem + Tr::kBarOffset);
+  auto full_bar = [&](int s) { return bar0 + 8u * s; };               // tile landed (TMA bytes)
+  auto empty_bar = [&](int s) { return bar0 + 8u * (kStages + s); };  // stage released (8 warps)
+  const std::uint32_t q_bar = bar0 + 8u * (2 * kStages);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wg = warp >> 2, wq = warp & 3;  // warpgroup, warp inside it
@@ -92,27 +94,37 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_fwd_sm90_kernel(con
   const int kv_end = min(S, p.q_offset + m0 + q_rows);
   const int n_blocks = (kv_end + kBlockN - 1) / kBlockN;
 
+  // TMA: Q once; K/V tile n into `stage` (all boxes count their full size, out-of-range rows
+  // arrive as zeros)
+  auto load_q = [&]() {
+    mbar_expect_tx(q_bar, Tr::kQBytes);
 #pragma unroll
-  for (int m = 0; m < kMaps; ++m) {
-    load_tile_sw128<kQRows, kD, kThreads>(
-        sQ + m * kQRows * kD * 2,
-        p.q + (static_cast<std::int64_t>(b) * T + m0) * p.q_stride + q_comp(m) * kD, p.q_stride,
-        q_rows, tid);
-  }
+    for (int m = 0; m < kMaps; ++m) {
+#pragma unroll
+      for (int pn = 0; pn < kD / 64; ++pn) {
+        tma_load_3d(smem_addr(sQ + m * kQRows * kD * 2 + pn * kQRows * 128), &maps.q,
+                    q_comp(m) * kD + 64 * pn, m0, b, q_bar);
+      }
+    }
+  };
   auto load_kv = [&](int n, int stage) {
     unsigned char* sK = sKV + stage * Tr::kStageBytes;
     unsigned char* sV = sK + Tr::kKBytes;
     const int s0 = n * kBlockN;
-    const int valid = min(kBlockN, S - s0);
-    const std::int64_t row0 = static_cast<std::int64_t>(b) * S + s0;
+    mbar_expect_tx(full_bar(stage), Tr::kStageBytes);
 #pragma unroll
     for (int m = 0; m < kMaps; ++m) {
-      load_tile_sw128<kBlockN, kD, kThreads>(sK + m * Tr::kKTileBytes,
-                                             p.k + row0 * p.k_stride + k_comp(m) * kD,
-                                             p.k_stride, valid, tid);
+#pragma unroll
+      for (int pn = 0; pn < kD / 64; ++pn) {
+        tma_load_3d(smem_addr(sK + m * Tr::kKTileBytes + pn * kBlockN * 128), &maps.k,
+                    k_comp(m) * kD + 64 * pn, s0, b, full_bar(stage));
+      }
     }
-    load_tile_sw128<kBlockN, kDV, kThreads>(sV, p.v + row0 * p.v_stride + vh * kDV, p.v_stride,
-                                            valid, tid);
+#pragma unroll
+    for (int pn = 0; pn < kDV / 64; ++pn) {
+      tma_load_3d(smem_addr(sV + pn * kBlockN * 128), &maps.v, vh * kDV + 64 * pn, s0, b,
+                  full_bar(stage));
+    }
   };
 
   float o[kDV / 2];
@@ -209,17 +221,40 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_fwd_sm90_kernel(con
     }
   };
 
-  load_kv(n_blocks - 1, 0);
-  cp_async_commit();
+  if (tid == 0) {
+    for (int st = 0; st < kStages; ++st) {
+      mbar_init(full_bar(st), 1);
+      mbar_init(empty_bar(st), 8);
+    }
+    mbar_init(q_bar, 1);
+    mbar_fence_init();
+  }
+  __syncthreads();
+  // tile order: it = 0 is the last kv tile (the diagonal one), then backwards
+  const bool producer = tid == 128;
+  if (producer) {
+    load_q();
+    for (int it = 0; it < kStages && it < n_blocks; ++it) load_kv(n_blocks - 1 - it, it);
+  }
+  __syncwarp();
+  constexpr int kTurn0 = 1;  // named barriers 1, 2: warpgroup 0's / 1's turn to issue S
+  if (wg == 1) named_bar_arrive(kTurn0, 2 * 128);  // warpgroup 0 goes first
+  mbar_wait(q_bar, 0);
   for (int it = 0, n = n_blocks - 1; n >= 0; ++it, --n) {
-    const int stage = it & 1;
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();  // tile n landed; every warp is done with the other stage
-    if (n > 0) load_kv(n - 1, stage ^ 1);
-    cp_async_commit();
+    const int stage = it % kStages;
+    // refill the stage tile it - 1 used (both warpgroups released it: warpgroup 1, which issues,
+    // runs behind warpgroup 0)
+    if (producer && it >= 1 && it - 1 + kStages < n_blocks) {
+      const int rs = (it - 1) % kStages;
+      mbar_wait(empty_bar(rs), ((it - 1) / kStages) & 1);
+      load_kv(n_blocks - 1 - (it - 1 + kStages), rs);
+    }
+    __syncwarp();
+    mbar_wait(full_bar(stage), (it / kStages) & 1);
+    named_bar_sync(kTurn0 + wg, 2 * 128);
     wgmma_fence();
     issue_s(stage);
+    if (wg == 0 || n > 0) named_bar_arrive(kTurn0 + (1 - wg), 2 * 128);
     wgmma_wait<0>();
     softmax_tile(n);
     rescale_o();
@@ -227,6 +262,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) attention_fwd_sm90_kernel(con
     wgmma_fence();
     issue_pv(stage);
     wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_bar(stage));
   }
 
   // ---- epilogue (as in fwd_kernel.cuh)

@@ -4,6 +4,7 @@
 #include "fwd_kernel.cuh"
 #include "fwd_kernel_sm90.cuh"
 #include "launch.h"
+#include "tma_map.h"
 
 namespace difftx::cuda::attn {
 namespace {
@@ -13,20 +14,20 @@ using FwdSoftmax64 = FwdTraits<64, false, 8, 64, 2>;
 using FwdSoftmax128 = FwdTraits<128, false, 8, 64, 1>;
 using FwdDiff64 = FwdTraits<64, true, 4, 64, 2>;
 using FwdDiff128 = FwdTraits<128, true, 4, 64, 1>;
-//                                     d    diff   BN
-using FwdSm90Softmax64 = FwdSm90Traits<64, false, 128>;
-using FwdSm90Softmax128 = FwdSm90Traits<128, false, 128>;
-using FwdSm90Diff64 = FwdSm90Traits<64, true, 128>;
-using FwdSm90Diff128 = FwdSm90Traits<128, true, 64>;
+//                                     d    diff   BN  stages
+using FwdSm90Softmax64 = FwdSm90Traits<64, false, 128, 4>;
+using FwdSm90Softmax128 = FwdSm90Traits<128, false, 128, 3>;
+using FwdSm90Diff64 = FwdSm90Traits<64, true, 128, 3>;
+using FwdSm90Diff128 = FwdSm90Traits<128, true, 64, 3>;
 
-template <class Tr, class Kernel>
-cudaError_t launch(Kernel kernel, FwdParams p, cudaStream_t stream) {
+template <class Tr, class Kernel, class... Extra>
+cudaError_t launch(Kernel kernel, FwdParams p, cudaStream_t stream, const Extra&... extra) {
   static const cudaError_t attr = cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
   if (attr != cudaSuccess) return attr;
   p.num_m_blocks = (p.q_len + Tr::kBlockM - 1) / Tr::kBlockM;
   const dim3 grid(p.num_m_blocks, p.heads, p.batch);
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, extra...);
   return cudaGetLastError();
 }
 
@@ -36,7 +37,19 @@ cudaError_t launch_mma(const FwdParams& p, cudaStream_t stream) {
 }
 template <class Tr>
 cudaError_t launch_sm90(const FwdParams& p, cudaStream_t stream) {
-  return launch<Tr>(attention_fwd_sm90_kernel<Tr>, p, stream);
+  TileMaps maps{};
+  cudaError_t e = make_tile_map(&maps.q, p.q, static_cast<std::int64_t>(p.q_comps) * Tr::kD,
+                                p.q_len, p.batch, p.q_stride, Tr::kQRows);
+  if (e == cudaSuccess) {
+    e = make_tile_map(&maps.k, p.k, static_cast<std::int64_t>(p.k_comps) * Tr::kD, p.kv_len,
+                      p.batch, p.k_stride, Tr::kBlockN);
+  }
+  if (e == cudaSuccess) {
+    e = make_tile_map(&maps.v, p.v, static_cast<std::int64_t>(p.v_heads) * Tr::kDV, p.kv_len,
+                      p.batch, p.v_stride, Tr::kBlockN);
+  }
+  if (e != cudaSuccess) return e;
+  return launch<Tr>(attention_fwd_sm90_kernel<Tr>, p, stream, maps);
 }
 
 
