@@ -7,7 +7,9 @@
 #   cmake --preset cuda -DCMAKE_CUDA_ARCHITECTURES=90a && cmake --build --preset cuda
 #   scripts/gpu/run_gpu_suite.sh --stage build/cuda     # binaries + missing shared libs -> .carry/gpu
 # On the GPU machine (carry .carry/gpu and data/brown):
-#   scripts/gpu/run_gpu_suite.sh [tests|train|bench|all]   # logs under $OUT
+#   scripts/gpu/run_gpu_suite.sh [tests|train|attention|bench|all]   # logs under $OUT
+# attention: the fused-kernel tests in both kernel families, the attention benchmark and the
+# PyTorch comparison (bench/cuda/run_attention_bench.sh); bench: the 125M training benchmark.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 stage=$root/.carry/gpu
@@ -21,7 +23,9 @@ if [[ ${1:-} == --stage ]]; then
   for t in "${tests[@]}"; do cp "$build/tests/cuda/$t" "$stage/bin/"; done
   for b in "${benches[@]}"; do [[ -x $build/bench/cuda/$b ]] && cp "$build/bench/cuda/$b" "$stage/bin/"; done
   cp "$build/difftx" "$stage/bin/"
-  for lib in libfmt.so.9 libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libgomp.so.1 libsentencepiece.so.0 libprotobuf-lite.so.32; do
+  # libraries the GPU image (Ubuntu 24.04 + CUDA) lacks; it has OpenBLAS and the GCC runtimes, and
+  # carrying libopenblas (36 MB) would break the 64 MiB limit on what travels
+  for lib in libfmt.so.9 libsentencepiece.so.0 libprotobuf-lite.so.32; do
     path=$(ldd "$stage/bin/difftx" "$stage/bin/test_cuda_model" | awk -v l="$lib" '$1 == l { print $3; exit }')
     [[ -n $path ]] && cp -L "$path" "$stage/lib/"
   done
@@ -61,6 +65,16 @@ if [[ $what == train || $what == all ]]; then
   timeout 60 "$stage/bin/difftx" generate --checkpoint "$out/run" --device cuda --prompt "The jury said" \
     --max-tokens 40 --seed 1 2>&1 | tail -n 4
   rm -rf "$out/run/checkpoints"
+fi
+
+if [[ $what == attention || $what == all ]]; then
+  # run_attention_bench.sh runs the binaries it finds in .carry/attn.
+  mkdir -p "$root/.carry/attn/lib"
+  cp "$stage/bin/bench_attention" "$stage/bin/test_attention_kernels" "$root/.carry/attn/"
+  cp "$stage"/lib/* "$root/.carry/attn/lib/"
+  cp -L /usr/local/cuda/lib64/libcudart.so.13 "$root/.carry/attn/lib/" 2>/dev/null
+  cd "$root" && OUT=$out/attention bash bench/cuda/run_attention_bench.sh tests bench 2>&1 | tail -n 60
+  [[ ${PIPESTATUS[0]} -ne 0 ]] && status=1
 fi
 
 if [[ $what == bench || $what == all ]]; then

@@ -4,6 +4,7 @@
 #include "arch.h"
 #include "bwd_kernel.cuh"
 #include "bwd_kernel_sm90.cuh"
+#include "bwd_kernel_sm90_split.cuh"
 #include "bwd_prepost.cuh"
 #include "launch.h"
 #include "tma_map.h"
@@ -18,8 +19,18 @@ using BwdDiff64 = BwdTraits<64, true, 4, 64, 1>;
 using BwdDiff128 = BwdTraits<128, true, 4, 32, 1>;
 using BwdSm90Softmax64 = BwdSm90Traits<64, false>;
 using BwdSm90Softmax128 = BwdSm90Traits<128, false>;
-using BwdSm90Diff64 = BwdSm90Traits<64, true>;
 using BwdSm90Diff128 = BwdSm90Traits<128, true>;
+
+// kernel choice for launch_sm90: bwd_kernel_sm90.cuh (softmax; DIFF V1 d = 128, warpgroup = map)
+// or bwd_kernel_sm90_split.cuh (DIFF V1 d = 64, warpgroup = half of a 128-row kv tile)
+template <class Tr>
+struct BwdSm90Kernel {
+  static auto get() { return attention_bwd_sm90_kernel<Tr>; }
+};
+template <class Tr>
+struct BwdSm90SplitKernel {
+  static auto get() { return attention_bwd_sm90_split_kernel<Tr>; }
+};
 
 template <class Tr, class Kernel, class... Extra>
 cudaError_t launch(Kernel kernel, BwdParams p, cudaStream_t stream, const Extra&... extra) {
@@ -36,7 +47,7 @@ template <class Tr>
 cudaError_t launch_mma(const BwdParams& p, cudaStream_t stream) {
   return launch<Tr>(attention_bwd_kernel<Tr>, p, stream);
 }
-template <class Tr>
+template <class Tr, template <class> class Kernel = BwdSm90Kernel>
 cudaError_t launch_sm90(const BwdParams& p, cudaStream_t stream) {
   TileMaps maps{};
   const std::int64_t out_cols = static_cast<std::int64_t>(p.heads) * Tr::kDV;
@@ -54,7 +65,7 @@ cudaError_t launch_sm90(const BwdParams& p, cudaStream_t stream) {
     e = make_tile_map(&maps.dout, p.dout, out_cols, p.q_len, p.batch, out_cols, Tr::kBlockM);
   }
   if (e != cudaSuccess) return e;
-  return launch<Tr>(attention_bwd_sm90_kernel<Tr>, p, stream, maps);
+  return launch<Tr>(Kernel<Tr>::get(), p, stream, maps);
 }
 
 template <int kDV, bool kDiff>
@@ -78,7 +89,10 @@ cudaError_t launch_bwd_preprocess(const PreParams& p, int batch, int dv, bool di
 
 cudaError_t launch_bwd(const BwdParams& p, int d, bool diff, cudaStream_t stream) {
   if (use_sm90_kernels()) {
-    if (diff) return d == 64 ? launch_sm90<BwdSm90Diff64>(p, stream) : launch_sm90<BwdSm90Diff128>(p, stream);
+    if (diff) {
+      return d == 64 ? launch_sm90<BwdSm90SplitTraits, BwdSm90SplitKernel>(p, stream)
+                     : launch_sm90<BwdSm90Diff128>(p, stream);
+    }
     return d == 64 ? launch_sm90<BwdSm90Softmax64>(p, stream) : launch_sm90<BwdSm90Softmax128>(p, stream);
   }
   if (diff) return d == 64 ? launch_mma<BwdDiff64>(p, stream) : launch_mma<BwdDiff128>(p, stream);
