@@ -77,6 +77,11 @@ class OpTimer final : public Backend {
                                  const Tensor& v, Tensor& out, Tensor& lse) override {
     timed("attention fwd", [&] { in_.softmax_attention_forward(g, q, k, v, out, lse); });
   }
+  void diff_v2_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, const Tensor& gate, Tensor& att, Tensor& lse,
+                                 Tensor& out) override {
+    timed("attention fwd", [&] { in_.diff_v2_attention_forward(g, q, k, v, gate, att, lse, out); });
+  }
   void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
                                   const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) override {

@@ -80,9 +80,9 @@ void Model::attention_forward(int l, int batch, int seq, int pos_offset, KvCache
       break;
     }
     case AttentionKind::diff_v2:
-      backend_.softmax_attention_forward(g, la.q, keys, values, la.att, la.lse);
       backend_.linear_forward(la.xn1, weight(P("attn.wlambda.weight")), la.gate_logits);  // (N, h)
-      backend_.v2_combine_forward(la.att, la.gate_logits, la.mixed);
+      backend_.diff_v2_attention_forward(g, la.q, keys, values, la.gate_logits, la.att, la.lse,
+                                         la.mixed);
       break;
     case AttentionKind::softmax:
       backend_.softmax_attention_forward(g, la.q, keys, values, la.mixed, la.lse);

@@ -227,6 +227,30 @@ OpCase v2_combine_case(int n, int h, int d) {
   return c;
 }
 
+// DIFF V2 attention forward (fused on CUDA/Hopper); its backward is the two ops the model runs:
+// v2_combine_backward, then softmax_attention_backward on the per-head outputs.
+OpCase diff_v2_attention_case(int batch, int seq, int kv_len, int offset, int h, int hkv, int d) {
+  OpCase c;
+  c.name = fmt::format("diff_v2_attention_b{}_t{}_s{}_off{}_h{}_hkv{}_d{}", batch, seq, kv_len,
+                       offset, h, hkv, d);
+  const AttentionGeometry g = packed_attention_geometry(batch, seq, kv_len, offset, 2 * h, hkv, hkv, d, d);
+  c.inputs = {act({batch * seq, 2 * h * d}), act({batch * kv_len, hkv * d}),
+              act({batch * kv_len, hkv * d}), act({batch * seq, h})};
+  c.outputs = {act({batch * seq, h, d}), act({batch * seq, 2 * h, d}), stat({batch, 2 * h, seq})};
+  c.output_in_loss = {true, false, false};
+  c.forward = [g](Backend& b, const In& in, Out& out) {
+    b.diff_v2_attention_forward(g, in[0], in[1], in[2], in[3], out[1], out[2], out[0]);
+  };
+  c.backward = [g](Backend& b, const In& in, const Out& out, const Out& dout) {
+    Tensor datt = like(b, out[1]), dgate = like(b, in[3]);
+    b.v2_combine_backward(out[1], in[3], dout[0], datt, dgate);
+    Tensor dq = like(b, in[0]), dk = like(b, in[1]), dv = like(b, in[2]);
+    b.softmax_attention_backward(g, in[0], in[1], in[2], out[1], out[2], datt, dq, dk, dv);
+    return Out{dq, dk, dv, dgate};
+  };
+  return c;
+}
+
 OpCase cross_entropy_case(int n, int vocab) {
   OpCase c;
   c.name = fmt::format("cross_entropy_n{}_v{}", n, vocab);
@@ -268,6 +292,9 @@ std::vector<OpCase> all_op_cases() {
   cases.push_back(diff_attention_case(1, 2, 6, 4, 2, 1, 6));      // decode-style offset, GQA
   cases.push_back(diff_lambda_case(6, 0.2));
   cases.push_back(v2_combine_case(5, 3, 4));
+  // head dim 64: the size the CUDA kernels take, so these also run on the GPU
+  cases.push_back(diff_v2_attention_case(2, 9, 9, 0, 2, 1, 64));  // GQA: one kv head per 4 queries
+  cases.push_back(diff_v2_attention_case(1, 3, 11, 8, 2, 2, 64));  // decode-style offset, MHA pairs
   cases.push_back(cross_entropy_case(5, 11));
   return cases;
 }

@@ -52,6 +52,17 @@ void softmax_attention_backward(const AttentionGeometry& g, const bf16* q, const
                                 void* workspace, std::size_t workspace_bytes,
                                 cudaStream_t stream);
 
+// ---- DIFF V2 forward, fused: softmax attention over the 2h query heads (Hq = 2h, dv == d,
+// (Hq / Hk) even so the heads 2i, 2i+1 of a pair share a kv head) with the gated combine in the
+// epilogue: att (B,T,2h,d) = the per-head outputs (kept for the backward, which is
+// v2_combine_backward + softmax_attention_backward), out (B,T,h,d) = att[2i] -
+// sigmoid(gate[i]) att[2i+1], gate (B,T,h) bf16 logits. Hopper (sm_90a) only:
+// diff_v2_attention_fused_available() says whether this GPU runs it.
+bool diff_v2_attention_fused_available();
+void diff_v2_attention_forward(const AttentionGeometry& g, const bf16* q, const bf16* k,
+                               const bf16* v, const bf16* gate, bf16* att, bf16* out, float* lse,
+                               cudaStream_t stream);
+
 // ---- DIFF V1: out (B,T,h,2d) = (A1 - lambda A2) V; out2 = A2 V (may be nullptr in inference,
 // then it is not written). lambda: one f32 on the device.
 void diff_attention_forward(const AttentionGeometry& g, const bf16* q, const bf16* k,

@@ -150,6 +150,19 @@ class Backend {
   virtual void v2_combine_backward(const Tensor& a, const Tensor& gate_logits,
                                    const Tensor& dout, Tensor& da, Tensor& dgate_logits) = 0;
 
+  // ---- DIFF V2 attention forward: att (B*T, 2h, d) = softmax attention over the 2h query heads
+  // (kept for the backward, which is v2_combine_backward + softmax_attention_backward), lse
+  // (B, 2h, T), out (B*T, h, d) = att[:,2i] - sigmoid(gate_logits[:,i]) att[:,2i+1]. The default
+  // runs the two ops; a backend with a fused kernel (CUDA on Hopper: the pair shares its K/V
+  // tiles and the combine runs in the epilogue) overrides it.
+  virtual void diff_v2_attention_forward(const AttentionGeometry& g, const Tensor& q,
+                                         const Tensor& k, const Tensor& v,
+                                         const Tensor& gate_logits, Tensor& att, Tensor& lse,
+                                         Tensor& out) {
+    softmax_attention_forward(g, q, k, v, att, lse);
+    v2_combine_forward(att, gate_logits, out);
+  }
+
   // ---- fused cross-entropy: logits (N, V) act, targets (N) i32 (negative = ignored).
   // Writes per-row losses (N) f32 and dlogits = (softmax - onehot) * grad_scale (same shape as
   // logits; may alias logits). Returns nothing; the caller reduces losses.

@@ -129,6 +129,47 @@ void forward(const AttentionGeometry& g, bool diff, const bf16* q, const bf16* k
   check_cuda(attn::launch_fwd(p, g.head_dim, diff, stream), "forward launch");
 }
 
+void forward_v2(const AttentionGeometry& g, const bf16* q, const bf16* k, const bf16* v,
+                const bf16* gate, bf16* att, bf16* out, float* lse, cudaStream_t stream) {
+  check_geometry(g, false);
+  DIFFTX_CHECK(g.q_heads % 2 == 0 && (g.q_heads / g.k_heads) % 2 == 0,
+               "CUDA diff_v2_attention: q_heads {} must be even with an even number per kv head "
+               "(k_heads {}), so the two heads of a pair share a kv head",
+               g.q_heads, g.k_heads);
+  check_ptr(q, "q");
+  check_ptr(k, "k");
+  check_ptr(v, "v");
+  check_ptr(att, "att");
+  check_ptr(out, "out");
+  DIFFTX_CHECK(gate != nullptr, "CUDA diff_v2_attention: gate is null");
+  DIFFTX_CHECK(lse != nullptr, "CUDA diff_v2_attention: lse is null");
+  DIFFTX_CHECK(attn::fused_v2_available(),
+               "CUDA diff_v2_attention: the fused V2 forward needs a Hopper GPU (sm_90a); check "
+               "diff_v2_attention_fused_available() first");
+  attn::FwdParams p{};
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.out = out;
+  p.att = att;
+  p.gate = gate;
+  p.lse = lse;
+  p.batch = g.batch;
+  p.q_len = g.q_len;
+  p.kv_len = g.kv_len;
+  p.q_offset = g.q_offset;
+  p.q_comps = g.q_heads;
+  p.k_comps = g.k_heads;
+  p.v_heads = g.v_heads;
+  p.heads = g.q_heads / 2;
+  p.n_rep = (g.q_heads / 2) / g.k_heads;
+  p.q_stride = g.q_row_stride;
+  p.k_stride = g.kv_row_stride_k;
+  p.v_stride = g.kv_row_stride_v;
+  p.scale_log2 = static_cast<float>(g.scale * 1.4426950408889634);
+  check_cuda(attn::launch_fwd_v2(p, g.head_dim, stream), "diff_v2 forward launch");
+}
+
 void backward(const AttentionGeometry& g, bool diff, const bf16* q, const bf16* k, const bf16* v,
               const float* lambda, const bf16* out, const bf16* out2, const float* lse,
               const bf16* dout, bf16* dq, bf16* dk, bf16* dv, float* dlambda, void* workspace,
@@ -241,6 +282,14 @@ void softmax_attention_backward(const AttentionGeometry& g, const bf16* q, const
                                 std::size_t workspace_bytes, cudaStream_t stream) {
   backward(g, false, q, k, v, nullptr, out, nullptr, lse, dout, dq, dk, dv, nullptr, workspace,
            workspace_bytes, stream);
+}
+
+bool diff_v2_attention_fused_available() { return attn::fused_v2_available(); }
+
+void diff_v2_attention_forward(const AttentionGeometry& g, const bf16* q, const bf16* k,
+                               const bf16* v, const bf16* gate, bf16* att, bf16* out, float* lse,
+                               cudaStream_t stream) {
+  forward_v2(g, q, k, v, gate, att, out, lse, stream);
 }
 
 void diff_attention_forward(const AttentionGeometry& g, const bf16* q, const bf16* k,

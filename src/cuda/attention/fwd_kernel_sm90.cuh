@@ -5,6 +5,9 @@
 // One block = 2 warpgroups (256 threads) per (head, batch, query tile):
 //   DIFF V1: warpgroup m computes map m (S_m = Q_m K_m^T, its online softmax, O_m += P_m V) for
 //   the tile's 64 query rows; both read the same V tile (one global load per K1/K2/V tile).
+//   DIFF V2: the same pairing for the two query heads 2i, 2i+1 of a pair, which share one K and
+//   one V tile (they are in the same GQA group); the epilogue writes both heads' outputs (kept
+//   for the backward) and the combined out_i = a_2i - sigmoid(gate_i) a_2i+1.
 //   softmax: warpgroup w computes query rows [64 w, 64 w + 64) of a 128-row tile.
 // S (64 x kBlockN) and O (64 x dv) live in registers (wgmma accumulators); P feeds the P V product
 // from registers (wgmma A operand).
@@ -29,20 +32,25 @@
 
 namespace difftx::cuda::attn {
 
-template <int kD_, bool kDiff_, int kBlockN_, int kStages_>
+enum class FwdMode { softmax, diff_v1, diff_v2 };
+
+template <int kD_, FwdMode kMode_, int kBlockN_, int kStages_>
 struct FwdSm90Traits {
   static constexpr int kD = kD_;
-  static constexpr bool kDiff = kDiff_;
+  static constexpr FwdMode kMode = kMode_;
+  static constexpr bool kV1 = kMode == FwdMode::diff_v1;
+  static constexpr bool kV2 = kMode == FwdMode::diff_v2;
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
-  static constexpr int kMaps = kDiff ? 2 : 1;
-  static constexpr int kDV = kDiff ? 2 * kD : kD;
+  static constexpr int kMaps = kMode == FwdMode::softmax ? 1 : 2;  // warpgroup = map / head of pair
+  static constexpr int kKTiles = kV1 ? 2 : 1;                      // K tiles per stage
+  static constexpr int kDV = kV1 ? 2 * kD : kD;
   static constexpr int kThreads = 256;
-  static constexpr int kBlockM = kDiff ? 64 : 128;  // query rows per block
-  static constexpr int kQRows = kDiff ? 64 : 128;   // rows of each Q sub-tile (one per map)
+  static constexpr int kBlockM = kMaps == 2 ? 64 : 128;  // query rows per block
+  static constexpr int kQRows = kMaps == 2 ? 64 : 128;  // rows of each Q sub-tile (one per map)
   static constexpr int kQBytes = kMaps * kQRows * kD * 2;
   static constexpr int kKTileBytes = kBlockN * kD * 2;
-  static constexpr int kKBytes = kMaps * kKTileBytes;
+  static constexpr int kKBytes = kKTiles * kKTileBytes;
   static constexpr int kVBytes = kBlockN * kDV * 2;
   static constexpr int kStageBytes = kKBytes + kVBytes;
   static constexpr int kMainBytes = kQBytes + kStages * kStageBytes;
@@ -87,7 +95,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   const int T = p.q_len, S = p.kv_len;
   const int kv_group = head / p.n_rep;
   auto q_comp = [&](int m) { return kMaps == 2 ? 2 * head + m : head; };
-  auto k_comp = [&](int m) { return kMaps == 2 ? 2 * kv_group + m : kv_group; };
+  auto k_comp = [&](int m) { return Tr::kV1 ? 2 * kv_group + m : kv_group; };
   const int vh = kv_group;
 
   const int q_rows = min(kBlockM, T - m0);
@@ -113,7 +121,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     const int s0 = n * kBlockN;
     mbar_expect_tx(full_bar(stage), Tr::kStageBytes);
 #pragma unroll
-    for (int m = 0; m < kMaps; ++m) {
+    for (int m = 0; m < Tr::kKTiles; ++m) {
 #pragma unroll
       for (int pn = 0; pn < kD / 64; ++pn) {
         tma_load_3d(smem_addr(sK + m * Tr::kKTileBytes + pn * kBlockN * 128), &maps.k,
@@ -144,7 +152,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
 
   // S = Q K^T of the tile in `stage` (both operands K-major); issued, not waited for
   auto issue_s = [&](int stage) {
-    const std::uint32_t k_addr = smem_addr(sKV + stage * Tr::kStageBytes + map * Tr::kKTileBytes);
+    const std::uint32_t k_addr =
+        smem_addr(sKV + stage * Tr::kStageBytes + (Tr::kV1 ? map : 0) * Tr::kKTileBytes);
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const std::uint32_t koff = (kk & 3) << 5;  // 16 columns = 32 bytes inside a panel
@@ -293,7 +302,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   __syncthreads();
 
   const float* sO0 = reinterpret_cast<const float*>(smem);
-  const float lam = kMaps == 2 ? *p.lambda : 0.f;
+  const float lam = Tr::kV1 ? *p.lambda : 0.f;
   constexpr int kChunks = kDV / 8;
   for (int c = tid; c < kBlockM * kChunks; c += kThreads) {
     const int r = c / kChunks, cc = c % kChunks;
@@ -303,7 +312,25 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     const float4 x1 = *reinterpret_cast<const float4*>(&sO0[r * kOS + cc * 8 + 4]);
     const std::int64_t orow = (static_cast<std::int64_t>(b) * T + t) * p.heads + head;
     uint4 packed;
-    if constexpr (kMaps == 2) {
+    if constexpr (Tr::kV2) {
+      // both heads' outputs (bf16, for the backward) and out = a_2i - sigmoid(gate) a_2i+1
+      const float* sO1 = sO0 + 64 * kOS;
+      const float4 y0 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8]);
+      const float4 y1 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8 + 4]);
+      const float gl = __bfloat162float(p.gate[orow]);
+      const float gt = 1.f / (1.f + __expf(-gl));
+      const std::int64_t arow = (static_cast<std::int64_t>(b) * T + t) * p.q_comps + 2 * head;
+      *reinterpret_cast<uint4*>(p.att + arow * kD + cc * 8) =
+          make_uint4(pack_bf16(x0.x, x0.y), pack_bf16(x0.z, x0.w), pack_bf16(x1.x, x1.y),
+                     pack_bf16(x1.z, x1.w));
+      *reinterpret_cast<uint4*>(p.att + (arow + 1) * kD + cc * 8) =
+          make_uint4(pack_bf16(y0.x, y0.y), pack_bf16(y0.z, y0.w), pack_bf16(y1.x, y1.y),
+                     pack_bf16(y1.z, y1.w));
+      packed = make_uint4(pack_bf16(x0.x - gt * y0.x, x0.y - gt * y0.y),
+                          pack_bf16(x0.z - gt * y0.z, x0.w - gt * y0.w),
+                          pack_bf16(x1.x - gt * y1.x, x1.y - gt * y1.y),
+                          pack_bf16(x1.z - gt * y1.z, x1.w - gt * y1.w));
+    } else if constexpr (kMaps == 2) {
       const float* sO1 = sO0 + 64 * kOS;
       const float4 y0 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8]);
       const float4 y1 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8 + 4]);

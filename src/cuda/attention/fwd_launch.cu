@@ -1,5 +1,6 @@
 // Forward launchers: the instantiated tile configurations of the forward kernels (wgmma on
-// sm_90a, mma.sync elsewhere) and the grid (query tiles, heads, batch; the longest tiles first).
+// sm_90a, mma.sync elsewhere; the fused DIFF V2 forward on sm_90a only) and the grid (query
+// tiles, heads, batch; the longest tiles first).
 #include "arch.h"
 #include "fwd_kernel.cuh"
 #include "fwd_kernel_sm90.cuh"
@@ -14,11 +15,13 @@ using FwdSoftmax64 = FwdTraits<64, false, 8, 64, 2>;
 using FwdSoftmax128 = FwdTraits<128, false, 8, 64, 1>;
 using FwdDiff64 = FwdTraits<64, true, 4, 64, 2>;
 using FwdDiff128 = FwdTraits<128, true, 4, 64, 1>;
-//                                     d    diff   BN  stages
-using FwdSm90Softmax64 = FwdSm90Traits<64, false, 128, 4>;
-using FwdSm90Softmax128 = FwdSm90Traits<128, false, 128, 3>;
-using FwdSm90Diff64 = FwdSm90Traits<64, true, 128, 3>;
-using FwdSm90Diff128 = FwdSm90Traits<128, true, 64, 3>;
+//                                     d    mode                BN  stages
+using FwdSm90Softmax64 = FwdSm90Traits<64, FwdMode::softmax, 128, 4>;
+using FwdSm90Softmax128 = FwdSm90Traits<128, FwdMode::softmax, 128, 3>;
+using FwdSm90Diff64 = FwdSm90Traits<64, FwdMode::diff_v1, 128, 3>;
+using FwdSm90Diff128 = FwdSm90Traits<128, FwdMode::diff_v1, 64, 3>;
+using FwdSm90V2_64 = FwdSm90Traits<64, FwdMode::diff_v2, 128, 4>;
+using FwdSm90V2_128 = FwdSm90Traits<128, FwdMode::diff_v2, 128, 3>;
 
 template <class Tr, class Kernel, class... Extra>
 cudaError_t launch(Kernel kernel, FwdParams p, cudaStream_t stream, const Extra&... extra) {
@@ -54,6 +57,13 @@ cudaError_t launch_sm90(const FwdParams& p, cudaStream_t stream) {
 
 
 }  // namespace
+
+bool fused_v2_available() { return use_sm90_kernels(); }
+
+cudaError_t launch_fwd_v2(const FwdParams& p, int d, cudaStream_t stream) {
+  if (!use_sm90_kernels()) return cudaErrorNotSupported;
+  return d == 64 ? launch_sm90<FwdSm90V2_64>(p, stream) : launch_sm90<FwdSm90V2_128>(p, stream);
+}
 
 cudaError_t launch_fwd(const FwdParams& p, int d, bool diff, cudaStream_t stream) {
   if (use_sm90_kernels()) {

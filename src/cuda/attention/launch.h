@@ -12,6 +12,9 @@ namespace difftx::cuda::attn {
 constexpr int kRowPad = 64;  // lse_log2 / delta rows are padded to a multiple of this
 
 cudaError_t launch_fwd(const FwdParams& p, int d, bool diff, cudaStream_t stream);
+// DIFF V2 (softmax attention over head pairs + the gated combine in the epilogue): sm_90a only.
+bool fused_v2_available();
+cudaError_t launch_fwd_v2(const FwdParams& p, int d, cudaStream_t stream);
 cudaError_t launch_bwd_preprocess(const PreParams& p, int batch, int dv, bool diff,
                                   cudaStream_t stream);
 cudaError_t launch_bwd(const BwdParams& p, int d, bool diff, cudaStream_t stream);

@@ -18,6 +18,8 @@ struct FwdParams {
   __nv_bfloat16* out2;     // DIFF V1 only: (B, T, h, dv) = A2 V, or nullptr
   float* lse;              // (B, Hq, T)
   const float* lambda;     // DIFF V1 only: (1)
+  const __nv_bfloat16* gate;  // DIFF V2 only: (B, T, h) gate logits, contiguous
+  __nv_bfloat16* att;         // DIFF V2 only: (B, T, 2h, d) per-head outputs (for the backward)
   int batch, q_len, kv_len, q_offset;
   int q_comps, k_comps, v_heads;  // Hq, Hk, Hv
   int heads;                      // softmax: Hq; DIFF V1: Hq / 2

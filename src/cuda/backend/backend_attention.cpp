@@ -76,6 +76,29 @@ void CudaBackend::softmax_attention_forward(const AttentionGeometry& g, const Te
                                             static_cast<float*>(lse.raw()), stream());
 }
 
+void CudaBackend::diff_v2_attention_forward(const AttentionGeometry& g, const Tensor& q,
+                                            const Tensor& k, const Tensor& v,
+                                            const Tensor& gate_logits, Tensor& att, Tensor& lse,
+                                            Tensor& out) {
+  // the fused kernel exists for Hopper; elsewhere (and for head dims it does not take) the two ops
+  const bool fused = ::difftx::cuda::diff_v2_attention_fused_available() &&
+                     (g.head_dim == 64 || g.head_dim == 128) && g.v_head_dim == g.head_dim &&
+                     g.q_heads % 2 == 0 && g.k_heads > 0 && (g.q_heads / g.k_heads) % 2 == 0;
+  if (!fused) {
+    Backend::diff_v2_attention_forward(g, q, k, v, gate_logits, att, lse, out);
+    return;
+  }
+  const char* op = "diff_v2_attention_forward";
+  const AttentionShapes s = check_operands(g, false, q, k, v, op);
+  require_contiguous_act(att, s.out_numel, op, "att");
+  require_contiguous_act(out, s.out_numel / 2, op, "out");
+  require_contiguous_act(gate_logits, s.q_tokens * (g.q_heads / 2), op, "gate_logits");
+  require_stat(lse, s.lse_numel, op, "lse");
+  ::difftx::cuda::diff_v2_attention_forward(g, cbf(q), cbf(k), cbf(v), cbf(gate_logits),
+                                            mbf(att), mbf(out), static_cast<float*>(lse.raw()),
+                                            stream());
+}
+
 void CudaBackend::softmax_attention_backward(const AttentionGeometry& g, const Tensor& q,
                                              const Tensor& k, const Tensor& v, const Tensor& out,
                                              const Tensor& lse, const Tensor& dout, Tensor& dq,

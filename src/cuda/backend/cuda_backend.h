@@ -57,6 +57,9 @@ class CudaBackend final : public Backend {
   void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses) override;
 
   // backend_attention.cpp
+  void diff_v2_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, const Tensor& gate_logits, Tensor& att,
+                                 Tensor& lse, Tensor& out) override;
   void softmax_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
                                  const Tensor& v, Tensor& out, Tensor& lse) override;
   void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
