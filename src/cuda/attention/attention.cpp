@@ -93,6 +93,30 @@ WorkspaceLayout workspace_layout(const AttentionGeometry& g) {
   return w;
 }
 
+// The geometry part of a forward launch; `heads` units of work per (batch, query tile), each
+// kv head serving n_rep of them.
+attn::FwdParams fwd_params(const AttentionGeometry& g, const bf16* q, const bf16* k, const bf16* v,
+                           int heads, int n_rep) {
+  attn::FwdParams p{};
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.batch = g.batch;
+  p.q_len = g.q_len;
+  p.kv_len = g.kv_len;
+  p.q_offset = g.q_offset;
+  p.q_comps = g.q_heads;
+  p.k_comps = g.k_heads;
+  p.v_heads = g.v_heads;
+  p.heads = heads;
+  p.n_rep = n_rep;
+  p.q_stride = g.q_row_stride;
+  p.k_stride = g.kv_row_stride_k;
+  p.v_stride = g.kv_row_stride_v;
+  p.scale_log2 = static_cast<float>(g.scale * 1.4426950408889634);
+  return p;
+}
+
 void forward(const AttentionGeometry& g, bool diff, const bf16* q, const bf16* k, const bf16* v,
              const float* lambda, bf16* out, bf16* out2, float* lse, cudaStream_t stream) {
   check_geometry(g, diff);
@@ -105,27 +129,11 @@ void forward(const AttentionGeometry& g, bool diff, const bf16* q, const bf16* k
     DIFFTX_CHECK(lambda != nullptr, "CUDA diff_attention: lambda is null");
     if (out2 != nullptr) check_ptr(out2, "out2");
   }
-  attn::FwdParams p{};
-  p.q = q;
-  p.k = k;
-  p.v = v;
+  attn::FwdParams p = fwd_params(g, q, k, v, out_heads(g, diff), n_rep(g, diff));
   p.out = out;
   p.out2 = diff ? out2 : nullptr;
   p.lse = lse;
   p.lambda = lambda;
-  p.batch = g.batch;
-  p.q_len = g.q_len;
-  p.kv_len = g.kv_len;
-  p.q_offset = g.q_offset;
-  p.q_comps = g.q_heads;
-  p.k_comps = g.k_heads;
-  p.v_heads = g.v_heads;
-  p.heads = out_heads(g, diff);
-  p.n_rep = n_rep(g, diff);
-  p.q_stride = g.q_row_stride;
-  p.k_stride = g.kv_row_stride_k;
-  p.v_stride = g.kv_row_stride_v;
-  p.scale_log2 = static_cast<float>(g.scale * 1.4426950408889634);
   check_cuda(attn::launch_fwd(p, g.head_dim, diff, stream), "forward launch");
 }
 
@@ -146,27 +154,12 @@ void forward_v2(const AttentionGeometry& g, const bf16* q, const bf16* k, const 
   DIFFTX_CHECK(attn::fused_v2_available(),
                "CUDA diff_v2_attention: the fused V2 forward needs a Hopper GPU (sm_90a); check "
                "diff_v2_attention_fused_available() first");
-  attn::FwdParams p{};
-  p.q = q;
-  p.k = k;
-  p.v = v;
+  // one unit of work = a pair of query heads
+  attn::FwdParams p = fwd_params(g, q, k, v, g.q_heads / 2, (g.q_heads / 2) / g.k_heads);
   p.out = out;
   p.att = att;
   p.gate = gate;
   p.lse = lse;
-  p.batch = g.batch;
-  p.q_len = g.q_len;
-  p.kv_len = g.kv_len;
-  p.q_offset = g.q_offset;
-  p.q_comps = g.q_heads;
-  p.k_comps = g.k_heads;
-  p.v_heads = g.v_heads;
-  p.heads = g.q_heads / 2;
-  p.n_rep = (g.q_heads / 2) / g.k_heads;
-  p.q_stride = g.q_row_stride;
-  p.k_stride = g.kv_row_stride_k;
-  p.v_stride = g.kv_row_stride_v;
-  p.scale_log2 = static_cast<float>(g.scale * 1.4426950408889634);
   check_cuda(attn::launch_fwd_v2(p, g.head_dim, stream), "diff_v2 forward launch");
 }
 

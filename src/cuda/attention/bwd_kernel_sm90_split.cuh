@@ -23,8 +23,8 @@
 
 #include "mma.cuh"
 #include "params.cuh"
+#include "bwd_pipeline_sm90.cuh"
 #include "tma.cuh"
-#include "tma_map.h"
 #include "wgmma.cuh"
 
 namespace difftx::cuda::attn {
@@ -78,73 +78,27 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   const int g = lane >> 2, c2 = (lane & 3) * 2;
   const int group = blockIdx.y, b = blockIdx.z;
   const int n0 = static_cast<int>(blockIdx.x) * kBlockN;
-  const int T = p.q_len, S = p.kv_len;
+  const int S = p.kv_len;
   const int kv_rows = min(kBlockN, S - n0);
   auto k_comp = [&](int m) { return 2 * group + m; };
   auto q_comp = [&](int head, int m) { return 2 * head + m; };
   const int vh = group;
 
-  const int t_first = max(0, n0 - p.q_offset);
-  const int m_begin = t_first / kBlockM;
-  const int m_end = (T + kBlockM - 1) / kBlockM;
-  const int m_count = max(0, m_end - m_begin);
-  const int total = p.n_rep * m_count;
+  const BwdWorkList<kBlockM> work(p, group, n0);
+  const int total = work.total;
   const std::int64_t kvrow0 = static_cast<std::int64_t>(b) * S + n0;
 
-  auto load_kv = [&]() {
-    mbar_expect_tx(kv_bar, Tr::kKBytes + Tr::kVBytes);
-#pragma unroll
-    for (int m = 0; m < 2; ++m) {
-      tma_load_3d(smem_addr(sK + m * Tr::kKTileBytes), &maps.k, k_comp(m) * kD, n0, b, kv_bar);
-    }
-#pragma unroll
-    for (int pn = 0; pn < kDV / 64; ++pn) {
-      tma_load_3d(smem_addr(sV + pn * kBlockN * 128), &maps.v, vh * kDV + 64 * pn, n0, b, kv_bar);
-    }
-  };
-  auto work_item = [&](int it, int& head, int& m_block) {
-    head = group * p.n_rep + it / m_count;
-    m_block = m_begin + it % m_count;
-  };
   auto load_stage = [&](int it, int stage) {
-    int head, m_block;
-    work_item(it, head, m_block);
-    const int t0 = m_block * kBlockM;
-    unsigned char* sQ = sStage + stage * Tr::kStageBytes;
-    unsigned char* sdO = sQ + 2 * Tr::kQTileBytes;
-    const std::uint32_t bar = full_bar(stage);
-    mbar_expect_tx(bar, Tr::kStageBytes + Tr::kRowBytes);
-#pragma unroll
-    for (int m = 0; m < 2; ++m) {
-      tma_load_3d(smem_addr(sQ + m * Tr::kQTileBytes), &maps.q, q_comp(head, m) * kD, t0, b, bar);
-    }
-#pragma unroll
-    for (int pn = 0; pn < kDV / 64; ++pn) {
-      tma_load_3d(smem_addr(sdO + pn * kBlockM * 128), &maps.dout, head * kDV + 64 * pn, t0, b, bar);
-    }
-#pragma unroll
-    for (int which = 0; which < 2; ++which) {
-#pragma unroll
-      for (int m = 0; m < 2; ++m) {
-        const float* src = (which == 0 ? p.lse_log2 : p.delta) +
-                           (static_cast<std::int64_t>(b) * p.q_comps + q_comp(head, m)) * p.t_pad + t0;
-        bulk_load(smem_addr(sRow + ((stage * 2 + which) * 2 + m) * kBlockM), src, kBlockM * 4, bar);
-      }
-    }
+    int head, t0;
+    work.item(it, head, t0);
+    bwd_load_stage<2, kD, kDV, kBlockM>(p, maps, sStage + stage * Tr::kStageBytes,
+                                         sRow + stage * 4 * kBlockM, head, t0, b, full_bar(stage));
   };
-
-  if (tid == 0) {
-    mbar_init(full_bar(0), 1);
-    mbar_init(full_bar(1), 1);
-    mbar_init(empty_bar(0), 8);
-    mbar_init(empty_bar(1), 8);
-    mbar_init(kv_bar, 1);
-    mbar_fence_init();
-  }
+  if (tid == 0) bwd_init_barriers(bar0);
   __syncthreads();
   const bool producer = tid == 128;
   if (producer) {
-    load_kv();
+    bwd_load_kv<2, kD, kDV, kBlockN>(maps, sK, sV, k_comp(0), vh, n0, b, kv_bar);
     if (total > 0) load_stage(0, 0);
   }
   __syncwarp();
@@ -163,16 +117,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   mbar_wait(kv_bar, 0);
   for (int it = 0; it < total; ++it) {
     const int stage = it & 1;
-    if (producer && it + 1 < total) {
-      if (it >= 1) mbar_wait(empty_bar(stage ^ 1), ((it - 1) >> 1) & 1);
-      load_stage(it + 1, stage ^ 1);
-    }
-    __syncwarp();
-    mbar_wait(full_bar(stage), (it >> 1) & 1);
+    bwd_next_stage(it, total, producer, bar0, load_stage);
 
-    int head, m_block;
-    work_item(it, head, m_block);
-    const int t0 = m_block * kBlockM;
+    int head, t0;
+    work.item(it, head, t0);
     const std::uint32_t q1_addr = smem_addr(sStage + stage * Tr::kStageBytes);
     const std::uint32_t q2_addr = q1_addr + Tr::kQTileBytes;
     const std::uint32_t do_addr = q1_addr + 2 * Tr::kQTileBytes;
@@ -282,16 +230,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     __syncwarp();
     if (lane == 0) mbar_arrive(empty_bar(stage));
     wgmma_wait<0>();
-    const int comp = q_comp(head, wg);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int t = t0 + wq * 16 + g + h * 8;
-      if (t < T) {
-        float* dst = p.dq_accum + ((static_cast<std::int64_t>(b) * T + t) * p.q_comps + comp) * kD + c2;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) atomic_add_f2(dst + i * 8, acc[4 * i + 2 * h], acc[4 * i + 2 * h + 1]);
-      }
-    }
+    bwd_add_dq<kD>(p, acc, b, t0, q_comp(head, wg), 0, wq, g, c2);
   }
 
   // ---- epilogue: dK1, dK2 (scaled) and dV of this warpgroup's kv rows < kv_len

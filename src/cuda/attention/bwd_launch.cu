@@ -50,18 +50,9 @@ cudaError_t launch_mma(const BwdParams& p, cudaStream_t stream) {
 template <class Tr, template <class> class Kernel = BwdSm90Kernel>
 cudaError_t launch_sm90(const BwdParams& p, cudaStream_t stream) {
   TileMaps maps{};
-  const std::int64_t out_cols = static_cast<std::int64_t>(p.heads) * Tr::kDV;
-  cudaError_t e = make_tile_map(&maps.q, p.q, static_cast<std::int64_t>(p.q_comps) * Tr::kD,
-                                p.q_len, p.batch, p.q_stride, Tr::kBlockM);
+  cudaError_t e = make_qkv_maps(&maps, operand_layout<Tr::kD, Tr::kDV>(p), Tr::kBlockM, Tr::kBlockN);
   if (e == cudaSuccess) {
-    e = make_tile_map(&maps.k, p.k, static_cast<std::int64_t>(p.k_comps) * Tr::kD, p.kv_len,
-                      p.batch, p.k_stride, Tr::kBlockN);
-  }
-  if (e == cudaSuccess) {
-    e = make_tile_map(&maps.v, p.v, static_cast<std::int64_t>(p.v_heads) * Tr::kDV, p.kv_len,
-                      p.batch, p.v_stride, Tr::kBlockN);
-  }
-  if (e == cudaSuccess) {
+    const std::int64_t out_cols = static_cast<std::int64_t>(p.heads) * Tr::kDV;
     e = make_tile_map(&maps.dout, p.dout, out_cols, p.q_len, p.batch, out_cols, Tr::kBlockM);
   }
   if (e != cudaSuccess) return e;

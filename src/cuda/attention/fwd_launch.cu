@@ -41,16 +41,7 @@ cudaError_t launch_mma(const FwdParams& p, cudaStream_t stream) {
 template <class Tr>
 cudaError_t launch_sm90(const FwdParams& p, cudaStream_t stream) {
   TileMaps maps{};
-  cudaError_t e = make_tile_map(&maps.q, p.q, static_cast<std::int64_t>(p.q_comps) * Tr::kD,
-                                p.q_len, p.batch, p.q_stride, Tr::kQRows);
-  if (e == cudaSuccess) {
-    e = make_tile_map(&maps.k, p.k, static_cast<std::int64_t>(p.k_comps) * Tr::kD, p.kv_len,
-                      p.batch, p.k_stride, Tr::kBlockN);
-  }
-  if (e == cudaSuccess) {
-    e = make_tile_map(&maps.v, p.v, static_cast<std::int64_t>(p.v_heads) * Tr::kDV, p.kv_len,
-                      p.batch, p.v_stride, Tr::kBlockN);
-  }
+  const cudaError_t e = make_qkv_maps(&maps, operand_layout<Tr::kD, Tr::kDV>(p), Tr::kQRows, Tr::kBlockN);
   if (e != cudaSuccess) return e;
   return launch<Tr>(attention_fwd_sm90_kernel<Tr>, p, stream, maps);
 }

@@ -41,4 +41,15 @@ cudaError_t make_tile_map(CUtensorMap* map, const void* base, std::int64_t cols,
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
+cudaError_t make_qkv_maps(TileMaps* maps, const OperandLayout& l, int q_box, int kv_box) {
+  cudaError_t e = make_tile_map(&maps->q, l.q, l.q_cols, l.q_len, l.batch, l.q_stride, q_box);
+  if (e == cudaSuccess) {
+    e = make_tile_map(&maps->k, l.k, l.k_cols, l.kv_len, l.batch, l.k_stride, kv_box);
+  }
+  if (e == cudaSuccess) {
+    e = make_tile_map(&maps->v, l.v, l.v_cols, l.kv_len, l.batch, l.v_stride, kv_box);
+  }
+  return e;
+}
+
 }  // namespace difftx::cuda::attn
