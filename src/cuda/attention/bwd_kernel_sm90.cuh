@@ -3,7 +3,8 @@
 // on warpgroup MMAs over 128B-swizzled shared tiles.
 //
 // One block = 2 warpgroups (256 threads), query tiles of 64 rows:
-//   DIFF V1: warpgroup m owns map m for the tile's 64 kv rows: S_m^T = K_m Q_m^T,
+//   DIFF V1 (used at d = 128; d = 64 runs bwd_kernel_sm90_split.cuh): warpgroup m owns map m
+//     for the tile's 64 kv rows: S_m^T = K_m Q_m^T,
 //     dP^T = V dO^T (the same matrix for both maps), dS_m^T = P_m^T (c_m dP^T - D_m) with c_1 = 1,
 //     c_2 = -lambda, dK_m += dS_m^T Q_m, dQ_m += dS_m K_m, and the value columns
 //     [m d, (m+1) d) of dV += (P1 - lambda P2)^T dO: the two warpgroups swap their P^T tiles
@@ -24,9 +25,9 @@
 
 #include <cstdint>
 
+#include "bwd_pipeline_sm90.cuh"
 #include "mma.cuh"
 #include "params.cuh"
-#include "bwd_pipeline_sm90.cuh"
 #include "tma.cuh"
 #include "wgmma.cuh"
 

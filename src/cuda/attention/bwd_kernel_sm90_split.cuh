@@ -21,9 +21,9 @@
 
 #include <cstdint>
 
+#include "bwd_pipeline_sm90.cuh"
 #include "mma.cuh"
 #include "params.cuh"
-#include "bwd_pipeline_sm90.cuh"
 #include "tma.cuh"
 #include "wgmma.cuh"
 
