@@ -32,6 +32,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -45,6 +46,7 @@
 #include "difftx/train/optimizer.h"
 #include "difftx/train/run_config.h"
 #include "difftx/train/schedule.h"
+#include "op_profiler.h"
 
 namespace {
 
@@ -80,169 +82,13 @@ FlopCount flops_per_token(const ModelConfig& c, int seq) {
   return f;
 }
 
-// ---- per-op timing wrapper (--profile)
-class ProfilingBackend final : public Backend {
+// ---- CUDA-event clock for the --profile steps (bench/common/op_profiler.h)
+class EventClock final : public bench::OpClock {
  public:
-  explicit ProfilingBackend(Backend& inner) : in_(inner) {}
-  ~ProfilingBackend() override {
+  ~EventClock() override {
     for (auto e : pool_) cudaEventDestroy(e);
   }
-
-  // Adds the recorded intervals to the per-family totals (call after a synchronize).
-  void collect() {
-    for (const auto& r : records_) {
-      float ms = 0;
-      cuda_check(cudaEventElapsedTime(&ms, pool_[r.begin], pool_[r.begin + 1]), "event time");
-      totals_[r.family] += ms;
-    }
-    records_.clear();
-    next_ = 0;
-  }
-  const std::map<std::string, double>& totals() const { return totals_; }
-
-  Device device() const override { return in_.device(); }
-  DType act_dtype() const override { return in_.act_dtype(); }
-  DType param_dtype() const override { return in_.param_dtype(); }
-  const char* name() const override { return in_.name(); }
-  void synchronize() override { in_.synchronize(); }
-
-  void fill(Tensor& t, double value) override {
-    timed("fill/convert", [&] { in_.fill(t, value); });
-  }
-  void convert(const Tensor& s, Tensor& d) override {
-    timed("fill/convert", [&] { in_.convert(s, d); });
-  }
-  void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) override {
-    timed("embedding", [&] { in_.embedding_forward(ids, table, out); });
-  }
-  void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override {
-    timed("embedding", [&] { in_.embedding_backward(ids, dout, dtable); });
-  }
-  void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, double scale, Tensor& out,
-                       Tensor& rstd) override {
-    timed(norm_family(x, "fwd"), [&] { in_.rmsnorm_forward(x, w, eps, scale, out, rstd); });
-  }
-  void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, double scale,
-                        const Tensor& dout, Tensor& dx, Tensor* dw) override {
-    timed(norm_family(x, "bwd"), [&] { in_.rmsnorm_backward(x, w, rstd, scale, dout, dx, dw); });
-  }
-  void linear_forward(const Tensor& x, const Tensor& w, Tensor& out) override {
-    timed(w.dim(0) == vocab_ ? "matmul head fwd" : "matmul fwd",
-          [&] { in_.linear_forward(x, w, out); });
-  }
-  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
-                       Tensor& dw, bool acc) override {
-    timed(w.dim(0) == vocab_ ? "matmul head bwd" : "matmul bwd",
-          [&] { in_.linear_backward(x, w, dout, dx, dw, acc); });
-  }
-  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
-    timed("elementwise", [&] { in_.add(a, b, out); });
-  }
-  void add_inplace(Tensor& acc, const Tensor& b) override {
-    timed("elementwise", [&] { in_.add_inplace(acc, b); });
-  }
-  void rope(Tensor& x, int batch, int seq, int heads, int hd, std::int64_t stride, int off,
-            double theta, RopeStyle style, bool inverse) override {
-    timed("rope", [&] { in_.rope(x, batch, seq, heads, hd, stride, off, theta, style, inverse); });
-  }
-  void swiglu_forward(const Tensor& g, const Tensor& u, Tensor& out) override {
-    timed("elementwise", [&] { in_.swiglu_forward(g, u, out); });
-  }
-  void swiglu_backward(const Tensor& g, const Tensor& u, const Tensor& dout, Tensor& dg,
-                       Tensor& du) override {
-    timed("elementwise", [&] { in_.swiglu_backward(g, u, dout, dg, du); });
-  }
-  void softmax_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
-                                 const Tensor& v, Tensor& out, Tensor& lse) override {
-    timed("attention fwd", [&] { in_.softmax_attention_forward(g, q, k, v, out, lse); });
-  }
-  void diff_v2_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
-                                 const Tensor& v, const Tensor& gate, Tensor& att, Tensor& lse,
-                                 Tensor& out) override {
-    timed("attention fwd", [&] { in_.diff_v2_attention_forward(g, q, k, v, gate, att, lse, out); });
-  }
-  void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
-                                  const Tensor& v, const Tensor& out, const Tensor& lse,
-                                  const Tensor& dout, Tensor& dq, Tensor& dk,
-                                  Tensor& dv) override {
-    timed("attention bwd",
-          [&] { in_.softmax_attention_backward(g, q, k, v, out, lse, dout, dq, dk, dv); });
-  }
-  void diff_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
-                              const Tensor& v, const Tensor& lambda, Tensor& out, Tensor& out2,
-                              Tensor& lse) override {
-    timed("attention fwd", [&] { in_.diff_attention_forward(g, q, k, v, lambda, out, out2, lse); });
-  }
-  void diff_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
-                               const Tensor& v, const Tensor& lambda, const Tensor& out,
-                               const Tensor& out2, const Tensor& lse, const Tensor& dout,
-                               Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) override {
-    timed("attention bwd", [&] {
-      in_.diff_attention_backward(g, q, k, v, lambda, out, out2, lse, dout, dq, dk, dv, dlambda);
-    });
-  }
-  void diff_lambda_forward(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
-                           double init, Tensor& lambda) override {
-    timed("elementwise", [&] { in_.diff_lambda_forward(a, b, c, d, init, lambda); });
-  }
-  void diff_lambda_backward(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
-                            const Tensor& dl, Tensor& da, Tensor& db, Tensor& dc,
-                            Tensor& dd) override {
-    timed("elementwise", [&] { in_.diff_lambda_backward(a, b, c, d, dl, da, db, dc, dd); });
-  }
-  void v2_combine_forward(const Tensor& a, const Tensor& g, Tensor& out) override {
-    timed("elementwise", [&] { in_.v2_combine_forward(a, g, out); });
-  }
-  void v2_combine_backward(const Tensor& a, const Tensor& g, const Tensor& dout, Tensor& da,
-                           Tensor& dg) override {
-    timed("elementwise", [&] { in_.v2_combine_backward(a, g, dout, da, dg); });
-  }
-  void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, float scale,
-                                      Tensor& losses, Tensor& dlogits) override {
-    timed("cross-entropy", [&] {
-      in_.cross_entropy_forward_backward(logits, targets, scale, losses, dlogits);
-    });
-  }
-  void cross_entropy_forward(const Tensor& logits, const Tensor& targets,
-                             Tensor& losses) override {
-    timed("cross-entropy", [&] { in_.cross_entropy_forward(logits, targets, losses); });
-  }
-  double sum_of_squares(const Tensor& t) override {
-    double r = 0;
-    timed("optimizer grad-norm", [&] { r = in_.sum_of_squares(t); });
-    return r;
-  }
-  void scale_inplace(Tensor& t, double factor) override {
-    timed("optimizer clip", [&] { in_.scale_inplace(t, factor); });
-  }
-  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1,
-                  double b2, double eps, double wd, int step) override {
-    timed("optimizer adamw", [&] { in_.adamw_step(p, g, m, v, lr, b1, b2, eps, wd, step); });
-  }
-
-  void set_vocab(std::int64_t v) { vocab_ = v; }
-  void set_d_model(std::int64_t e) { d_model_ = e; }
-  void set_enabled(bool on) { enabled_ = on; }
-
- private:
-  struct Record {
-    std::size_t begin;
-    const char* family;
-  };
-
-  // The model's norms (rows of E) or DIFF V1's per-head norm (rows of 2d).
-  const char* norm_family(const Tensor& x, const char* dir) const {
-    const bool head = x.dim(x.ndim() - 1) != d_model_;
-    if (dir[0] == 'f') return head ? "rmsnorm head fwd" : "rmsnorm fwd";
-    return head ? "rmsnorm head bwd" : "rmsnorm bwd";
-  }
-
-  template <typename Fn>
-  void timed(const char* family, Fn&& fn) {
-    if (!enabled_) {
-      fn();
-      return;
-    }
+  void time(const char* family, const std::function<void()>& fn) override {
     while (pool_.size() < next_ + 2) {
       cudaEvent_t e;
       cuda_check(cudaEventCreate(&e), "event create");
@@ -255,11 +101,23 @@ class ProfilingBackend final : public Backend {
     cuda_check(cudaEventRecord(pool_[b + 1], 0), "event record");
     records_.push_back({b, family});
   }
+  // Adds the recorded intervals to the per-family totals (call after a synchronize).
+  void collect() {
+    for (const auto& r : records_) {
+      float ms = 0;
+      cuda_check(cudaEventElapsedTime(&ms, pool_[r.begin], pool_[r.begin + 1]), "event time");
+      totals_[r.family] += ms;
+    }
+    records_.clear();
+    next_ = 0;
+  }
+  const std::map<std::string, double>& totals() const { return totals_; }
 
-  Backend& in_;
-  std::int64_t vocab_ = -1;
-  std::int64_t d_model_ = -1;
-  bool enabled_ = false;
+ private:
+  struct Record {
+    std::size_t begin;
+    const char* family;
+  };
   std::vector<cudaEvent_t> pool_;
   std::size_t next_ = 0;
   std::vector<Record> records_;
@@ -333,9 +191,8 @@ Result run_preset(const std::filesystem::path& path, const Options& opt) {
   // Every run goes through the wrapper; it records events only while profiling is switched on
   // (after the timed steps), so the timed steps pay one extra virtual call per op.
   std::unique_ptr<Backend> cuda = make_backend("cuda");
-  ProfilingBackend backend(*cuda);
-  backend.set_vocab(mc.vocab_size);
-  backend.set_d_model(mc.d_model);
+  EventClock events;
+  bench::OpProfiler backend(*cuda, events, mc.vocab_size, mc.d_model);
   Model model(mc, backend,
               ParamSet::initialised(mc, cfg.train.seed, backend.param_dtype(), backend.device()));
   AdamW optimizer(model, cfg.optim);
@@ -387,16 +244,16 @@ Result run_preset(const std::filesystem::path& path, const Options& opt) {
       const auto s0 = clock::now();
       one_step();
       prof_ms += ms_since(s0);
-      backend.collect();
+      events.collect();
     }
     backend.set_enabled(false);
     const double n = opt.profile, step_ms = prof_ms / n;
     double sum = 0;
-    for (const auto& [k, v] : backend.totals()) sum += v / n;
+    for (const auto& [k, v] : events.totals()) sum += v / n;
     std::printf("\nprofile %s: CUDA-event time per op family, mean of %d steps of %.2f ms "
                 "(unprofiled median %.2f ms)\n",
                 res.name.c_str(), opt.profile, step_ms, res.ms_median);
-    for (const auto& [k, v] : backend.totals()) {
+    for (const auto& [k, v] : events.totals()) {
       std::printf("  %-18s %9.3f ms  %5.1f%%   %8.3f ms per micro-batch\n", k.c_str(), v / n,
                   100.0 * v / n / step_ms, v / n / accum);
     }

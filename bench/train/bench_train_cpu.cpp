@@ -5,8 +5,8 @@
 // forward_backward + AdamW step (global-norm clip, decay on matrices), the work `difftx train`
 // does per step minus data loading. Prints tokens/s from the median step time and overall, and
 // one JSON line with the figures (stdout, and appended to --json FILE when given).
-// --profile P: P more steps after the timed ones (which they do not change) through OpTimer,
-// printing the time per backend op family (bench/train/op_timer.h).
+// --profile P: P more steps after the timed ones (which they do not change) through OpProfiler,
+// printing the time per backend op family (bench/common/op_profiler.h).
 // bench/train/torch_train_cpu.py is the PyTorch side; bench/train/run_cpu_train_bench.sh runs both.
 #include <cblas.h>
 #include <omp.h>
@@ -34,7 +34,7 @@
 #include "difftx/train/optimizer.h"
 #include "difftx/train/run_config.h"
 #include "difftx/train/schedule.h"
-#include "op_timer.h"
+#include "op_profiler.h"
 
 namespace {
 
@@ -124,8 +124,8 @@ int run(const Options& opt) {
 
   // Every run goes through the wrapper; it reads the clock only in the --profile steps.
   std::unique_ptr<Backend> cpu = make_cpu_backend(DType::f32);
-  bench::OpTimer backend(*cpu);
-  backend.set_vocab(mc.vocab_size);
+  bench::HostClock host_clock;
+  bench::OpProfiler backend(*cpu, host_clock, mc.vocab_size, mc.d_model);
   Model model(mc, backend, ParamSet::initialised(mc, cfg.train.seed, DType::f32, Device::cpu));
   AdamW optimizer(model, cfg.optim);
   const auto batches = random_batches(4, B, T, mc.vocab_size, opt.seed);
@@ -230,8 +230,8 @@ int run(const Options& opt) {
     }
     backend.set_enabled(false);
     const double n = opt.profile, step_ms = prof_s / n * 1e3;
-    std::vector<std::pair<std::string, bench::OpTimer::Total>> rows(backend.totals().begin(),
-                                                                    backend.totals().end());
+    std::vector<std::pair<std::string, bench::HostClock::Total>> rows(host_clock.totals().begin(),
+                                                                      host_clock.totals().end());
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
     std::printf("\nprofile: time per backend op family, mean of %d steps of %.2f ms "

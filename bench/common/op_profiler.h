@@ -1,30 +1,55 @@
-// OpTimer: a Backend wrapper for bench_train_cpu --profile that times every op on the host clock
-// (CPU ops are synchronous) and sums the time and the call count per op family. While disabled
-// it only forwards (one extra virtual call per op).
+// OpProfiler: the Backend wrapper behind the training benchmarks' --profile (bench/train and
+// bench/cuda). It forwards every op to the wrapped backend; while enabled it hands each call to
+// an OpClock together with the op's family ("matmul fwd", "attention bwd", "rmsnorm head fwd",
+// ...), so one wrapper serves the host clock of the CPU bench (HostClock, below) and the CUDA
+// events of the GPU bench. While disabled it costs one extra virtual call per op.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
-#include <utility>
 
 #include "difftx/model/backend.h"
 
 namespace difftx::bench {
 
-class OpTimer final : public Backend {
+class OpClock {
+ public:
+  virtual ~OpClock() = default;
+  // Runs fn and attributes its time to `family` (a string literal).
+  virtual void time(const char* family, const std::function<void()>& fn) = 0;
+};
+
+// Host wall clock per family, with call counts (synchronous backends: the CPU).
+class HostClock final : public OpClock {
  public:
   struct Total {
     double seconds = 0;
     std::int64_t calls = 0;
   };
+  void time(const char* family, const std::function<void()>& fn) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    Total& t = totals_[family];
+    t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++t.calls;
+  }
+  const std::map<std::string, Total>& totals() const { return totals_; }
 
-  explicit OpTimer(Backend& inner) : in_(inner) {}
+ private:
+  std::map<std::string, Total> totals_;
+};
+
+class OpProfiler final : public Backend {
+ public:
+  // vocab: rows of the output head (its matmuls get their own family); d_model: width of the
+  // model's norms (other widths are DIFF V1's per-head norm).
+  OpProfiler(Backend& inner, OpClock& clock, std::int64_t vocab, std::int64_t d_model)
+      : in_(inner), clock_(clock), vocab_(vocab), d_model_(d_model) {}
 
   void set_enabled(bool on) { enabled_ = on; }
-  void set_vocab(std::int64_t v) { vocab_ = v; }
-  const std::map<std::string, Total>& totals() const { return totals_; }
 
   Device device() const override { return in_.device(); }
   DType act_dtype() const override { return in_.act_dtype(); }
@@ -32,8 +57,12 @@ class OpTimer final : public Backend {
   const char* name() const override { return in_.name(); }
   void synchronize() override { in_.synchronize(); }
 
-  void fill(Tensor& t, double value) override { timed("fill (zero grads)", [&] { in_.fill(t, value); }); }
-  void convert(const Tensor& s, Tensor& d) override { timed("convert", [&] { in_.convert(s, d); }); }
+  void fill(Tensor& t, double value) override {
+    timed("fill/convert", [&] { in_.fill(t, value); });
+  }
+  void convert(const Tensor& s, Tensor& d) override {
+    timed("fill/convert", [&] { in_.convert(s, d); });
+  }
   void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) override {
     timed("embedding", [&] { in_.embedding_forward(ids, table, out); });
   }
@@ -42,36 +71,37 @@ class OpTimer final : public Backend {
   }
   void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, double scale, Tensor& out,
                        Tensor& rstd) override {
-    timed("rmsnorm fwd", [&] { in_.rmsnorm_forward(x, w, eps, scale, out, rstd); });
+    timed(norm_family(x, "fwd"), [&] { in_.rmsnorm_forward(x, w, eps, scale, out, rstd); });
   }
   void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, double scale,
                         const Tensor& dout, Tensor& dx, Tensor* dw) override {
-    timed("rmsnorm bwd", [&] { in_.rmsnorm_backward(x, w, rstd, scale, dout, dx, dw); });
+    timed(norm_family(x, "bwd"), [&] { in_.rmsnorm_backward(x, w, rstd, scale, dout, dx, dw); });
   }
   void linear_forward(const Tensor& x, const Tensor& w, Tensor& out) override {
-    timed(w.dim(0) == vocab_ ? "matmul head fwd" : "matmul fwd", [&] { in_.linear_forward(x, w, out); });
+    timed(w.dim(0) == vocab_ ? "matmul head fwd" : "matmul fwd",
+          [&] { in_.linear_forward(x, w, out); });
   }
-  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx, Tensor& dw,
-                       bool acc) override {
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
+                       Tensor& dw, bool acc) override {
     timed(w.dim(0) == vocab_ ? "matmul head bwd" : "matmul bwd",
           [&] { in_.linear_backward(x, w, dout, dx, dw, acc); });
   }
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
-    timed("add (residual)", [&] { in_.add(a, b, out); });
+    timed("elementwise", [&] { in_.add(a, b, out); });
   }
   void add_inplace(Tensor& acc, const Tensor& b) override {
-    timed("add (residual)", [&] { in_.add_inplace(acc, b); });
+    timed("elementwise", [&] { in_.add_inplace(acc, b); });
   }
   void rope(Tensor& x, int batch, int seq, int heads, int hd, std::int64_t stride, int off,
             double theta, RopeStyle style, bool inverse) override {
     timed("rope", [&] { in_.rope(x, batch, seq, heads, hd, stride, off, theta, style, inverse); });
   }
   void swiglu_forward(const Tensor& g, const Tensor& u, Tensor& out) override {
-    timed("swiglu fwd", [&] { in_.swiglu_forward(g, u, out); });
+    timed("elementwise", [&] { in_.swiglu_forward(g, u, out); });
   }
   void swiglu_backward(const Tensor& g, const Tensor& u, const Tensor& dout, Tensor& dg,
                        Tensor& du) override {
-    timed("swiglu bwd", [&] { in_.swiglu_backward(g, u, dout, dg, du); });
+    timed("elementwise", [&] { in_.swiglu_backward(g, u, dout, dg, du); });
   }
   void softmax_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
                                  const Tensor& v, Tensor& out, Tensor& lse) override {
@@ -84,8 +114,10 @@ class OpTimer final : public Backend {
   }
   void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
-                                  const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) override {
-    timed("attention bwd", [&] { in_.softmax_attention_backward(g, q, k, v, out, lse, dout, dq, dk, dv); });
+                                  const Tensor& dout, Tensor& dq, Tensor& dk,
+                                  Tensor& dv) override {
+    timed("attention bwd",
+          [&] { in_.softmax_attention_backward(g, q, k, v, out, lse, dout, dq, dk, dv); });
   }
   void diff_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
                               const Tensor& v, const Tensor& lambda, Tensor& out, Tensor& out2,
@@ -94,65 +126,71 @@ class OpTimer final : public Backend {
   }
   void diff_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
                                const Tensor& v, const Tensor& lambda, const Tensor& out,
-                               const Tensor& out2, const Tensor& lse, const Tensor& dout, Tensor& dq,
-                               Tensor& dk, Tensor& dv, Tensor& dlambda) override {
+                               const Tensor& out2, const Tensor& lse, const Tensor& dout,
+                               Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) override {
     timed("attention bwd", [&] {
       in_.diff_attention_backward(g, q, k, v, lambda, out, out2, lse, dout, dq, dk, dv, dlambda);
     });
   }
   void diff_lambda_forward(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
                            double init, Tensor& lambda) override {
-    timed("lambda / v2 combine", [&] { in_.diff_lambda_forward(a, b, c, d, init, lambda); });
+    timed("elementwise", [&] { in_.diff_lambda_forward(a, b, c, d, init, lambda); });
   }
   void diff_lambda_backward(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
-                            const Tensor& dl, Tensor& da, Tensor& db, Tensor& dc, Tensor& dd) override {
-    timed("lambda / v2 combine", [&] { in_.diff_lambda_backward(a, b, c, d, dl, da, db, dc, dd); });
+                            const Tensor& dl, Tensor& da, Tensor& db, Tensor& dc,
+                            Tensor& dd) override {
+    timed("elementwise", [&] { in_.diff_lambda_backward(a, b, c, d, dl, da, db, dc, dd); });
   }
   void v2_combine_forward(const Tensor& a, const Tensor& g, Tensor& out) override {
-    timed("lambda / v2 combine", [&] { in_.v2_combine_forward(a, g, out); });
+    timed("elementwise", [&] { in_.v2_combine_forward(a, g, out); });
   }
   void v2_combine_backward(const Tensor& a, const Tensor& g, const Tensor& dout, Tensor& da,
                            Tensor& dg) override {
-    timed("lambda / v2 combine", [&] { in_.v2_combine_backward(a, g, dout, da, dg); });
+    timed("elementwise", [&] { in_.v2_combine_backward(a, g, dout, da, dg); });
   }
   void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, float scale,
                                       Tensor& losses, Tensor& dlogits) override {
-    timed("cross-entropy", [&] { in_.cross_entropy_forward_backward(logits, targets, scale, losses, dlogits); });
+    timed("cross-entropy", [&] {
+      in_.cross_entropy_forward_backward(logits, targets, scale, losses, dlogits);
+    });
   }
-  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses) override {
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets,
+                             Tensor& losses) override {
     timed("cross-entropy", [&] { in_.cross_entropy_forward(logits, targets, losses); });
   }
   double sum_of_squares(const Tensor& t) override {
     double r = 0;
-    timed("optimizer (norm, clip, adamw)", [&] { r = in_.sum_of_squares(t); });
+    timed("optimizer grad-norm", [&] { r = in_.sum_of_squares(t); });
     return r;
   }
   void scale_inplace(Tensor& t, double factor) override {
-    timed("optimizer (norm, clip, adamw)", [&] { in_.scale_inplace(t, factor); });
+    timed("optimizer clip", [&] { in_.scale_inplace(t, factor); });
   }
-  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2,
-                  double eps, double wd, int step) override {
-    timed("optimizer (norm, clip, adamw)", [&] { in_.adamw_step(p, g, m, v, lr, b1, b2, eps, wd, step); });
+  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1,
+                  double b2, double eps, double wd, int step) override {
+    timed("optimizer adamw", [&] { in_.adamw_step(p, g, m, v, lr, b1, b2, eps, wd, step); });
   }
 
  private:
+  const char* norm_family(const Tensor& x, const char* dir) const {
+    const bool head = x.dim(x.ndim() - 1) != d_model_;
+    if (dir[0] == 'f') return head ? "rmsnorm head fwd" : "rmsnorm fwd";
+    return head ? "rmsnorm head bwd" : "rmsnorm bwd";
+  }
   template <typename Fn>
   void timed(const char* family, Fn&& fn) {
-    if (!enabled_) {
+    if (enabled_) {
+      clock_.time(family, fn);
+    } else {
       fn();
-      return;
     }
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    Total& t = totals_[family];
-    t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    t.calls += 1;
   }
 
   Backend& in_;
-  std::int64_t vocab_ = -1;
+  OpClock& clock_;
+  std::int64_t vocab_;
+  std::int64_t d_model_;
   bool enabled_ = false;
-  std::map<std::string, Total> totals_;
 };
 
 }  // namespace difftx::bench
