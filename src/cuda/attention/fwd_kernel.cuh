@@ -233,23 +233,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     const float4 x0 = *reinterpret_cast<const float4*>(&sO0[r * kOS + cc * 8]);
     const float4 x1 = *reinterpret_cast<const float4*>(&sO0[r * kOS + cc * 8 + 4]);
     const std::int64_t orow = (static_cast<std::int64_t>(b) * T + t) * p.heads + head;
-    uint4 packed;
+    uint4 packed = pack_bf16x8(x0, x1);
     if constexpr (kMaps == 2) {
       const float* sO1 = sO0 + kBlockM * kOS;
       const float4 y0 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8]);
       const float4 y1 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8 + 4]);
-      packed = make_uint4(pack_bf16(x0.x - lam * y0.x, x0.y - lam * y0.y),
-                          pack_bf16(x0.z - lam * y0.z, x0.w - lam * y0.w),
-                          pack_bf16(x1.x - lam * y1.x, x1.y - lam * y1.y),
-                          pack_bf16(x1.z - lam * y1.z, x1.w - lam * y1.w));
-      if (p.out2 != nullptr) {
-        *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) =
-            make_uint4(pack_bf16(y0.x, y0.y), pack_bf16(y0.z, y0.w), pack_bf16(y1.x, y1.y),
-                       pack_bf16(y1.z, y1.w));
-      }
-    } else {
-      packed = make_uint4(pack_bf16(x0.x, x0.y), pack_bf16(x0.z, x0.w), pack_bf16(x1.x, x1.y),
-                          pack_bf16(x1.z, x1.w));
+      packed = pack_bf16x8_minus(x0, x1, y0, y1, lam);
+      if (p.out2 != nullptr) *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) = pack_bf16x8(y0, y1);
     }
     *reinterpret_cast<uint4*>(p.out + orow * kDV + cc * 8) = packed;
   }

@@ -311,41 +311,22 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     const float4 x0 = *reinterpret_cast<const float4*>(&sO0[r * kOS + cc * 8]);
     const float4 x1 = *reinterpret_cast<const float4*>(&sO0[r * kOS + cc * 8 + 4]);
     const std::int64_t orow = (static_cast<std::int64_t>(b) * T + t) * p.heads + head;
-    uint4 packed;
-    if constexpr (Tr::kV2) {
-      // both heads' outputs (bf16, for the backward) and out = a_2i - sigmoid(gate) a_2i+1
+    uint4 packed = pack_bf16x8(x0, x1);
+    if constexpr (kMaps == 2) {
       const float* sO1 = sO0 + 64 * kOS;
       const float4 y0 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8]);
       const float4 y1 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8 + 4]);
-      const float gl = __bfloat162float(p.gate[orow]);
-      const float gt = 1.f / (1.f + __expf(-gl));
-      const std::int64_t arow = (static_cast<std::int64_t>(b) * T + t) * p.q_comps + 2 * head;
-      *reinterpret_cast<uint4*>(p.att + arow * kD + cc * 8) =
-          make_uint4(pack_bf16(x0.x, x0.y), pack_bf16(x0.z, x0.w), pack_bf16(x1.x, x1.y),
-                     pack_bf16(x1.z, x1.w));
-      *reinterpret_cast<uint4*>(p.att + (arow + 1) * kD + cc * 8) =
-          make_uint4(pack_bf16(y0.x, y0.y), pack_bf16(y0.z, y0.w), pack_bf16(y1.x, y1.y),
-                     pack_bf16(y1.z, y1.w));
-      packed = make_uint4(pack_bf16(x0.x - gt * y0.x, x0.y - gt * y0.y),
-                          pack_bf16(x0.z - gt * y0.z, x0.w - gt * y0.w),
-                          pack_bf16(x1.x - gt * y1.x, x1.y - gt * y1.y),
-                          pack_bf16(x1.z - gt * y1.z, x1.w - gt * y1.w));
-    } else if constexpr (kMaps == 2) {
-      const float* sO1 = sO0 + 64 * kOS;
-      const float4 y0 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8]);
-      const float4 y1 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8 + 4]);
-      packed = make_uint4(pack_bf16(x0.x - lam * y0.x, x0.y - lam * y0.y),
-                          pack_bf16(x0.z - lam * y0.z, x0.w - lam * y0.w),
-                          pack_bf16(x1.x - lam * y1.x, x1.y - lam * y1.y),
-                          pack_bf16(x1.z - lam * y1.z, x1.w - lam * y1.w));
-      if (p.out2 != nullptr) {
-        *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) =
-            make_uint4(pack_bf16(y0.x, y0.y), pack_bf16(y0.z, y0.w), pack_bf16(y1.x, y1.y),
-                       pack_bf16(y1.z, y1.w));
+      if constexpr (Tr::kV2) {
+        // both heads' outputs (bf16, for the backward) and out = a_2i - sigmoid(gate) a_2i+1
+        const float gt = 1.f / (1.f + __expf(-__bfloat162float(p.gate[orow])));
+        const std::int64_t arow = (static_cast<std::int64_t>(b) * T + t) * p.q_comps + 2 * head;
+        *reinterpret_cast<uint4*>(p.att + arow * kD + cc * 8) = packed;
+        *reinterpret_cast<uint4*>(p.att + (arow + 1) * kD + cc * 8) = pack_bf16x8(y0, y1);
+        packed = pack_bf16x8_minus(x0, x1, y0, y1, gt);
+      } else {
+        packed = pack_bf16x8_minus(x0, x1, y0, y1, lam);
+        if (p.out2 != nullptr) *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) = pack_bf16x8(y0, y1);
       }
-    } else {
-      packed = make_uint4(pack_bf16(x0.x, x0.y), pack_bf16(x0.z, x0.w), pack_bf16(x1.x, x1.y),
-                          pack_bf16(x1.z, x1.w));
     }
     *reinterpret_cast<uint4*>(p.out + orow * kDV + cc * 8) = packed;
   }

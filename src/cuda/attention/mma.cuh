@@ -61,6 +61,19 @@ __device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<std::uint32_t*>(&v);
 }
+// 8 consecutive fp32 values (x0, x1) -> 8 bf16 in one 16-byte word.
+__device__ __forceinline__ uint4 pack_bf16x8(const float4& x0, const float4& x1) {
+  return make_uint4(pack_bf16(x0.x, x0.y), pack_bf16(x0.z, x0.w), pack_bf16(x1.x, x1.y),
+                    pack_bf16(x1.z, x1.w));
+}
+// 8 values of x - c y (the DIFF combines: c = lambda for V1, the sigmoid gate for V2) as bf16.
+__device__ __forceinline__ uint4 pack_bf16x8_minus(const float4& x0, const float4& x1,
+                                                   const float4& y0, const float4& y1, float c) {
+  return make_uint4(pack_bf16(x0.x - c * y0.x, x0.y - c * y0.y),
+                    pack_bf16(x0.z - c * y0.z, x0.w - c * y0.w),
+                    pack_bf16(x1.x - c * y1.x, x1.y - c * y1.y),
+                    pack_bf16(x1.z - c * y1.z, x1.w - c * y1.w));
+}
 
 // ---- fragment loads from padded row-major shared tiles (stride in elements) --------------
 
