@@ -46,6 +46,16 @@ AttentionShapes check_operands(const AttentionGeometry& g, bool diff, const Tens
   return s;
 }
 
+// dq, dk, dv have the layouts (and row strides) of q, k, v.
+void require_input_gradients(const AttentionGeometry& g, const AttentionShapes& s, const Tensor& dq,
+                             const Tensor& dk, const Tensor& dv, const char* op) {
+  require_strided(dq, s.q_tokens, g.q_row_stride, std::int64_t(g.q_heads) * g.head_dim, op, "dq");
+  require_strided(dk, s.kv_tokens, g.kv_row_stride_k, std::int64_t(g.k_heads) * g.head_dim, op,
+                  "dk");
+  require_strided(dv, s.kv_tokens, g.kv_row_stride_v, std::int64_t(g.v_heads) * g.v_head_dim, op,
+                  "dv");
+}
+
 void require_contiguous_act(const Tensor& t, std::int64_t numel, const char* op, const char* name) {
   require_dtype(t, op, name, {DType::bf16});
   require_numel(t, numel, op, name);
@@ -108,11 +118,7 @@ void CudaBackend::softmax_attention_backward(const AttentionGeometry& g, const T
   require_contiguous_act(out, s.out_numel, op, "out");
   require_stat(lse, s.lse_numel, op, "lse");
   require_contiguous_act(dout, s.out_numel, op, "dout");
-  require_strided(dq, s.q_tokens, g.q_row_stride, std::int64_t(g.q_heads) * g.head_dim, op, "dq");
-  require_strided(dk, s.kv_tokens, g.kv_row_stride_k, std::int64_t(g.k_heads) * g.head_dim, op,
-                  "dk");
-  require_strided(dv, s.kv_tokens, g.kv_row_stride_v, std::int64_t(g.v_heads) * g.v_head_dim, op,
-                  "dv");
+  require_input_gradients(g, s, dq, dk, dv, op);
   const std::size_t bytes = attention_backward_workspace_bytes(g);
   Tensor ws = scratch(bytes);
   ::difftx::cuda::softmax_attention_backward(
@@ -146,11 +152,7 @@ void CudaBackend::diff_attention_backward(const AttentionGeometry& g, const Tens
   require_contiguous_act(out2, s.out_numel, op, "out2 (A2 V, kept by the forward)");
   require_stat(lse, s.lse_numel, op, "lse");
   require_contiguous_act(dout, s.out_numel, op, "dout");
-  require_strided(dq, s.q_tokens, g.q_row_stride, std::int64_t(g.q_heads) * g.head_dim, op, "dq");
-  require_strided(dk, s.kv_tokens, g.kv_row_stride_k, std::int64_t(g.k_heads) * g.head_dim, op,
-                  "dk");
-  require_strided(dv, s.kv_tokens, g.kv_row_stride_v, std::int64_t(g.v_heads) * g.v_head_dim, op,
-                  "dv");
+  require_input_gradients(g, s, dq, dk, dv, op);
   require_stat(dlambda, 1, op, "dlambda");
   const std::size_t bytes = attention_backward_workspace_bytes(g);
   Tensor ws = scratch(bytes);
