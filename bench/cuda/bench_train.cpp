@@ -40,7 +40,7 @@
 #include <vector>
 
 #include "difftx/model/backend.h"
-#include "difftx/model/backend_factory.h"
+#include "difftx/runtime/backend_factory.h"
 #include "difftx/model/model.h"
 #include "difftx/model/params.h"
 #include "difftx/train/optimizer.h"

@@ -13,7 +13,7 @@
 #include "difftx/core/progress.h"
 #include "difftx/data/loader.h"
 #include "difftx/data/tokenizer.h"
-#include "difftx/model/backend_factory.h"
+#include "difftx/runtime/backend_factory.h"
 #include "difftx/model/checkpoint.h"
 #include "difftx/model/model.h"
 #include "difftx/train/optimizer.h"

@@ -6,7 +6,7 @@
 
 #include "command_registry.h"
 #include "difftx/generate/generator.h"
-#include "difftx/model/backend_factory.h"
+#include "difftx/runtime/backend_factory.h"
 #include "difftx/model/checkpoint.h"
 #include "difftx/train/trainer.h"
 

@@ -1,5 +1,5 @@
 // Backend selection by device name; the CUDA backend exists only in DIFFTX_WITH_CUDA builds.
-#include "difftx/model/backend_factory.h"
+#include "difftx/runtime/backend_factory.h"
 
 #include "difftx/cpu/cpu_backend.h"
 #include "difftx/core/error.h"
