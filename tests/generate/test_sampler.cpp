@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "difftx/core/error.h"
-#include "difftx/generate/sampler.h"
+#include "difftx/engine/sampling.h"
 
 namespace difftx {
 namespace {

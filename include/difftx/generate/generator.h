@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "difftx/data/tokenizer.h"
-#include "difftx/generate/sampler.h"
+#include "difftx/engine/sampling.h"
 #include "difftx/model/model.h"
 
 namespace difftx {

@@ -1,5 +1,5 @@
 // Next-token sampling: logit checks, softmax with temperature, top-k / top-p filtering, draw.
-#include "difftx/generate/sampler.h"
+#include "difftx/engine/sampling.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,5 @@
-// Next-token sampling from logits: greedy, temperature, top-k and nucleus (top-p) filtering.
+// Next-token sampling on the host from logits: greedy, temperature, top-k and nucleus (top-p)
+// filtering. The reference for the engine's device sampler, and the sampler of the CPU path.
 #pragma once
 
 #include <cstdint>
