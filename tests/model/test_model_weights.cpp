@@ -1,6 +1,6 @@
 // Typed weight views: every checkpoint name binds to the member it names (spelled out here
 // independently of the parameter table), each tensor exactly once, and the model refuses a
-// parameter set it cannot bind.
+// parameter set it cannot bind or a tensor replaced behind its views.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -142,6 +142,28 @@ TEST(Weights, MissingOrMisshapenTensorIsNamed) {
   auto backend = make_cpu_backend(DType::f64);
   EXPECT_EQ(error_of([&] { Model m(c, *backend, missing); }),
             "parameters lack tensor 'layers.1.ffn.w_up.weight'");
+}
+
+TEST(Weights, ModelReadsParametersWrittenInPlaceAndRefusesReplacedOnes) {
+  const ModelConfig c = tiny_config(AttentionKind::diff_v1, false);
+  auto backend = make_cpu_backend(DType::f64);
+  Model model(c, *backend, ParamSet::initialised(c, 2, DType::f64, Device::cpu));
+  const Tensor tokens = random_tokens(1, 6, c.vocab_size, 4);
+  const double before = model.logits(tokens).data<double>()[0];
+  // Zeroing the (tied) embedding in place zeroes the residual stream: uniform logits.
+  Tensor& emb = model.params().at("tok_embeddings.weight");
+  for (std::int64_t i = 0; i < emb.numel(); ++i) emb.data<double>()[i] = 0.0;
+  model.refresh_compute_weights();
+  const Tensor after = model.logits(tokens);
+  EXPECT_NE(after.data<double>()[0], before);
+  for (std::int64_t i = 1; i < c.vocab_size; ++i) {
+    EXPECT_EQ(after.data<double>()[i], after.data<double>()[0]);
+  }
+  model.params().at("norm.weight") = Tensor::zeros({c.d_model}, DType::f64);
+  EXPECT_NE(error_of([&] {
+              model.refresh_compute_weights();
+            }).find("parameter 'norm.weight' (or its gradient) was replaced"),
+            std::string::npos);
 }
 
 }  // namespace
