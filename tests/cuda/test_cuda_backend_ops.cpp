@@ -34,7 +34,7 @@
 
 #include "difftx/core/error.h"
 #include "difftx/cpu/cpu_backend.h"
-#include "difftx/cuda/cuda_backend.h"
+#include "difftx/cuda/backend/cuda_backend.h"
 #include "ops/op_cases.h"
 
 namespace difftx {
