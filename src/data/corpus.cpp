@@ -11,7 +11,7 @@
 #include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
 #include "difftx/data/brown.h"
-#include "difftx/data/checksum.h"
+#include "difftx/data/random.h"
 #include "difftx/data/text.h"
 
 namespace difftx::data {
@@ -109,6 +109,21 @@ std::string Corpus::text(std::size_t i) const {
   return text;
 }
 
+namespace {
+
+// The split rule's order key. The rule is a promise kept across versions (the same corpus and
+// seed give the same split, so results stay comparable), so it keeps the FNV-1a-64 it was
+// defined with; it orders documents and is not a checksum (those are core/checksum.h's).
+std::uint64_t split_order_key(std::uint64_t seed, const std::string& key) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  auto add = [&h](unsigned char byte) { h = (h ^ byte) * 0x100000001b3ULL; };
+  for (int i = 0; i < 8; ++i) add(static_cast<unsigned char>(seed >> (8 * i)));
+  for (char c : key) add(static_cast<unsigned char>(c));
+  return mix64(h);
+}
+
+}  // namespace
+
 std::vector<bool> choose_validation(const std::vector<std::string>& keys, double val_fraction,
                                     std::uint64_t seed) {
   const std::size_t n = keys.size();
@@ -118,10 +133,7 @@ std::vector<bool> choose_validation(const std::vector<std::string>& keys, double
   k = std::clamp<std::size_t>(k, 1, n - 1);
   std::vector<std::pair<std::uint64_t, std::size_t>> order(n);
   for (std::size_t i = 0; i < n; ++i) {
-    Fnv1a64 h;
-    h.update_u64(seed);
-    h.update(keys[i]);
-    order[i] = {mix64(h.value()), i};
+    order[i] = {split_order_key(seed, keys[i]), i};
   }
   std::sort(order.begin(), order.end());
   for (std::size_t j = 0; j < k; ++j) val[order[j].second] = true;

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 
+#include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
-#include "difftx/data/checksum.h"
 #include "difftx/data/permutation.h"
 #include "difftx/data/tokenizer.h"
 
@@ -80,7 +80,7 @@ std::vector<fs::path> find_shards(const fs::path& path, const std::string& split
 }
 
 ShardSet::ShardSet(const std::vector<fs::path>& paths, bool verify) {
-  Fnv1a64 h;
+  Checksum64 h;
   for (const auto& p : paths) {
     ShardReader r(p, verify);
     if (vocab_size_ == 0) {

@@ -21,7 +21,7 @@
 #include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
 #include "difftx/data/brown.h"
-#include "difftx/data/checksum.h"
+#include "difftx/data/random.h"
 #include "difftx/data/corpus.h"
 #include "difftx/data/shard.h"
 #include "difftx/data/text.h"

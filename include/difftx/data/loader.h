@@ -57,7 +57,7 @@ class ShardSet {
   const std::vector<ShardReader>& shards() const { return shards_; }
   std::uint64_t total_tokens() const { return total_tokens_; }
   std::uint32_t vocab_size() const { return vocab_size_; }
-  // FNV-1a-64 over (vocabulary, each shard's token count and payload checksum), as hex.
+  // XXH3-64 over (vocabulary, each shard's token count and payload checksum), as hex.
   const std::string& fingerprint() const { return fingerprint_; }
 
  private:
