@@ -163,7 +163,7 @@ class ShardSink {
     std::span<const std::int32_t> tokens(buffer_.data(), count);
     const auto docs = static_cast<std::uint64_t>(std::count(tokens.begin(), tokens.end(), kEosId));
     write_shard(dir_ / file, tokens, vocab_, docs);
-    shard_json_.push_back({{"file", file}, {"tokens", count}, {"documents", docs}});
+    shard_json_.push_back(shard_entry_json(file, ShardReader(dir_ / file, false).header()));
     files_.push_back(file);
     tokens_ += count;
     buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(count));
@@ -457,8 +457,8 @@ PrepareSummary prepare_data(const PrepareOptions& options) {
                           {"shards", sink.shard_json()}};
   };
   const nlohmann::json meta = {
-      {"format", "difftx-token-shards"},
-      {"version", 1},
+      {"format", kMetaFormat},
+      {"version", kMetaVersion},
       {"corpus", {{"kind", corpus.kind()},
                   {"description", corpus.description()},
                   {"documents", summary.documents},

@@ -7,8 +7,10 @@
 
 #include "command_registry.h"
 #include "difftx/core/atomic_file.h"
+#include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
 #include "difftx/data/brown.h"
+#include "difftx/data/data_folder.h"
 #include "difftx/data/loader.h"
 #include "difftx/data/prepare.h"
 #include "difftx/data/shard.h"
@@ -71,9 +73,11 @@ void add_prepare(CLI::App& group) {
 void print_shard(const fs::path& path) {
   ShardReader shard(path, true);
   const ShardHeader& h = shard.header();
-  fmt::print("{}: {} tokens of {} bytes, vocabulary {}, {} documents, checksum {} (verified)\n",
+  fmt::print("{}: {} tokens of {} bytes, vocabulary {}, {} {}{}, checksum {} (verified)\n",
              path.string(), h.token_count, h.token_width, h.vocab_size, h.document_count,
-             fmt::format("{:016x}", h.payload_checksum));
+             h.record_tokens > 0 ? fmt::format("examples of {} tokens", h.record_tokens)
+                                 : std::string("documents"),
+             h.has_label_mask() ? ", label mask" : "", checksum_text(h.payload_checksum));
 }
 
 void add_info(CLI::App& group) {
@@ -89,26 +93,14 @@ void add_info(CLI::App& group) {
       print_shard(*path);
       return;
     }
-    const fs::path meta_path = *path / kMetaFile;
-    if (!fs::is_regular_file(meta_path, ec)) {
+    const DataFolderInfo info = check_data_folder(*path);
+    if (!info.has_meta) {
       fail("'{}' has no {}: it is not a folder written by `difftx data prepare` (or that run "
            "did not finish); run `difftx data prepare --out {}`",
            path->string(), kMetaFile, path->string());
     }
-    nlohmann::json meta;
-    try {
-      meta = nlohmann::json::parse(read_file_text(meta_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail("'{}' is not valid JSON: {}", meta_path.string(), e.what());
-    }
-    fmt::print("{}\n", meta.dump(2));
-    for (const char* split : {"train", "val"}) {
-      std::vector<fs::path> shards;
-      try {
-        shards = find_shards(*path, split);
-      } catch (const Error&) {
-        continue;  // e.g. no validation split
-      }
+    fmt::print("{}\n", nlohmann::json::parse(read_file_text(*path / kMetaFile)).dump(2));
+    for (const auto& [prefix, shards] : info.shards) {
       for (const auto& s : shards) print_shard(s);
     }
   });

@@ -8,11 +8,9 @@
 #include <vector>
 
 #include "difftx/core/progress.h"
+#include "difftx/data/data_folder.h"
 
 namespace difftx::data {
-
-inline constexpr const char* kTokenizerFile = "tokenizer.model";
-inline constexpr const char* kMetaFile = "meta.json";
 
 struct PrepareOptions {
   std::vector<std::filesystem::path> inputs;  // text files/folders; empty = the Brown corpus
