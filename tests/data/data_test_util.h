@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "difftx/core/atomic_file.h"
+#include "difftx/core/checksum.h"
 #include "difftx/data/brown.h"
 #include "difftx/data/corpus.h"
 #include "difftx/data/tokenizer.h"
@@ -87,6 +88,14 @@ inline void write_small_corpus(const fs::path& dir, int files, std::uint64_t see
     std::snprintf(name, sizeof name, "doc%02d.txt", f);
     write_text(dir / name, text);
   }
+}
+
+// Every regular file under `dir` (relative path -> XXH3 of its contents): compares folders
+// without printing their bytes when they differ.
+inline std::vector<std::pair<std::string, std::string>> folder_digest(const fs::path& dir) {
+  auto contents = folder_contents(dir);
+  for (auto& [name, bytes] : contents) bytes = hex64(checksum64(bytes));
+  return contents;
 }
 
 // The installed Brown corpus; fails the test (not skips) with the fix if it is missing.

