@@ -296,6 +296,7 @@ std::vector<OpCase> all_op_cases() {
   cases.push_back(diff_v2_attention_case(2, 9, 9, 0, 2, 1, 64));  // GQA: one kv head per 4 queries
   cases.push_back(diff_v2_attention_case(1, 3, 11, 8, 2, 2, 64));  // decode-style offset, MHA pairs
   cases.push_back(cross_entropy_case(5, 11));
+  for (auto& c : probe_op_cases()) cases.push_back(std::move(c));
   return cases;
 }
 

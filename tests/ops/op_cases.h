@@ -52,8 +52,10 @@ struct OpCase {
   bool unit_output_weights = false;
 };
 
-// Every op case of the harness.
+// Every op case of the harness (the probe cases included).
 std::vector<OpCase> all_op_cases();
+// The evaluation probes' forward-only cases (probe_op_cases.cpp).
+std::vector<OpCase> probe_op_cases();
 
 // Host f64 random inputs for a case (seeded).
 std::vector<Tensor> make_host_inputs(const OpCase& c, std::uint64_t seed);
