@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "difftx/model/model.h"
+#include "difftx/model/probe.h"
 #include "model_activations.h"
 
 namespace difftx {
@@ -33,6 +34,7 @@ void Model::forward_layers(int batch, int seq, int pos_offset, KvCache* cache) {
     backend_.swiglu_forward(la.gate, la.up, la.hsw);
     backend_.linear_forward(la.hsw, weight(P("ffn.w_down.weight")), a.tmp_e);
     backend_.add(la.y, a.tmp_e, a.resid[l + 1]);
+    if (probe_ && probe_->observer) probe_->observer->on_hidden(l, a.resid[l + 1]);  // (N, E)
   }
   backend_.rmsnorm_forward(a.resid[config_.n_layers], params_.at("norm.weight"), config_.norm_eps,
                            1.0, a.xf, a.rstdf);
@@ -63,6 +65,10 @@ void Model::attention_forward(int l, int batch, int seq, int pos_offset, KvCache
     values = cache->v_[l].rows(0, total);  // (S, v_dim)
     out2 = Tensor();                       // A2 V is kept only for the backward
     g = geometry(batch, seq, total, pos_offset);
+  }
+  if (probe_) {  // the evaluation probes' materialized attention instead of the fused ops
+    probe_attention(l, batch, seq, g, keys, values);
+    return;
   }
   switch (config_.attention) {
     case AttentionKind::diff_v1: {

@@ -18,6 +18,13 @@
 
 #include "difftx/model/attention_geometry.h"
 
+// Host and device (nvcc) functions.
+#ifdef __CUDACC__
+#define DIFFTX_PROBE_HD __host__ __device__
+#else
+#define DIFFTX_PROBE_HD
+#endif
+
 namespace difftx {
 
 // How the score maps combine into head outputs.
@@ -29,27 +36,27 @@ enum class ProbeCombine : int {
 
 // Key component read by score map m. DIFF V1 pairs map 2i (A1) / 2i+1 (A2) of head i with key
 // components 2j / 2j+1 of group j = i / n_rep; the others use GQA: kv head m / (Hq / Hk).
-inline int probe_key_component(const AttentionGeometry& g, ProbeCombine c, int m) {
+DIFFTX_PROBE_HD inline int probe_key_component(const AttentionGeometry& g, ProbeCombine c, int m) {
   const int group = g.q_heads / g.k_heads;  // V1: heads per kv group (q_heads/2 over k_heads/2)
   if (c == ProbeCombine::diff_v1) return 2 * ((m / 2) / group) + (m % 2);
   return m / group;
 }
 
 // Output heads: the score maps (softmax) or their pairs (DIFF V1 and V2).
-inline int probe_out_heads(const AttentionGeometry& g, ProbeCombine c) {
+DIFFTX_PROBE_HD inline int probe_out_heads(const AttentionGeometry& g, ProbeCombine c) {
   return c == ProbeCombine::softmax ? g.q_heads : g.q_heads / 2;
 }
 
 // Value head read by output head i.
-inline int probe_value_head(const AttentionGeometry& g, ProbeCombine c, int i) {
+DIFFTX_PROBE_HD inline int probe_value_head(const AttentionGeometry& g, ProbeCombine c, int i) {
   const int maps_per_value = g.q_heads / g.v_heads;
   if (c == ProbeCombine::softmax) return i / maps_per_value;
   return (2 * i) / maps_per_value;  // V1: i / n_rep with n_rep = (q_heads/2) / v_heads
 }
 
 // Keys that query t (0-based within this call) sees: 0 .. probe_visible(g, t) - 1.
-inline int probe_visible(const AttentionGeometry& g, int t) {
-  return std::min(g.kv_len, g.q_offset + t + 1);
+DIFFTX_PROBE_HD inline int probe_visible(const AttentionGeometry& g, int t) {
+  return g.kv_len < g.q_offset + t + 1 ? g.kv_len : g.q_offset + t + 1;
 }
 
 // |x| histogram: the bin of a value is the top 15 bits of |x| as an IEEE-754 float32 (exponent

@@ -13,6 +13,8 @@
 namespace difftx {
 
 class KvCache;
+class ModelProbe;
+struct ProbeOptions;
 
 class Model {
  public:
@@ -51,6 +53,8 @@ class Model {
   struct Activations;  // defined in model_activations.h
 
  private:
+  friend class ModelProbe;  // the evaluation probes (probe.h, model_probe.cpp)
+
   void forward(const Tensor& inputs_host, int batch, int seq);
   void forward_layers(int batch, int seq, int pos_offset, KvCache* cache);
   const Tensor& weight(const std::string& name) const;  // compute copy (2-D) or master (1-D)
@@ -58,6 +62,10 @@ class Model {
   void attention_forward(int layer, int batch, int seq, int pos_offset, KvCache* cache);
   void attention_backward(int layer, int batch, int seq);
   Activations& activations(int batch, int seq);
+  // The probe path's attention (model_probe.cpp), used instead of the fused ops while probe_ is
+  // set: scores, optional logit quantization, softmax, probs x V, observers.
+  void probe_attention(int layer, int batch, int seq, const AttentionGeometry& g, const Tensor& keys,
+                       const Tensor& values);
 
   ModelConfig config_;
   Backend& backend_;
@@ -65,6 +73,7 @@ class Model {
   ParamSet grads_;
   ParamSet compute_;  // activation-dtype copies of 2-D parameters when dtypes differ
   std::unique_ptr<Activations> acts_;
+  const ProbeOptions* probe_ = nullptr;  // set by ModelProbe for the length of one call
 };
 
 // Key/value cache for incremental decoding with batch 1: per layer K (S_max, k_dim) and
@@ -78,6 +87,7 @@ class KvCache {
 
  private:
   friend class Model;
+  friend class ModelProbe;
   int capacity_;
   int length_ = 0;
   std::vector<Tensor> k_;  // per layer (S_max, k_dim)
