@@ -25,14 +25,16 @@ ProbeCombine combine_of(AttentionKind kind) {
 
 }  // namespace
 
-void Model::probe_attention(int l, int batch, int seq, const AttentionGeometry& g,
-                            const Tensor& keys, const Tensor& values) {
+// Replaces the fused ops of attention_forward (model_attention.cpp) while a probe is set: q, k
+// and v (after RoPE; with a cache, the whole prefix) are in la and kv; writes la.mixed.
+void Model::probe_attention(int l, int batch, int seq, const AttentionKeys& kv) {
   LayerActivations& la = acts_->layers[l];
-  auto P = [&](const char* s) { return layer_param(l, s); };
+  const LayerWeights& w = weights_.layers[l];
+  const AttentionGeometry& g = kv.geometry;
   const ProbeCombine combine = combine_of(config_.attention);
   const Shape score_shape = {g.batch, g.q_heads, g.q_len, g.kv_len};  // (B, Hs, T, S)
   Tensor scores = Tensor::empty(score_shape, backend_.param_dtype(), backend_.device());
-  backend_.attention_scores(g, combine, la.q, keys, scores);
+  backend_.attention_scores(g, combine, la.q, kv.keys, scores);
   ProbeObserver* observer = probe_->observer;
   const bool observed = observer && observer->wants_attention(l);
   // Observers see the logits before quantization, so quantize (and softmax) into copies then.
@@ -48,25 +50,25 @@ void Model::probe_attention(int l, int batch, int seq, const AttentionGeometry& 
   switch (config_.attention) {
     case AttentionKind::diff_v1: {
       const double init = lambda_init(l);
-      backend_.diff_lambda_forward(params_.at(P("attn.lambda_q1")), params_.at(P("attn.lambda_k1")),
-                                   params_.at(P("attn.lambda_q2")), params_.at(P("attn.lambda_k2")),
-                                   init, la.lambda);  // (1)
-      backend_.attention_probs_value(g, combine, probs, values, la.lambda, Tensor(),
+      backend_.diff_lambda_forward(w.lambda_q1, w.lambda_k1, w.lambda_q2, w.lambda_k2, init,
+                                   la.lambda);  // (1)
+      backend_.attention_probs_value(g, combine, probs, kv.values, la.lambda, Tensor(),
                                      la.att);  // (N, h, 2d)
       // Per-head RMSNorm over 2d channels, times (1 - lambda_init), as in the fused path.
       const std::int64_t rows = std::int64_t(batch) * seq * config_.n_heads;
-      Tensor gain = config_.head_norm_gain ? params_.at(P("attn.head_norm.weight")) : Tensor();
-      Tensor mixed = la.mixed.reshape({rows, 2 * d});
-      backend_.rmsnorm_forward(la.att.reshape({rows, 2 * d}), gain, config_.norm_eps, 1.0 - init,
-                               mixed, la.head_rstd);
+      Tensor mixed = la.mixed.reshape({rows, 2 * d});  // (N * h, 2d)
+      backend_.rmsnorm_forward(la.att.reshape({rows, 2 * d}), w.head_norm, config_.norm_eps,
+                               1.0 - init, mixed, la.head_rstd);
       break;
     }
     case AttentionKind::diff_v2:
-      backend_.linear_forward(la.xn1, weight(P("attn.wlambda.weight")), la.gate_logits);  // (N, h)
-      backend_.attention_probs_value(g, combine, probs, values, Tensor(), la.gate_logits, la.mixed);
+      backend_.linear_forward(la.xn1, w.wlambda, la.gate_logits);  // (N, h)
+      backend_.attention_probs_value(g, combine, probs, kv.values, Tensor(), la.gate_logits,
+                                     la.mixed);  // (N, h, d)
       break;
     case AttentionKind::softmax:
-      backend_.attention_probs_value(g, combine, probs, values, Tensor(), Tensor(), la.mixed);
+      backend_.attention_probs_value(g, combine, probs, kv.values, Tensor(), Tensor(),
+                                     la.mixed);  // (N, h, d)
       break;
   }
   if (observed) {

@@ -10,7 +10,7 @@
 #include <random>
 
 #include "difftx/cpu/cpu_backend.h"
-#include "difftx/cuda/cuda_backend.h"
+#include "difftx/cuda/backend/cuda_backend.h"
 #include "difftx/eval/context.h"
 #include "difftx/eval/outliers.h"
 #include "difftx/eval/quant.h"

@@ -1,13 +1,22 @@
 // CudaBackend entries of the evaluation probes' ops (backend.h, attention_probe.h): check the
 // tensors against the geometry, then call the launchers of ops/probe_attention.cuh and
 // ops/probe_stats.cuh on the backend's stream.
-#include "../ops/probe_attention.cuh"
+#include "../attention/probe_attention.cuh"
 #include "../ops/probe_stats.cuh"
 #include "cuda_backend.h"
 #include "validate.h"
 
 namespace difftx::cuda {
 namespace {
+
+static_assert(kProbeHistogramBins == kAbsHistogramBins, "the CUDA histogram has the model's bins");
+
+// The visible-row description of a scores tensor (null for a plain tensor).
+const ScoreRows* score_rows(const AttentionGeometry* g, ScoreRows& storage) {
+  if (!g) return nullptr;
+  storage = ScoreRows{g->q_len, g->kv_len, g->q_offset};
+  return &storage;
+}
 
 std::int64_t score_numel(const AttentionGeometry& g) {
   return std::int64_t(g.batch) * g.q_heads * g.q_len * g.kv_len;
@@ -106,7 +115,8 @@ void CudaBackend::abs_histogram(const Tensor& x, const AttentionGeometry* scores
   require_dtype(counts, op, "counts", {DType::f64});
   require_numel(counts, kAbsHistogramBins, op, "counts");
   if (scores) require_numel(x, score_numel(*scores), op, "x (scores)");
-  launch_abs_histogram(x.raw(), scalar_type(x), x.numel(), scores,
+  ScoreRows rows;
+  launch_abs_histogram(x.raw(), scalar_type(x), x.numel(), score_rows(scores, rows),
                        static_cast<double*>(counts.raw()), stream());
 }
 
@@ -117,9 +127,10 @@ std::int64_t CudaBackend::abs_select_at_least(const Tensor& x, const AttentionGe
   require_dtype(out, op, "out", {DType::f32});
   if (scores) require_numel(x, score_numel(*scores), op, "x (scores)");
   Tensor ws = scratch(sizeof(unsigned long long));
-  return launch_abs_select_at_least(x.raw(), scalar_type(x), x.numel(), scores, threshold,
-                                    static_cast<float*>(out.raw()), out.numel(), ws.raw(),
-                                    stream());
+  ScoreRows rows;
+  return launch_abs_select_at_least(x.raw(), scalar_type(x), x.numel(), score_rows(scores, rows),
+                                    threshold, static_cast<float*>(out.raw()), out.numel(),
+                                    ws.raw(), stream());
 }
 
 void CudaBackend::kl_divergence_rows(const Tensor& ref_logits, const Tensor& logits, Tensor& out) {

@@ -1,13 +1,13 @@
 // Statistics kernels of the evaluation probes (probe_stats.cuh). The histogram keeps one 32,768-bin
 // u32 histogram per block in shared memory (128 KB, one block per multiprocessor) and adds its
 // non-zero bins to the f64 result with atomics; selection appends through one atomic counter.
-#include "common.cuh"
+#include "device_util.cuh"
 #include "probe_stats.cuh"
 
 namespace difftx::cuda {
 namespace {
 
-constexpr int kBins = kAbsHistogramBins;
+constexpr int kBins = kProbeHistogramBins;
 constexpr int kHistThreads = 1024;
 
 __device__ __forceinline__ int bin_of(float x) {
@@ -17,8 +17,7 @@ __device__ __forceinline__ int bin_of(float x) {
 // Calls fn(i) for every counted element index, grid-stride: all n, or by warps over the visible
 // prefix of each score row.
 template <typename Fn>
-__device__ __forceinline__ void for_each_counted(i64 n, bool scores, const AttentionGeometry& g,
-                                                 Fn&& fn) {
+__device__ __forceinline__ void for_each_counted(i64 n, bool scores, const ScoreRows& g, Fn&& fn) {
   if (!scores) {
     for (i64 i = blockIdx.x * i64(blockDim.x) + threadIdx.x; i < n;
          i += i64(gridDim.x) * blockDim.x)
@@ -30,13 +29,14 @@ __device__ __forceinline__ void for_each_counted(i64 n, bool scores, const Atten
   const i64 warps = (i64(gridDim.x) * blockDim.x) >> 5;
   const i64 rows = n / g.kv_len;
   for (i64 r = warp; r < rows; r += warps) {
-    const int visible = probe_visible(g, int(r % g.q_len));
+    const int t = int(r % g.q_len);
+    const int visible = g.kv_len < g.q_offset + t + 1 ? g.kv_len : g.q_offset + t + 1;
     for (int s = lane; s < visible; s += 32) fn(r * g.kv_len + s);
   }
 }
 
 template <typename T>
-__global__ void histogram_kernel(const T* __restrict__ x, i64 n, bool scores, AttentionGeometry g,
+__global__ void histogram_kernel(const T* __restrict__ x, i64 n, bool scores, ScoreRows g,
                                  double* __restrict__ counts) {
   extern __shared__ unsigned hist[];
   for (int b = threadIdx.x; b < kBins; b += blockDim.x) hist[b] = 0;
@@ -50,7 +50,7 @@ __global__ void histogram_kernel(const T* __restrict__ x, i64 n, bool scores, At
 }
 
 template <typename T>
-__global__ void select_kernel(const T* __restrict__ x, i64 n, bool scores, AttentionGeometry g,
+__global__ void select_kernel(const T* __restrict__ x, i64 n, bool scores, ScoreRows g,
                               double threshold, float* __restrict__ out,
                               unsigned long long capacity,
                               unsigned long long* __restrict__ counter) {
@@ -118,34 +118,34 @@ int multiprocessors() {
 
 }  // namespace
 
-void launch_abs_histogram(const void* x, ScalarType type, std::int64_t n,
-                          const AttentionGeometry* scores, double* counts, cudaStream_t stream) {
+void launch_abs_histogram(const void* x, ScalarType type, std::int64_t n, const ScoreRows* rows,
+                          double* counts, cudaStream_t stream) {
   DIFFTX_CUDA_CHECK("abs_histogram", cudaMemsetAsync(counts, 0, sizeof(double) * kBins, stream));
   if (n == 0) return;
-  const AttentionGeometry g = scores ? *scores : AttentionGeometry{};
+  const ScoreRows g = rows ? *rows : ScoreRows{};
   const std::size_t smem = sizeof(unsigned) * kBins;
   DIFFTX_DISPATCH_F32_BF16("abs_histogram", type, T, {
     DIFFTX_CUDA_CHECK("abs_histogram",
                       cudaFuncSetAttribute(histogram_kernel<T>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     histogram_kernel<T><<<multiprocessors(), kHistThreads, smem, stream>>>(
-        static_cast<const T*>(x), n, scores != nullptr, g, counts);
+        static_cast<const T*>(x), n, rows != nullptr, g, counts);
   })
   DIFFTX_CUDA_CHECK_LAUNCH("abs_histogram", "histogram_kernel");
 }
 
 std::int64_t launch_abs_select_at_least(const void* x, ScalarType type, std::int64_t n,
-                                        const AttentionGeometry* scores, double threshold,
-                                        float* out, std::int64_t capacity, void* workspace,
+                                        const ScoreRows* rows, double threshold, float* out,
+                                        std::int64_t capacity, void* workspace,
                                         cudaStream_t stream) {
   auto* counter = static_cast<unsigned long long*>(workspace);
   DIFFTX_CUDA_CHECK("abs_select_at_least",
                     cudaMemsetAsync(counter, 0, sizeof(unsigned long long), stream));
   if (n > 0) {
-    const AttentionGeometry g = scores ? *scores : AttentionGeometry{};
+    const ScoreRows g = rows ? *rows : ScoreRows{};
     DIFFTX_DISPATCH_F32_BF16("abs_select_at_least", type, T, {
       select_kernel<T><<<4 * multiprocessors(), 256, 0, stream>>>(
-          static_cast<const T*>(x), n, scores != nullptr, g, threshold, out,
+          static_cast<const T*>(x), n, rows != nullptr, g, threshold, out,
           static_cast<unsigned long long>(capacity), counter);
     })
     DIFFTX_CUDA_CHECK_LAUNCH("abs_select_at_least", "select_kernel");

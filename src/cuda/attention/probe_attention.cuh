@@ -1,6 +1,7 @@
-// Materialized attention of the evaluation probes (attention_probe.h): score maps, absmax logit
-// quantization, row softmax and probs x V with the V1 / V2 combinations. q, k, v are bf16 with
-// the geometry's row strides; scores and probs (B, Hs, T, S) f32; masked entries are 0.
+// Materialized attention of the evaluation probes (cuda_attention layer) (attention_probe.h): score
+// maps, absmax logit quantization, row softmax and probs x V with the V1 / V2 combinations. q, k, v
+// are bf16 with the geometry's row strides; scores and probs (B, Hs, T, S) f32; masked entries are
+// 0.
 #pragma once
 
 #include <cuda_runtime_api.h>

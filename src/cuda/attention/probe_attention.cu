@@ -1,11 +1,42 @@
 // Materialized attention for the evaluation probes: kernels and launchers (probe_attention.cuh).
 // Straightforward tiled kernels: speed matters little next to the statistics they feed, and the
 // CPU backend is their oracle (tests/cuda/test_cuda_probe.cpp).
-#include "common.cuh"
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "difftx/cuda/common/check.h"
+#include "difftx/cuda/common/launch.h"
 #include "probe_attention.cuh"
 
 namespace difftx::cuda {
 namespace {
+
+using bf16 = __nv_bfloat16;
+using i64 = std::int64_t;
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Sum over the block (a multiple of 32 threads); every thread gets it. Starts with a barrier.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  return warp_sum(lane < warps ? scratch[lane] : 0.f);
+}
 
 constexpr int kTile = 64;   // scores: 64 x 64 outputs per block
 constexpr int kChunk = 32;  // head-dim chunk staged in shared memory
