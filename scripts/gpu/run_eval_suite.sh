@@ -59,12 +59,18 @@ time_task() {
   local device=$1 name=$2 task=$3
   shift 3
   local t0=$(date +%s%N)
-  timeout 600 "$difftx" eval "$task" --checkpoint "$work/diff" --checkpoint "$work/base" --device "$device" \
+  timeout 240 "$difftx" eval "$task" --checkpoint "$work/diff" --checkpoint "$work/base" --device "$device" \
     --data data/brown-50k --out "$out/eval/$device-$name" --progress lines "$@" > "$out/logs/$device-$name.log" 2>&1
   local rc=$?
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   printf "%-6s %-16s %6d.%01d s  rc=%d\n" "$device" "$name" $((ms / 1000)) $((ms % 1000 / 100)) "$rc" | tee -a "$out/timings.txt"
   [[ $rc -ne 0 ]] && { status=1; tail -n 5 "$out/logs/$device-$name.log"; }
+}
+
+# Packs the results so far: one report of every result, the results and logs as a tarball.
+pack() {
+  "$difftx" eval report "$out/eval" --out "$out/report.html" > /dev/null 2>&1 || echo "report failed"
+  tar -czf "$out/eval-results.tar.gz" -C "$out" eval logs 2> /dev/null
 }
 
 if [[ $what == tasks || $what == all ]]; then
@@ -73,39 +79,40 @@ if [[ $what == tasks || $what == all ]]; then
   cd "$root"
   echo "==== data prepare (vocab 50304) and two short training runs ($steps steps)"
   t0=$(date +%s)
-  "$difftx" data prepare --out data/brown-50k --vocab-size 50304 --progress none > "$out/logs/prepare.log" 2>&1 || status=1
-  tail -n 3 "$out/logs/prepare.log"
+  timeout 240 "$difftx" data prepare --out data/brown-50k --vocab-size 50304 --progress none \
+    > "$out/logs/prepare.log" 2>&1 || status=1
+  tail -n 4 "$out/logs/prepare.log"
   for arm in diff-v1:diff softmax:base; do
     cfg=configs/gpt-125m-${arm%%:*}.json
-    timeout 400 "$difftx" train --config "$cfg" --device cuda --steps "$steps" --out "$work/${arm##*:}" \
+    timeout 300 "$difftx" train --config "$cfg" --device cuda --steps "$steps" --out "$work/${arm##*:}" \
       > "$out/logs/train-${arm##*:}.log" 2>&1 || status=1
-    grep -E "val|tok/s|loss" "$out/logs/train-${arm##*:}.log" | tail -n 2
+    grep -iE "val" "$out/logs/train-${arm##*:}.log" | tail -n 1
   done
-  echo "setup: $(( $(date +%s) - t0 )) s" | tee "$out/timings.txt"
-  # the data path in the checkpoints is the config's; eval gets --data explicitly
+  echo "setup (prepare + train): $(( $(date +%s) - t0 )) s" | tee "$out/timings.txt"
   echo "==== eval on cuda (125M pair)"
   time_task cuda ppl ppl --context 1024 --batch 8
   time_task cuda outliers outliers --tokens 400000 --context 1024 --batch 4
-  time_task cuda quant quant-logits --tokens 32768 --context 1024 --batch 4 --task needle --needles 1:1,4:2 \
-    --samples 10 --digits 7
+  time_task cuda quant quant-logits --tokens 32768 --context 1024 --batch 4 --task needle \
+    --needles 1:1,4:2 --samples 10 --digits 7
   time_task cuda quant-head quant-logits --tokens 32768 --context 1024 --batch 4 --per-head
   time_task cuda needle needle --needles 1:1,2:2,4:2,6:2 --samples 50 --digits 7
-  time_task cuda icl icl --shots 0,1,2,4,8,16,32 --permutations 5 --icl-test 100 --icl-classes 4
-  time_task cuda attention-map attention-map --prompt "The jury said it did find that many of Georgia's registration and election laws are outmoded or inadequate and often ambiguous." --layer 5 --head 0
+  time_task cuda icl icl --shots 0,1,4,16,32 --permutations 3 --icl-test 50 --icl-classes 4
+  time_task cuda attention-map attention-map --layer 5 --head 0 --prompt "The jury said it did \
+find that many of Georgia's registration and election laws are outmoded or inadequate and often ambiguous."
+  pack
   if [[ $cpu == 1 ]]; then
-    echo "==== the same tasks at small budgets, cuda then cpu"
+    echo "==== the same small tasks on cuda and on the cpu backend (125M pair, $(nproc) cores)"
     for device in cuda cpu; do
-      time_task $device small-ppl ppl --context 512 --max-tokens 4096 --batch 4
-      time_task $device small-outliers outliers --tokens 4096 --context 512 --batch 4
-      time_task $device small-quant quant-logits --tokens 2048 --context 512 --bits 16,8,4
-      time_task $device small-needle needle --needles 2:2 --depths 0,50,100 --samples 2 --lengths 500 --digits 7
-      time_task $device small-icl icl --shots 0,4 --permutations 2 --icl-test 16 --icl-classes 4
+      time_task $device small-ppl ppl --context 512 --max-tokens 1024 --batch 2
+      time_task $device small-outliers outliers --tokens 1024 --context 512 --batch 2
+      time_task $device small-quant quant-logits --tokens 512 --context 256 --bits 16,4
+      time_task $device small-needle needle --needles 1:1 --depths 0,100 --samples 1 --lengths 300 --digits 7
+      time_task $device small-icl icl --shots 0,2 --permutations 2 --icl-test 8 --icl-classes 4
     done
+    pack
   fi
-  "$difftx" eval report "$out/eval" --out "$out/report.html" || status=1
-  tar -czf "$out/eval-results.tar.gz" -C "$out" eval logs
-  rm -rf "$out/eval" "$out/logs"
   echo "==== wall time per task"
   cat "$out/timings.txt"
+  rm -rf "$out/eval" "$out/logs"
 fi
 exit $status
