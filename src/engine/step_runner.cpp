@@ -112,6 +112,7 @@ PagedBatch StepRunner::batch_views(const Layout& l, int n, int d, int r, int m,
 void StepRunner::launch(const PagedBatch& batch, const Layout& l, int m, int top_n) {
   Tensor logits = logits_.rows(0, m);
   forward_->run(batch, kv_, logits);
+  if (m == 0) return;  // only prefill chunks that sample nothing
   const Tensor params = inputs_.rows(l.params, l.params + std::int64_t(m) * kSampleParamWords)
                             .reshape({m, kSampleParamWords});
   Tensor tokens = results_.rows(0, m);
@@ -214,7 +215,7 @@ std::vector<SampledToken> StepRunner::run(const StepPlan& plan) {
   }
 
   const std::int64_t words = results_words(m, top_n);
-  if (results_host_.raw() != results_.raw()) {
+  if (words > 0 && results_host_.raw() != results_.raw()) {
     results_host_.rows(0, words).copy_from(results_.rows(0, words));
   }
   const i32* out = results_host_.data<i32>();

@@ -4,6 +4,7 @@
 
 #include "difftx/core/error.h"
 #include "difftx/engine/engine.h"
+#include "difftx/model/paged_forward.h"
 
 namespace difftx {
 namespace {
@@ -46,6 +47,10 @@ GenerateResult generate_text(Model& model, const data::Tokenizer& tokenizer, con
     engine::EngineOptions eo;
     eo.max_batch = 1;
     eo.eos_id = data::kEosId;
+    // KV blocks for the whole context of one sequence (no dependence on free-memory readings).
+    const std::int64_t blocks = (capacity + eo.block_size - 1) / eo.block_size + 1;
+    eo.kv_memory_bytes = blocks * PagedKvCache::block_bytes(
+                                      model.config(), model.backend().act_dtype(), eo.block_size);
     engine::Engine engine(model, eo);
     engine::Request request;
     request.prompt = result.prompt_ids;

@@ -161,7 +161,7 @@ void PagedForward::run(const PagedBatch& batch, PagedKvCache& kv, Tensor& logits
   const int N = batch.num_tokens, D = batch.num_decode;
   const int M = batch.logit_rows.defined() ? static_cast<int>(batch.logit_rows.numel()) : N;
   DIFFTX_CHECK(N >= 1 && N <= limits_.max_tokens && D >= 0 && D <= limits_.max_decode && D <= N &&
-                   M >= 1 && M <= limits_.max_logits,
+                   M >= 0 && M <= limits_.max_logits,
                "paged forward: a step of {} rows ({} decode, {} logits) exceeds the limits ({}, "
                "{}, {})",
                N, D, M, limits_.max_tokens, limits_.max_decode, limits_.max_logits);
@@ -196,6 +196,7 @@ void PagedForward::run(const PagedBatch& batch, PagedKvCache& kv, Tensor& logits
     b.swiglu_linear_forward(xn, lw.w_gate, lw.w_up, gate, up, hsw);
     b.linear_forward_accumulate(hsw, lw.w_down, x);  // x += W_down(hsw)
   }
+  if (M == 0) return;  // prefill chunks that sample nothing
   b.rmsnorm_forward(x, W.norm, c.norm_eps, 1.0, xn, rstd);
   DIFFTX_CHECK(logits.defined() && logits.numel() == std::int64_t(M) * c.vocab_size,
                "paged forward: logits must hold ({}, {}), got {}", M, c.vocab_size,

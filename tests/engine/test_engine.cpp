@@ -196,6 +196,30 @@ TEST(Engine, PreemptionAndBatchCompositionDoNotChangeResults) {
   }
 }
 
+// A lone long prompt in small chunks: steps whose only rows are prefill chunks that sample
+// nothing, then the same tokens as a single-chunk prefill.
+TEST(Engine, ChunkedPrefillOfALonePromptMatchesOneChunk) {
+  const ModelConfig c = config_for(AttentionKind::diff_v1, true);
+  auto backend = make_cpu_backend(DType::f64);
+  Model model(c, *backend, ParamSet::initialised(c, 6, DType::f64, Device::cpu));
+  Request r;
+  r.prompt = random_prompt(23, c.vocab_size, 5);
+  r.max_new_tokens = 5;
+  r.sampling.temperature = 0;
+  r.stop_at_eos = false;
+  EngineOptions opt;
+  opt.kv_memory_bytes = 1 << 20;
+  opt.block_size = 4;
+  Engine whole(model, opt);
+  opt.prefill_chunk = 4;
+  Engine chunked(model, opt);
+  std::vector<std::uint64_t> a, b;
+  auto ra = run(whole, {r}, {0}, &a);
+  auto rb = run(chunked, {r}, {0}, &b);
+  EXPECT_EQ(ra[a[0]].tokens, rb[b[0]].tokens);
+  EXPECT_EQ(chunked.stats().prompt_tokens, 23);
+}
+
 TEST(Engine, CancelEndsSequencesAndFreesTheirBlocks) {
   const ModelConfig c = config_for(AttentionKind::softmax, true);
   auto backend = make_cpu_backend(DType::f32);

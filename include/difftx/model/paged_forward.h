@@ -67,7 +67,8 @@ class PagedForward {
   PagedForward(const PagedForward&) = delete;
   PagedForward& operator=(const PagedForward&) = delete;
 
-  // Runs the step; logits (M, V) in the backend's param dtype (f32 on CUDA) are overwritten.
+  // Runs the step; logits (M, V) in the backend's param dtype (f32 on CUDA) are overwritten
+  // (M may be 0: prefill chunks that sample nothing, then logits are not touched).
   void run(const PagedBatch& batch, PagedKvCache& kv, Tensor& logits);
   // Re-derives what the forward precomputes from the weights (DIFF V1's per-layer lambda);
   // call after changing the model's parameters.

@@ -1,7 +1,10 @@
-// Decode-step matrix-vector products: kernel and launcher (see gemv.cuh). One warp per output
-// column j (a weight row): its lanes stream the row in 16-byte chunks, four in flight, dot them
-// with the n input rows (read through L1, shared by all warps) and reduce by shuffles; lane 0
-// applies the epilogue for the n rows. Grid-stride over the columns of all weights.
+// Decode-step matrix-vector products: kernel and launcher (see gemv.cuh). A warp owns kCols
+// output columns (weight rows) at a time: its lanes stream those rows in 16-byte chunks (several
+// in flight), dot each chunk with the n input rows (read through L1 once per chunk, shared by
+// the kCols rows) and reduce by shuffles; lanes then apply the epilogue to their (column, row)
+// outputs. Many columns: 4 per warp (fewer L1 reads of the input per weight byte); few columns:
+// 1 per warp (more warps in flight). SwiGLU pairs each gate row with its up row. Grid-stride
+// over the columns of all weights.
 #include <algorithm>
 
 #include "common.cuh"
@@ -12,7 +15,7 @@ namespace difftx::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kUnroll = 4;
+constexpr int kWarps = kThreads / 32;
 
 __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
   const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&a);
@@ -27,72 +30,89 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
   return s;
 }
 
-// acc[r] += x_r . w over the row, for r < n.
-template <int NR>
-__device__ __forceinline__ void row_dot(const bf16* __restrict__ w, const bf16* __restrict__ x,
-                                        i64 ldx, int n, int k, int lane, float* acc) {
-  for (int k0 = lane * 8; k0 < k; k0 += 32 * 8 * kUnroll) {
-    uint4 wv[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int kk = k0 + u * 256;
-      wv[u] = kk < k ? __ldg(reinterpret_cast<const uint4*>(w + kk)) : make_uint4(0, 0, 0, 0);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int kk = k0 + u * 256;
-      if (kk >= k) break;
-#pragma unroll
-      for (int r = 0; r < NR; ++r) {
-        if (r < n) acc[r] += dot8(wv[u], __ldg(reinterpret_cast<const uint4*>(x + r * ldx + kk)));
-      }
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < NR; ++r) acc[r] = warp_sum(acc[r]);
+// Total output columns of the call.
+__device__ __forceinline__ int total_columns(const GemvArgs& a) {
+  if (a.mode == GemvMode::swiglu) return a.m[0];
+  int total = 0;
+  for (int i = 0; i < a.count; ++i) total += a.m[i];
+  return total;
 }
 
-template <int NR, GemvMode kMode, typename Out>
+// kRows weight rows per warp pass (kCols columns; SwiGLU: a gate and an up row per column).
+template <int NR, GemvMode kMode, typename Out, int kCols>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
+  constexpr bool kSwiglu = kMode == GemvMode::swiglu;
+  constexpr int kRows = kSwiglu ? 2 * kCols : kCols;
+  constexpr int kUnroll = kRows >= 4 ? 2 : 4;  // 16-byte loads in flight per lane: 8 or 4
   pdl_wait();
   pdl_launch_dependents();
   const int lane = threadIdx.x & 31;
-  const int warps = gridDim.x * (kThreads / 32);
-  int total = 0;
-  if constexpr (kMode == GemvMode::swiglu) {
-    total = a.m[0];
-  } else {
-    for (int i = 0; i < a.count; ++i) total += a.m[i];
-  }
+  const int total = total_columns(a);
+  const int stride = gridDim.x * kWarps * kCols;
   Out* out = static_cast<Out*>(a.out);
-  for (int j = blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5); j < total; j += warps) {
-    float acc[NR];
+  for (int j0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kCols; j0 < total; j0 += stride) {
+    const bf16* w[kRows];
 #pragma unroll
-    for (int r = 0; r < NR; ++r) acc[r] = 0.f;
-    if constexpr (kMode == GemvMode::swiglu) {
-      float up[NR];
+    for (int c = 0; c < kCols; ++c) {
+      const int j = min(j0 + c, total - 1);  // a past-the-end column repeats the last one
+      if constexpr (kSwiglu) {
+        w[2 * c] = a.w[0] + i64(j) * a.k;
+        w[2 * c + 1] = a.w[1] + i64(j) * a.k;
+      } else {
+        int i = 0, local = j;
+        while (local >= a.m[i]) local -= a.m[i++];
+        w[c] = a.w[i] + i64(local) * a.k;
+      }
+    }
+    float acc[kRows][NR];
 #pragma unroll
-      for (int r = 0; r < NR; ++r) up[r] = 0.f;
-      row_dot<NR>(a.w[0] + i64(j) * a.k, a.x, a.ldx, a.n, a.k, lane, acc);
-      row_dot<NR>(a.w[1] + i64(j) * a.k, a.x, a.ldx, a.n, a.k, lane, up);
-      if (lane == 0) {
-        for (int r = 0; r < a.n; ++r) {
-          const float g = acc[r];
-          out[r * a.ldo + j] = convert_to<Out>(g / (1.f + expf(-g)) * up[r]);
+    for (int q = 0; q < kRows; ++q) {
+#pragma unroll
+      for (int r = 0; r < NR; ++r) acc[q][r] = 0.f;
+    }
+    for (int k0 = lane * 8; k0 < a.k; k0 += 256 * kUnroll) {
+      uint4 wv[kUnroll][kRows];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int kk = k0 + u * 256;
+#pragma unroll
+        for (int q = 0; q < kRows; ++q) {
+          wv[u][q] =
+              kk < a.k ? __ldg(reinterpret_cast<const uint4*>(w[q] + kk)) : make_uint4(0, 0, 0, 0);
         }
       }
-    } else {
-      int i = 0, local = j;
-      while (local >= a.m[i]) local -= a.m[i++];
-      row_dot<NR>(a.w[i] + i64(local) * a.k, a.x, a.ldx, a.n, a.k, lane, acc);
-      if (lane == 0) {
-        for (int r = 0; r < a.n; ++r) {
-          Out* o = out + r * a.ldo + j;
-          if constexpr (kMode == GemvMode::accumulate) {
-            *o = convert_to<Out>(convert_to<float>(*o) + acc[r]);
-          } else {
-            *o = convert_to<Out>(acc[r]);
-          }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int kk = k0 + u * 256;
+        if (kk >= a.k) break;
+#pragma unroll
+        for (int r = 0; r < NR; ++r) {
+          if (r >= a.n) break;
+          const uint4 xv = __ldg(reinterpret_cast<const uint4*>(a.x + r * a.ldx + kk));
+#pragma unroll
+          for (int q = 0; q < kRows; ++q) acc[q][r] += dot8(wv[u][q], xv);
+        }
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < kRows; ++q) {
+#pragma unroll
+      for (int r = 0; r < NR; ++r) acc[q][r] = warp_sum(acc[q][r]);
+    }
+    // Lane c * NR + r writes column j0 + c of input row r.
+#pragma unroll
+    for (int c = 0; c < kCols; ++c) {
+#pragma unroll
+      for (int r = 0; r < NR; ++r) {
+        if (lane != c * NR + r || r >= a.n || j0 + c >= total) continue;
+        Out* o = out + r * a.ldo + j0 + c;
+        if constexpr (kSwiglu) {
+          const float g = acc[2 * c][r];
+          *o = convert_to<Out>(g / (1.f + expf(-g)) * acc[2 * c + 1][r]);
+        } else if constexpr (kMode == GemvMode::accumulate) {
+          *o = convert_to<Out>(convert_to<float>(*o) + acc[c][r]);
+        } else {
+          *o = convert_to<Out>(acc[c][r]);
         }
       }
     }
@@ -110,30 +130,44 @@ int sm_count() {
   return count;
 }
 
-template <int NR, GemvMode kMode>
-void launch_rows(const GemvArgs& a, unsigned blocks, cudaStream_t stream) {
+template <int NR, GemvMode kMode, int kCols>
+void launch_cols(const GemvArgs& a, int total, cudaStream_t stream) {
+  const i64 per_block = i64(kWarps) * kCols;
+  const unsigned blocks =
+      unsigned(std::min<i64>((total + per_block - 1) / per_block, i64(sm_count()) * 8));
   cudaError_t status;
   if (a.out_type == ScalarType::f32) {
-    status = launch_pdl(gemv_kernel<NR, kMode, float>, dim3(blocks), dim3(kThreads), 0, stream,
-                        pdl_enabled(), a);
+    status = launch_pdl(gemv_kernel<NR, kMode, float, kCols>, dim3(blocks), dim3(kThreads), 0,
+                        stream, pdl_enabled(), a);
   } else {
-    status = launch_pdl(gemv_kernel<NR, kMode, bf16>, dim3(blocks), dim3(kThreads), 0, stream,
-                        pdl_enabled(), a);
+    status = launch_pdl(gemv_kernel<NR, kMode, bf16, kCols>, dim3(blocks), dim3(kThreads), 0,
+                        stream, pdl_enabled(), a);
   }
-  if (status != cudaSuccess)
+  if (status != cudaSuccess) {
     throw_cuda_error("gemv", "cudaLaunchKernelEx(gemv_kernel)", status, __FILE__, __LINE__);
+  }
+}
+
+template <int NR, GemvMode kMode>
+void launch_rows(const GemvArgs& a, int total, cudaStream_t stream) {
+  // 4 columns per warp once that still gives every multiprocessor 8 warps
+  if (total >= 4 * kWarps * sm_count() || NR >= 4) {
+    launch_cols<NR, kMode, 4>(a, total, stream);
+  } else {
+    launch_cols<NR, kMode, 1>(a, total, stream);
+  }
 }
 
 template <GemvMode kMode>
-void launch_mode(const GemvArgs& a, unsigned blocks, cudaStream_t stream) {
+void launch_mode(const GemvArgs& a, int total, cudaStream_t stream) {
   if (a.n == 1) {
-    launch_rows<1, kMode>(a, blocks, stream);
+    launch_rows<1, kMode>(a, total, stream);
   } else if (a.n == 2) {
-    launch_rows<2, kMode>(a, blocks, stream);
+    launch_rows<2, kMode>(a, total, stream);
   } else if (a.n <= 4) {
-    launch_rows<4, kMode>(a, blocks, stream);
+    launch_rows<4, kMode>(a, total, stream);
   } else {
-    launch_rows<8, kMode>(a, blocks, stream);
+    launch_rows<8, kMode>(a, total, stream);
   }
 }
 
@@ -142,6 +176,7 @@ void launch_mode(const GemvArgs& a, unsigned blocks, cudaStream_t stream) {
 bool gemv_supported(const GemvArgs& a) {
   if (a.n < 1 || a.n > kGemvMaxRows || a.k < 8 || a.k % 8 != 0 || a.ldx % 8 != 0) return false;
   if (a.count < 1 || a.count > kGemvMaxWeights || !aligned16(a.x)) return false;
+  if (a.mode == GemvMode::swiglu && (a.count != 2 || a.m[0] != a.m[1])) return false;
   for (int i = 0; i < a.count; ++i) {
     if (!aligned16(a.w[i]) || a.m[i] < 1) return false;
   }
@@ -150,20 +185,19 @@ bool gemv_supported(const GemvArgs& a) {
 
 void launch_gemv(const GemvArgs& a, cudaStream_t stream) {
   if (!gemv_supported(a)) throw_op_error("gemv", "operands the kernel does not take");
-  int total = 0;
-  for (int i = 0; i < a.count; ++i) total += a.m[i];
-  if (a.mode == GemvMode::swiglu) total = a.m[0];
-  const unsigned blocks =
-      unsigned(std::min<i64>((total + kThreads / 32 - 1) / (kThreads / 32), i64(sm_count()) * 8));
+  int total = a.m[0];
+  if (a.mode != GemvMode::swiglu) {
+    for (int i = 1; i < a.count; ++i) total += a.m[i];
+  }
   switch (a.mode) {
     case GemvMode::store:
-      launch_mode<GemvMode::store>(a, blocks, stream);
+      launch_mode<GemvMode::store>(a, total, stream);
       break;
     case GemvMode::accumulate:
-      launch_mode<GemvMode::accumulate>(a, blocks, stream);
+      launch_mode<GemvMode::accumulate>(a, total, stream);
       break;
     case GemvMode::swiglu:
-      launch_mode<GemvMode::swiglu>(a, blocks, stream);
+      launch_mode<GemvMode::swiglu>(a, total, stream);
       break;
   }
 }

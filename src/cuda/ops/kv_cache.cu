@@ -2,6 +2,7 @@
 // 16-byte vector copies when every row start is 16-byte aligned, element copies otherwise.
 #include "common.cuh"
 #include "kv_cache.cuh"
+#include "pdl.cuh"
 
 namespace difftx::cuda {
 namespace {
@@ -25,6 +26,8 @@ template <typename T, bool kVector>
 __global__ void kv_write_kernel(const T* __restrict__ k, i64 k_stride, const T* __restrict__ v,
                                 i64 v_stride, const std::int32_t* __restrict__ slots, i64 k_width,
                                 i64 v_width, T* __restrict__ k_pool, T* __restrict__ v_pool) {
+  pdl_wait();
+  pdl_launch_dependents();
   const i64 row = blockIdx.x;
   const i64 slot = slots[row];
   if (slot < 0) return;
@@ -36,6 +39,8 @@ template <typename T, bool kVector>
 __global__ void kv_gather_kernel(const T* __restrict__ k_pool, const T* __restrict__ v_pool,
                                  const std::int32_t* __restrict__ table, int block_size,
                                  i64 k_width, i64 v_width, T* __restrict__ k, T* __restrict__ v) {
+  pdl_wait();
+  pdl_launch_dependents();
   const i64 t = blockIdx.x;
   const i64 slot = i64(table[t / block_size]) * block_size + t % block_size;
   copy_row<T, kVector>(k_pool + slot * k_width, k + t * k_width, k_width);
@@ -71,16 +76,19 @@ void launch_kv_cache_write(const void* k, std::int64_t k_stride, const void* v,
         vector_ok(sizeof(T), {k, v, k_pool, v_pool}, {k_stride, v_stride, k_width, v_width});
     const int threads = threads_for(k_width, v_width, vec ? Pack<T>::size : 1);
     if (vec) {
-      kv_write_kernel<T, true><<<unsigned(n), threads, 0, stream>>>(
-          static_cast<const T*>(k), k_stride, static_cast<const T*>(v), v_stride, slots, k_width,
-          v_width, static_cast<T*>(k_pool), static_cast<T*>(v_pool));
+      DIFFTX_CUDA_CHECK("kv_cache_write",
+                        launch_pdl(kv_write_kernel<T, true>, dim3(unsigned(n)), dim3(threads), 0,
+                                   stream, pdl_enabled(), static_cast<const T*>(k), k_stride,
+                                   static_cast<const T*>(v), v_stride, slots, k_width, v_width,
+                                   static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
     } else {
-      kv_write_kernel<T, false><<<unsigned(n), threads, 0, stream>>>(
-          static_cast<const T*>(k), k_stride, static_cast<const T*>(v), v_stride, slots, k_width,
-          v_width, static_cast<T*>(k_pool), static_cast<T*>(v_pool));
+      DIFFTX_CUDA_CHECK("kv_cache_write",
+                        launch_pdl(kv_write_kernel<T, false>, dim3(unsigned(n)), dim3(threads), 0,
+                                   stream, pdl_enabled(), static_cast<const T*>(k), k_stride,
+                                   static_cast<const T*>(v), v_stride, slots, k_width, v_width,
+                                   static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
     }
   })
-  DIFFTX_CUDA_CHECK_LAUNCH("kv_cache_write", "kv_write_kernel");
 }
 
 void launch_kv_cache_gather(const void* k_pool, const void* v_pool, const std::int32_t* block_table,
@@ -92,16 +100,19 @@ void launch_kv_cache_gather(const void* k_pool, const void* v_pool, const std::i
     const bool vec = vector_ok(sizeof(T), {k, v, k_pool, v_pool}, {k_width, v_width});
     const int threads = threads_for(k_width, v_width, vec ? Pack<T>::size : 1);
     if (vec) {
-      kv_gather_kernel<T, true><<<unsigned(n), threads, 0, stream>>>(
-          static_cast<const T*>(k_pool), static_cast<const T*>(v_pool), block_table, block_size,
-          k_width, v_width, static_cast<T*>(k), static_cast<T*>(v));
+      DIFFTX_CUDA_CHECK("kv_cache_gather",
+                        launch_pdl(kv_gather_kernel<T, true>, dim3(unsigned(n)), dim3(threads), 0,
+                                   stream, pdl_enabled(), static_cast<const T*>(k_pool),
+                                   static_cast<const T*>(v_pool), block_table, block_size, k_width,
+                                   v_width, static_cast<T*>(k), static_cast<T*>(v)));
     } else {
-      kv_gather_kernel<T, false><<<unsigned(n), threads, 0, stream>>>(
-          static_cast<const T*>(k_pool), static_cast<const T*>(v_pool), block_table, block_size,
-          k_width, v_width, static_cast<T*>(k), static_cast<T*>(v));
+      DIFFTX_CUDA_CHECK("kv_cache_gather",
+                        launch_pdl(kv_gather_kernel<T, false>, dim3(unsigned(n)), dim3(threads), 0,
+                                   stream, pdl_enabled(), static_cast<const T*>(k_pool),
+                                   static_cast<const T*>(v_pool), block_table, block_size, k_width,
+                                   v_width, static_cast<T*>(k), static_cast<T*>(v)));
     }
   })
-  DIFFTX_CUDA_CHECK_LAUNCH("kv_cache_gather", "kv_gather_kernel");
 }
 
 }  // namespace difftx::cuda

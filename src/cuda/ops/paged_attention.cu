@@ -9,13 +9,14 @@
 //   B. one warp per row: online softmax (base 2; q was pre-scaled by scale * log2 e);
 //   C. each V row segment is read once, 16 bytes per lane; lanes keep (R, 8) f32 accumulators
 //      for their channels and tokens, rescaled by the row's correction factor each tile.
-// At the end the lanes' accumulators are summed in shared memory. With one split the block
-// writes the output (DIFF V1: (O1/l1) - lambda (O2/l2) per head); otherwise it writes partial
-// (max, sum, acc) rows and paged_reduce_kernel combines the splits of every row.
+// At the end the lanes' accumulators are summed in shared memory, in a fixed order. With one split
+// the block writes the output (DIFF V1: (O1/l1) - lambda (O2/l2) per head); otherwise it writes
+// partial (max, sum, acc) rows and paged_reduce_kernel combines the splits of every row.
 #include <algorithm>
 
 #include "common.cuh"
 #include "paged_attention.cuh"
+#include "pdl.cuh"
 
 namespace difftx::cuda {
 namespace {
@@ -83,6 +84,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   __shared__ int slot_s[kTile];
   __shared__ float m_s[R], l_s[R], alpha_s[R];
 
+  pdl_wait();
+  pdl_launch_dependents();
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
   const int j = gy / p.row_groups, rg = gy % p.row_groups;
@@ -229,15 +232,21 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
         }
       }
     }
+    __syncthreads();  // slot_s and s_s are rewritten by the next tile
   }
 
-  // Sum the lanes' accumulators (token slices) per channel.
+  // Sum the lanes' accumulators over the token slices, slice by slice: a fixed order, so the
+  // result does not depend on scheduling (graph and eager runs agree bit for bit).
+  for (int slice = 0; slice < kTppV; ++slice) {
+    if (v_tok == slice) {
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
+      for (int r = 0; r < R; ++r) {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) atomicAdd(&red_s[r][vc * 8 + e], acc[r][e]);
+        for (int e = 0; e < 8; ++e) red_s[r][vc * 8 + e] += acc[r][e];
+      }
+    }
+    __syncthreads();
   }
-  __syncthreads();
 
   if constexpr (kFinal) {
     const int heads = kDiff ? rows_here / 2 : rows_here;
@@ -269,6 +278,8 @@ template <int D, int R, bool kDiff>
 __global__ void __launch_bounds__(kThreads) paged_reduce_kernel(const PagedParams p) {
   constexpr int kDv = kDiff ? 2 * D : D;
   __shared__ float scale_s[kMaxSplits][R];  // exp2(m_s - M) / L per split and row
+  pdl_wait();
+  pdl_launch_dependents();
   const int gy = blockIdx.x, b = blockIdx.y;
   const int rg = gy % p.row_groups, j = gy / p.row_groups;
   const int rows_here = min(R, p.group_rows - rg * R);
@@ -327,16 +338,18 @@ int groups_per_sequence(const PagedAttentionGeometry& g) {
 template <int D, int R, bool kDiff>
 void launch_typed(const PagedParams& p, int groups, int batch, cudaStream_t stream) {
   const dim3 grid{unsigned(p.num_splits), unsigned(groups), unsigned(batch)};
+  const bool pdl = pdl_enabled();
   if (p.num_splits == 1) {
-    paged_decode_kernel<D, R, kDiff, true><<<grid, kThreads, 0, stream>>>(p);
-    DIFFTX_CUDA_CHECK_LAUNCH("paged_attention_decode", "paged_decode_kernel");
+    DIFFTX_CUDA_CHECK("paged_attention_decode",
+                      launch_pdl(paged_decode_kernel<D, R, kDiff, true>, grid, dim3(kThreads), 0,
+                                 stream, pdl, p));
     return;
   }
-  paged_decode_kernel<D, R, kDiff, false><<<grid, kThreads, 0, stream>>>(p);
-  DIFFTX_CUDA_CHECK_LAUNCH("paged_attention_decode", "paged_decode_kernel");
-  paged_reduce_kernel<D, R, kDiff>
-      <<<dim3(unsigned(groups), unsigned(batch)), kThreads, 0, stream>>>(p);
-  DIFFTX_CUDA_CHECK_LAUNCH("paged_attention_decode", "paged_reduce_kernel");
+  DIFFTX_CUDA_CHECK("paged_attention_decode", launch_pdl(paged_decode_kernel<D, R, kDiff, false>,
+                                                         grid, dim3(kThreads), 0, stream, pdl, p));
+  DIFFTX_CUDA_CHECK("paged_attention_decode", launch_pdl(paged_reduce_kernel<D, R, kDiff>,
+                                                         dim3(unsigned(groups), unsigned(batch)),
+                                                         dim3(kThreads), 0, stream, pdl, p));
 }
 
 template <int D, bool kDiff>

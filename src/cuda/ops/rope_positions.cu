@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common.cuh"
+#include "pdl.cuh"
 #include "rope_positions.cuh"
 
 namespace difftx::cuda {
@@ -12,6 +13,8 @@ template <typename T>
 __global__ void rope_positions_kernel(T* __restrict__ x, i64 n, i64 row_stride,
                                       const std::int32_t* __restrict__ positions, int heads,
                                       int head_dim, double log_theta, bool interleaved) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int half = head_dim / 2;
   const i64 total = n * half;
   constexpr double kTwoPi = 6.283185307179586476925286766559;
@@ -46,10 +49,11 @@ void launch_rope_positions(void* x, ScalarType type, std::int64_t n, std::int64_
   constexpr int threads = 128;
   const double log_theta = std::log(theta);
   DIFFTX_DISPATCH_F32_BF16("rope_positions", type, T, {
-    rope_positions_kernel<T><<<grid_blocks(total, threads), threads, 0, stream>>>(
-        static_cast<T*>(x), n, row_stride, positions, heads, head_dim, log_theta, interleaved);
+    DIFFTX_CUDA_CHECK("rope_positions",
+                      launch_pdl(rope_positions_kernel<T>, dim3(grid_blocks(total, threads)),
+                                 dim3(threads), 0, stream, pdl_enabled(), static_cast<T*>(x), n,
+                                 row_stride, positions, heads, head_dim, log_theta, interleaved));
   })
-  DIFFTX_CUDA_CHECK_LAUNCH("rope_positions", "rope_positions_kernel");
 }
 
 }  // namespace difftx::cuda

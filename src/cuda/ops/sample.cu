@@ -12,6 +12,7 @@
 
 #include "common.cuh"
 #include "difftx/model/paged_attention.h"
+#include "pdl.cuh"
 #include "sample.cuh"
 
 namespace difftx::cuda {
@@ -135,6 +136,8 @@ __global__ void __launch_bounds__(kPartThreads)
   __shared__ float f_scratch[32];
   __shared__ u64 k_scratch[32];
   __shared__ int i_scratch[32];
+  pdl_wait();
+  pdl_launch_dependents();
   const int row = blockIdx.y, chunk = blockIdx.x;
   const i64 begin = i64(chunk) * kChunk, end = min(vocab, begin + kChunk);
   const T* x = logits + i64(row) * vocab;
@@ -178,6 +181,8 @@ __global__ void __launch_bounds__(kPartThreads)
     sample_gumbel_kernel(const T* __restrict__ logits, const std::int32_t* __restrict__ params,
                          i64 vocab, int chunks, const Partial* ws, u64* ws_gumbel) {
   __shared__ u64 k_scratch[32];
+  pdl_wait();
+  pdl_launch_dependents();
   const int row = blockIdx.y, chunk = blockIdx.x;
   const RowParams rp = row_params(params + i64(row) * kSampleParamWords);
   if (!(rp.t > 0.f) || filtered(rp, vocab)) return;
@@ -400,6 +405,8 @@ __global__ void __launch_bounds__(kFinalThreads)
   __shared__ FinalShared sh;
   __shared__ float s_lse, s_max;
   __shared__ int s_token, s_bad;
+  pdl_wait();
+  pdl_launch_dependents();
   const int row = blockIdx.x;
   const T* x = logits + i64(row) * vocab;
   const RowParams rp = row_params(params + i64(row) * kSampleParamWords);
@@ -500,13 +507,17 @@ void launch_sample_tokens(const void* logits, ScalarType type, std::int64_t rows
   const dim3 grid{unsigned(chunks), unsigned(rows)};
   DIFFTX_DISPATCH_F32_BF16("sample_tokens", type, T, {
     const T* x = static_cast<const T*>(logits);
-    sample_partial_kernel<T><<<grid, kPartThreads, 0, stream>>>(x, vocab, chunks, part);
-    DIFFTX_CUDA_CHECK_LAUNCH("sample_tokens", "sample_partial_kernel");
-    sample_gumbel_kernel<T><<<grid, kPartThreads, 0, stream>>>(x, params, vocab, chunks, part, gum);
-    DIFFTX_CUDA_CHECK_LAUNCH("sample_tokens", "sample_gumbel_kernel");
-    sample_final_kernel<T><<<unsigned(rows), kFinalThreads, 0, stream>>>(
-        x, params, vocab, chunks, part, gum, top_n, tokens, logprobs, top_ids, top_logprobs);
-    DIFFTX_CUDA_CHECK_LAUNCH("sample_tokens", "sample_final_kernel");
+    const bool pdl = pdl_enabled();
+    DIFFTX_CUDA_CHECK("sample_tokens",
+                      launch_pdl(sample_partial_kernel<T>, grid, dim3(kPartThreads), 0, stream, pdl,
+                                 x, vocab, chunks, part));
+    DIFFTX_CUDA_CHECK("sample_tokens",
+                      launch_pdl(sample_gumbel_kernel<T>, grid, dim3(kPartThreads), 0, stream, pdl,
+                                 x, params, vocab, chunks, part, gum));
+    DIFFTX_CUDA_CHECK("sample_tokens",
+                      launch_pdl(sample_final_kernel<T>, dim3(unsigned(rows)), dim3(kFinalThreads),
+                                 0, stream, pdl, x, params, vocab, chunks, part, gum, top_n, tokens,
+                                 logprobs, top_ids, top_logprobs));
   })
 }
 
