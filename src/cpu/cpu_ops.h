@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "difftx/model/backend.h"
-#include "difftx/model/paged_attention.h"
+#include "difftx/core/paged_attention.h"
 
 namespace difftx::cpu {
 

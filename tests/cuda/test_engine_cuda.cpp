@@ -10,7 +10,7 @@
 #include <map>
 #include <random>
 
-#include "difftx/cuda/cuda_backend.h"
+#include "difftx/cuda/backend/cuda_backend.h"
 #include "difftx/engine/engine.h"
 #include "difftx/model/model.h"
 

@@ -19,7 +19,7 @@
 #include <random>
 
 #include "difftx/cpu/cpu_backend.h"
-#include "difftx/cuda/cuda_backend.h"
+#include "difftx/cuda/backend/cuda_backend.h"
 #include "difftx/engine/sampling.h"
 #include "ops/engine_op_cases.h"
 

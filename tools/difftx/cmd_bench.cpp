@@ -18,7 +18,7 @@
 #include "difftx/model/checkpoint.h"
 #include "difftx/model/model.h"
 #include "difftx/runtime/backend_factory.h"
-#include "difftx/train/trainer.h"
+#include "difftx/runtime/checkpoint_store.h"
 
 namespace difftx::cli {
 namespace {
@@ -160,12 +160,7 @@ const CommandRegistration reg{45, [](CLI::App& app) {
     };
     std::vector<Subject> subjects;
     if (!a->checkpoint.empty()) {
-      std::filesystem::path dir = a->checkpoint;
-      if (!std::filesystem::exists(dir / "model.safetensors") &&
-          std::filesystem::is_directory(dir / "checkpoints")) {
-        dir = latest_checkpoint(dir);
-        if (dir.empty()) fail("run folder '{}' has no complete checkpoint", a->checkpoint);
-      }
+      const std::filesystem::path dir = resolve_checkpoint(a->checkpoint);
       ModelCheckpoint loaded = load_model_checkpoint(dir);
       subjects.push_back({loaded.config, std::move(loaded.params), dir});
       if (a->baseline) fail("--baseline needs --config (the baseline gets random weights)");

@@ -11,7 +11,7 @@
 #include "../ops/rope_positions.cuh"
 #include "../ops/sample.cuh"
 #include "cuda_backend.h"
-#include "difftx/cuda/check.h"
+#include "difftx/cuda/common/check.h"
 #include "validate.h"
 
 namespace difftx::cuda {
@@ -129,7 +129,8 @@ void CudaBackend::linear_forward_concat(const Tensor& x, const std::vector<const
   std::int64_t col = 0;
   for (const Tensor* w : ws) {
     void* dst = static_cast<char*>(out.raw()) + col * std::int64_t(dtype_size(out.dtype()));
-    linear_->forward_into(x, *w, dst, out.dtype(), total, 0.f);
+    linear_->forward_into(x.raw(), w->raw(), dst, scalar_type(x), scalar_type(out),
+                          x.numel() / w->dim(1), w->dim(1), w->dim(0), total, 0.f);
     col += w->dim(0);
   }
 }
@@ -144,7 +145,8 @@ void CudaBackend::linear_forward_accumulate(const Tensor& x, const Tensor& w, Te
     launch_gemv(a, stream());
     return;
   }
-  linear_->forward_into(x, w, acc.raw(), acc.dtype(), w.dim(0), 1.f);
+  linear_->forward_into(x.raw(), w.raw(), acc.raw(), scalar_type(x), scalar_type(acc),
+                        x.numel() / w.dim(1), w.dim(1), w.dim(0), w.dim(0), 1.f);
 }
 
 void CudaBackend::swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,

@@ -7,7 +7,7 @@
 // over the columns of all weights.
 #include <algorithm>
 
-#include "common.cuh"
+#include "device_util.cuh"
 #include "gemv.cuh"
 #include "pdl.cuh"
 

@@ -1,6 +1,6 @@
 // KV pool write and gather: kernels and launchers (see kv_cache.cuh). One block per token row,
 // 16-byte vector copies when every row start is 16-byte aligned, element copies otherwise.
-#include "common.cuh"
+#include "device_util.cuh"
 #include "kv_cache.cuh"
 #include "pdl.cuh"
 

@@ -14,7 +14,7 @@
 // partial (max, sum, acc) rows and paged_reduce_kernel combines the splits of every row.
 #include <algorithm>
 
-#include "common.cuh"
+#include "device_util.cuh"
 #include "paged_attention.cuh"
 #include "pdl.cuh"
 

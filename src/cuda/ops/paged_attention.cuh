@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "difftx/model/paged_attention.h"
+#include "difftx/core/paged_attention.h"
 
 namespace difftx::cuda {
 

@@ -2,7 +2,7 @@
 // (row, frequency), looping over the heads, so each angle's sine and cosine are computed once.
 #include <cmath>
 
-#include "common.cuh"
+#include "device_util.cuh"
 #include "pdl.cuh"
 #include "rope_positions.cuh"
 

@@ -10,8 +10,8 @@
 //      Gumbel-max over the kept set); the top-N alternatives from per-thread sorted lists.
 #include <algorithm>
 
-#include "common.cuh"
-#include "difftx/model/paged_attention.h"
+#include "device_util.cuh"
+#include "difftx/core/paged_attention.h"
 #include "pdl.cuh"
 #include "sample.cuh"
 

@@ -1,6 +1,6 @@
 // Token sampling on the device (the engine's last op of a step): greedy argmax, or a Gumbel-max
 // draw from softmax(logits / T) restricted to the top-k / top-p kept set, with counter-based
-// uniforms (sample_uniform in include/difftx/model/paged_attention.h), the chosen token's
+// uniforms (sample_uniform in include/difftx/core/paged_attention.h), the chosen token's
 // log-probability and the top-N alternatives. Semantics: Backend::sample_tokens
 // (include/difftx/model/backend.h); the CPU backend's src/cpu/sample.cpp is the oracle.
 #pragma once
@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "scalar_type.h"
+#include "difftx/cuda/common/scalar_type.h"
 
 namespace difftx::cuda {
 
