@@ -1,10 +1,12 @@
-// Prompt checks, the KV-cache token loop, incremental detokenisation with stop strings, and
-// several samples (see generator.h). Only token_loop() knows how tokens are produced.
+// Prompt checks, the token loop on the inference engine, incremental detokenisation with stop
+// strings, and several samples (see generator.h). Only token_loop() knows how tokens are made.
 #include "difftx/generate/generator.h"
 
 #include <algorithm>
 
 #include "difftx/core/error.h"
+#include "difftx/engine/engine.h"
+#include "difftx/model/paged_forward.h"
 
 namespace difftx {
 namespace {
@@ -90,23 +92,33 @@ class TextStream {
   std::string stop_;
 };
 
-// The token loop: prefill with the prompt, then sample one token at a time with the KV
-// cache until EOS, the budget, or `on_token` returning false. Returns whether EOS ended it.
+// The token loop on the engine (one sequence): prefill with the prompt, then one sampled token
+// per step until EOS, the budget, or `on_token` returning false. Returns whether EOS ended it.
 bool token_loop(Model& model, const PreparedPrompt& prompt, const SamplingConfig& sampling,
                 bool stop_at_eos, std::vector<std::int32_t>& new_ids,
                 const std::function<bool(std::int32_t)>& on_token) {
-  KvCache cache(model, prompt.context);
-  Sampler sampler(sampling);
-  Tensor logits = model.decode(cache, prompt.ids);                              // (P, V)
-  std::vector<float> row(static_cast<std::size_t>(model.config().vocab_size));  // (V,)
-  for (int i = 0; i < prompt.budget; ++i) {
-    auto all = logits.to_float_vector();
-    std::copy(all.end() - std::ptrdiff_t(row.size()), all.end(), row.begin());
-    const std::int32_t next = sampler.sample(row);
-    if (stop_at_eos && next == data::kEosId) return true;
-    new_ids.push_back(next);
-    if (!on_token(next)) return false;
-    if (i + 1 < prompt.budget) logits = model.decode(cache, {next});  // (1, V)
+  if (prompt.budget <= 0) return false;
+  engine::EngineOptions eo;
+  eo.max_batch = 1;
+  eo.eos_id = data::kEosId;
+  // KV blocks for the whole context of one sequence (no dependence on free-memory readings).
+  const std::int64_t blocks = (prompt.context + eo.block_size - 1) / eo.block_size + 1;
+  eo.kv_memory_bytes = blocks * PagedKvCache::block_bytes(
+                                    model.config(), model.backend().act_dtype(), eo.block_size);
+  engine::Engine engine(model, eo);
+  engine::Request request;
+  request.prompt = prompt.ids;
+  request.max_new_tokens = prompt.budget;
+  request.sampling = sampling;
+  request.stop_at_eos = stop_at_eos;
+  engine.add(std::move(request));
+  while (engine.has_work()) {
+    for (const engine::TokenEvent& e : engine.step()) {
+      if (e.finish == engine::FinishReason::eos) return true;  // the EOS token is not text
+      if (e.token < 0) continue;
+      new_ids.push_back(e.token);
+      if (!on_token(e.token)) return false;  // the engine and its sequence end here
+    }
   }
   return false;
 }

@@ -1,7 +1,9 @@
-// Text generation with a KV cache: prompt -> prefill -> sample one token at a time, streaming
-// decoded text through a callback. Above the token loop (which the inference engine will
-// take over) sit what users ask of `generate`: checks before any output, stop strings,
-// several samples from consecutive seeds, and the reason each sample stopped.
+// Text generation on the inference engine (one sequence at a time: paged KV cache, chunked
+// prefill, sampling on the device, CUDA graphs on CUDA), streaming decoded text through a
+// callback. Above the token loop sit what users ask of `generate`: checks before any output,
+// stop strings, several samples from consecutive seeds, and the reason each sample stopped.
+// Sampling follows Backend::sample_tokens (the Sampler's kept set, a Gumbel-max draw seeded by
+// the seed and the token's index).
 #pragma once
 
 #include <cstdint>

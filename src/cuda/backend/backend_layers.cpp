@@ -113,9 +113,15 @@ void CudaBackend::linear_forward(const Tensor& x, const Tensor& w, Tensor& out) 
   const char* op = "linear_forward";
   const LinearDims s = linear_dims(x, w, op);
   require_cuda(out, op, "out");
-  require_same_dtype(x, "x", out, "out", op);
+  // out has x's dtype, or f32 for bf16 x (the engine's f32 logits)
+  if (out.dtype() != DType::f32) require_same_dtype(x, "x", out, "out", op);
   require_numel(out, s.n * s.m, op, "out");
-  linear_->forward(x.raw(), w.raw(), out.raw(), scalar_type(x), s.n, s.k, s.m);
+  if (out.dtype() == x.dtype()) {
+    linear_->forward(x.raw(), w.raw(), out.raw(), scalar_type(x), s.n, s.k, s.m);
+  } else {
+    linear_->forward_into(x.raw(), w.raw(), out.raw(), scalar_type(x), scalar_type(out), s.n, s.k,
+                          s.m, s.m, 0.f);
+  }
 }
 
 void CudaBackend::linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,

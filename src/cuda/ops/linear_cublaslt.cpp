@@ -82,6 +82,16 @@ void CublasLtLinear::forward(const void* x, const void* w, void* out, ScalarType
   run(op, Gemm{CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w, t, k, x, t, k, out, t, m, 0.f});
 }
 
+void CublasLtLinear::forward_into(const void* x, const void* w, void* out, ScalarType type,
+                                  ScalarType out_type, std::int64_t n, std::int64_t k,
+                                  std::int64_t m, std::int64_t ld_out, float beta) {
+  const char* op = "linear_forward_into";
+  if (n == 0 || m == 0) return;
+  const cudaDataType_t t = cuda_type(op, type);
+  run(op, Gemm{CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w, t, k, x, t, k, out, cuda_type(op, out_type),
+               ld_out, beta});
+}
+
 void CublasLtLinear::backward(const void* x, const void* w, const void* dout, void* dx, float* dw,
                               ScalarType type, std::int64_t n, std::int64_t k, std::int64_t m,
                               bool accumulate_dx) {

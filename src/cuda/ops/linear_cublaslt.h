@@ -27,6 +27,12 @@ class CublasLtLinear {
   // x (n, k), w (m, k), out (n, m): all of `type` (bf16 or f32).
   void forward(const void* x, const void* w, void* out, ScalarType type, std::int64_t n,
                std::int64_t k, std::int64_t m);
+  // x, w as in the forward (of `type`); out (n, m) of out_type (`type` or f32, e.g. the engine's
+  // f32 logits), rows ld_out >= m elements apart: out = x W^T (beta 0) or += x W^T (beta 1).
+  // For column blocks of a wider output and residual adds.
+  void forward_into(const void* x, const void* w, void* out, ScalarType type, ScalarType out_type,
+                    std::int64_t n, std::int64_t k, std::int64_t m, std::int64_t ld_out,
+                    float beta);
   // x, w as in the forward; dout (n, m) and dx (n, k) of `type`, dx = (or += when
   // accumulate_dx) dout w; dw (m, k) f32 += dout^T x.
   void backward(const void* x, const void* w, const void* dout, void* dx, float* dw,
