@@ -90,15 +90,16 @@ void Scheduler::run() {
     lock.unlock();
     admit(incoming);
     apply_cancellations();
-    if (generator_.has_work()) {
-      step();
-    } else if (!active_.empty()) {
-      // Every open sequence should keep the generator busy until it reports its end.
-      ApiError e;
-      e.status = 500;
-      e.type = "server_error";
-      e.message = "the engine dropped a sequence without reporting its end";
-      fail_all(e);
+    if (generator_.has_work() || !active_.empty()) {
+      const bool routed = step();
+      if (!routed && !active_.empty() && !generator_.has_work()) {
+        // Every open sequence must keep the generator busy until it reports its end.
+        ApiError e;
+        e.status = 500;
+        e.type = "server_error";
+        e.message = "the engine dropped a sequence without reporting its end";
+        fail_all(e);
+      }
     }
     metrics_.set_engine_state(generator_.stats(), 0);
     lock.lock();
@@ -195,7 +196,7 @@ void Scheduler::finish_choice(Active& active, int choice) {
   in_flight_ -= 1;
 }
 
-void Scheduler::step() {
+bool Scheduler::step() {
   std::vector<engine::TokenEvent> events;
   try {
     events = generator_.step();
@@ -205,7 +206,7 @@ void Scheduler::step() {
     err.type = "server_error";
     err.message = fmt::format("the engine failed during a step: {}", e.what());
     fail_all(err);
-    return;
+    return true;
   }
   const auto now = Clock::now();
   metrics_.observe_step(generator_.stats().last_step_batch);
@@ -245,6 +246,7 @@ void Scheduler::step() {
     }
   }
   notify_if_idle();
+  return !routed.empty();
 }
 
 void Scheduler::notify_if_idle() {

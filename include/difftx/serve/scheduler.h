@@ -66,7 +66,7 @@ class Scheduler {
   void admit(std::vector<std::shared_ptr<Job>>& incoming);
   void apply_cancellations();
   void cancel_sequence(Active& active, int choice);
-  void step();
+  bool step();  // true when an event reached a job
   void fail_all(const ApiError& error);
   void finish_choice(Active& active, int choice);
   void notify_if_idle();
