@@ -150,6 +150,14 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
   return t;
 }
 
+Tensor Tensor::view_as(DType dtype) const {
+  DIFFTX_CHECK(dtype_size(dtype) == dtype_size(dtype_), "cannot view {} as {} (element sizes differ)",
+               describe(), dtype_name(dtype));
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  return t;
+}
+
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_, device_);
   t.copy_from(*this);

@@ -1,5 +1,5 @@
 // The CPU Backend: validates tensors (device, dtype, element counts) and dispatches to the
-// templated kernels of cpu_ops.h in fp32 or fp64.
+// templated kernels of cpu_ops.h in fp32 or fp64 (training ops, then the engine's inference ops).
 #include "difftx/cpu/cpu_backend.h"
 
 #include <cmath>
@@ -224,7 +224,145 @@ class CpuBackend final : public Backend {
                     beta1, beta2, eps, weight_decay, step);
   }
 
+  // ---- inference ops (engine)
+
+  void kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
+                      std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
+                      Tensor& v_pool) override {
+    const i64 n = slots.numel(), kw = k_pool.dim(-1), vw = v_pool.dim(-1);
+    DIFFTX_CHECK(k_stride >= kw && v_stride >= vw, "kv_cache_write: row strides {}/{} below widths {}/{}",
+                 k_stride, v_stride, kw, vw);
+    DIFFTX_CHECK(n == 0 || (k.numel() >= (n - 1) * k_stride + kw && v.numel() >= (n - 1) * v_stride + vw),
+                 "kv_cache_write: k {} / v {} too small for {} rows", k.describe(), v.describe(), n);
+    const std::int32_t* s = ids(slots, "kv_cache_write slots");
+    const i64 pool_rows = k_pool.dim(0);
+    DIFFTX_CHECK(v_pool.dim(0) == pool_rows, "kv_cache_write: pools {} and {} differ in rows",
+                 k_pool.describe(), v_pool.describe());
+    for (i64 i = 0; i < n; ++i) {
+      DIFFTX_CHECK(s[i] < pool_rows, "kv_cache_write: slot {} outside the pool of {} rows", s[i], pool_rows);
+    }
+    cpu::kv_cache_write(p(k, "k"), k_stride, p(v, "v"), v_stride, s, n, kw, vw, p(k_pool, "k_pool"),
+                        p(v_pool, "v_pool"));
+  }
+  void kv_cache_gather(const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
+                       int block_size, Tensor& k, Tensor& v) override {
+    DIFFTX_CHECK(k.ndim() == 2 && block_size >= 1, "kv_cache_gather: k {} must be (tokens, width)",
+                 k.describe());
+    const i64 n = k.dim(0), kw = k_pool.dim(-1), vw = v_pool.dim(-1);
+    check_numel(k, n * kw, "kv_cache_gather k");
+    check_numel(v, n * vw, "kv_cache_gather v");
+    const i64 blocks = (n + block_size - 1) / block_size;
+    DIFFTX_CHECK(block_table.numel() >= blocks, "kv_cache_gather: a table of {} blocks for {} tokens",
+                 block_table.numel(), n);
+    const std::int32_t* table = ids(block_table, "kv_cache_gather block_table");
+    for (i64 b = 0; b < blocks; ++b) {
+      DIFFTX_CHECK(table[b] >= 0 && i64(table[b] + 1) * block_size <= std::min(k_pool.dim(0), v_pool.dim(0)),
+                   "kv_cache_gather: block {} outside the pool", table[b]);
+    }
+    cpu::kv_cache_gather(p(k_pool, "k_pool"), p(v_pool, "v_pool"), table, block_size, n, kw, vw,
+                         p(k, "k"), p(v, "v"));
+  }
+
+  void rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions, int heads,
+                      int head_dim, double theta, RopeStyle style) override {
+    const i64 n = positions.numel();
+    DIFFTX_CHECK(row_stride >= i64(heads) * head_dim && head_dim % 2 == 0,
+                 "rope_positions: row stride {} for {} heads of {}", row_stride, heads, head_dim);
+    DIFFTX_CHECK(n == 0 || x.numel() >= (n - 1) * row_stride + i64(heads) * head_dim,
+                 "rope_positions: {} too small for {} rows", x.describe(), n);
+    cpu::rope_positions(p(x, "rope x"), n, row_stride, ids(positions, "rope positions"), heads,
+                        head_dim, theta, style);
+  }
+
+  std::int64_t paged_attention_workspace_bytes(const PagedAttentionGeometry&) const override {
+    return 0;
+  }
+  void paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
+                              const Tensor& k_pool, const Tensor& v_pool,
+                              const Tensor& block_tables, const Tensor& context_lens,
+                              const Tensor& lambda, Tensor& out, Tensor&) override {
+    check_paged(g, q, k_pool, v_pool, block_tables, context_lens, out);
+    const bool diff = g.kind == PagedAttentionKind::diff;
+    DIFFTX_CHECK(!diff || lambda.defined(), "paged_attention_decode: DIFF V1 needs lambda");
+    cpu::paged_attention_decode(g, p(q, "q"), p(k_pool, "k_pool"), p(v_pool, "v_pool"),
+                                ids(block_tables, "block_tables"), ids(context_lens, "context_lens"),
+                                diff ? double(*p(lambda, "lambda")) : 0.0, p(out, "out"));
+  }
+
+  std::int64_t sample_workspace_bytes(std::int64_t, std::int64_t) const override { return 0; }
+  void sample_tokens(const Tensor& logits, const Tensor& params, int top_n, Tensor& tokens,
+                     Tensor& logprobs, Tensor& top_ids, Tensor& top_logprobs, Tensor&) override {
+    DIFFTX_CHECK(logits.ndim() == 2, "sample_tokens: logits must be (rows, vocab), got {}",
+                 logits.describe());
+    const i64 rows = logits.dim(0), vocab = logits.dim(1);
+    check_numel(params, rows * kSampleParamWords, "sample_tokens params");
+    check_numel(tokens, rows, "sample_tokens tokens");
+    check_numel(logprobs, rows, "sample_tokens logprobs");
+    DIFFTX_CHECK(top_n >= 0, "sample_tokens: top_n {} is negative", top_n);
+    if (top_n > 0) {
+      check_numel(top_ids, rows * top_n, "sample_tokens top_ids");
+      check_numel(top_logprobs, rows * top_n, "sample_tokens top_logprobs");
+    }
+    cpu::sample_tokens(p(logits, "logits"), rows, vocab, ids(params, "sample params"), top_n,
+                       ids(tokens, "sampled tokens"), f32(logprobs, "logprobs"),
+                       top_n > 0 ? ids(top_ids, "top_ids") : nullptr,
+                       top_n > 0 ? f32(top_logprobs, "top_logprobs") : nullptr);
+  }
+
  private:
+  static float* f32(const Tensor& t, const char* what) {
+    DIFFTX_CHECK(t.defined() && t.device() == Device::cpu && t.dtype() == DType::f32,
+                 "cpu backend: {} must be f32 on the cpu, got {}", what,
+                 t.defined() ? t.describe() : "nothing");
+    return t.data<float>();
+  }
+  static std::int32_t* ids(const Tensor& t, const char* what) {
+    DIFFTX_CHECK(t.defined() && t.device() == Device::cpu && t.dtype() == DType::i32,
+                 "cpu backend: {} must be i32 on the cpu, got {}", what,
+                 t.defined() ? t.describe() : "nothing");
+    return t.data<std::int32_t>();
+  }
+  static void check_paged(const PagedAttentionGeometry& g, const Tensor& q, const Tensor& k_pool,
+                          const Tensor& v_pool, const Tensor& block_tables,
+                          const Tensor& context_lens, const Tensor& out) {
+    const bool diff = g.kind == PagedAttentionKind::diff;
+    DIFFTX_CHECK(g.batch >= 0 && g.head_dim > 0 && g.block_size > 0 && g.max_blocks > 0 &&
+                     g.q_heads > 0 && g.k_heads > 0 && g.v_heads > 0,
+                 "paged_attention_decode: bad geometry (B={}, d={}, block={}, blocks={})", g.batch,
+                 g.head_dim, g.block_size, g.max_blocks);
+    if (diff) {
+      DIFFTX_CHECK(g.q_heads % 2 == 0 && g.k_heads == 2 * g.v_heads &&
+                       (g.q_heads / 2) % g.v_heads == 0 && g.v_head_dim == 2 * g.head_dim,
+                   "paged_attention_decode: bad DIFF heads (q {}, k {}, v {}, d {}, dv {})",
+                   g.q_heads, g.k_heads, g.v_heads, g.head_dim, g.v_head_dim);
+    } else {
+      DIFFTX_CHECK(g.k_heads == g.v_heads && g.q_heads % g.k_heads == 0 &&
+                       g.v_head_dim == g.head_dim,
+                   "paged_attention_decode: bad heads (q {}, k {}, v {})", g.q_heads, g.k_heads,
+                   g.v_heads);
+    }
+    DIFFTX_CHECK(g.q_row_stride >= i64(g.q_heads) * g.head_dim &&
+                     (g.batch == 0 || q.numel() >= (g.batch - 1) * g.q_row_stride + i64(g.q_heads) * g.head_dim),
+                 "paged_attention_decode: q {} does not hold {} rows of stride {}", q.describe(),
+                 g.batch, g.q_row_stride);
+    check_numel(k_pool, g.num_slots * g.k_heads * g.head_dim, "paged k_pool");
+    check_numel(v_pool, g.num_slots * g.v_heads * g.v_head_dim, "paged v_pool");
+    check_numel(block_tables, i64(g.batch) * g.max_blocks, "paged block_tables");
+    check_numel(context_lens, g.batch, "paged context_lens");
+    check_numel(out, i64(g.batch) * g.out_heads() * g.v_head_dim, "paged out");
+    const std::int32_t* lens = ids(context_lens, "context_lens");
+    const std::int32_t* tables = ids(block_tables, "block_tables");
+    for (int b = 0; b < g.batch; ++b) {
+      DIFFTX_CHECK(lens[b] >= 0 && lens[b] <= g.max_blocks * g.block_size,
+                   "paged_attention_decode: context length {} of row {} outside [0, {}]", lens[b], b,
+                   g.max_blocks * g.block_size);
+      for (int t = 0; t < lens[b]; t += g.block_size) {
+        const std::int32_t block = tables[i64(b) * g.max_blocks + t / g.block_size];
+        DIFFTX_CHECK(block >= 0 && i64(block + 1) * g.block_size <= g.num_slots,
+                     "paged_attention_decode: block {} of row {} outside the pool", block, b);
+      }
+    }
+  }
   static T* p(const Tensor& t, const char* what) {
     DIFFTX_CHECK(t.defined(), "cpu backend: {} is undefined", what);
     DIFFTX_CHECK(t.device() == Device::cpu && t.dtype() == dtype_of<T>(),

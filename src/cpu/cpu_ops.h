@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "difftx/model/backend.h"
+#include "difftx/model/paged_attention.h"
 
 namespace difftx::cpu {
 
@@ -82,6 +83,32 @@ void v2_combine_backward(const T* a, const T* gate_logits, const T* dout, i64 n,
 template <typename T>
 void cross_entropy(const T* logits, const std::int32_t* targets, i64 n, i64 vocab,
                    double grad_scale, T* losses, T* dlogits /*null: forward only*/);
+
+// ---- inference ops (engine)
+
+// Row n of k (stride k_stride) / v (stride v_stride) -> row slots[n] of the pools (skipped when
+// negative). k_width / v_width: elements per row.
+template <typename T>
+void kv_cache_write(const T* k, i64 k_stride, const T* v, i64 v_stride, const std::int32_t* slots,
+                    i64 n, i64 k_width, i64 v_width, T* k_pool, T* v_pool);
+// The first n tokens of a sequence (block table, block_size) -> contiguous k, v.
+template <typename T>
+void kv_cache_gather(const T* k_pool, const T* v_pool, const std::int32_t* block_table,
+                     int block_size, i64 n, i64 k_width, i64 v_width, T* k, T* v);
+
+template <typename T>
+void rope_positions(T* x, i64 n, i64 row_stride, const std::int32_t* positions, int heads,
+                    int head_dim, double theta, RopeStyle style);
+
+template <typename T>
+void paged_attention_decode(const PagedAttentionGeometry& g, const T* q, const T* k_pool,
+                            const T* v_pool, const std::int32_t* block_tables,
+                            const std::int32_t* context_lens, double lambda, T* out);
+
+// logits (rows, vocab) of type L; logprobs / top_logprobs of type S.
+template <typename L, typename S>
+void sample_tokens(const L* logits, i64 rows, i64 vocab, const std::int32_t* params, int top_n,
+                   std::int32_t* tokens, S* logprobs, std::int32_t* top_ids, S* top_logprobs);
 
 template <typename T>
 void adamw_step(T* param, const T* grad, T* m, T* v, i64 n, double lr, double beta1, double beta2,

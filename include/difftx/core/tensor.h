@@ -64,6 +64,8 @@ class Tensor {
   Tensor reshape(Shape shape) const;
   // Rows [begin, end) along dimension 0 (a view sharing storage).
   Tensor rows(std::int64_t begin, std::int64_t end) const;
+  // The same bytes read as another dtype of the same element size (e.g. i32 <-> f32), a view.
+  Tensor view_as(DType dtype) const;
 
   // Deep copies.
   Tensor clone() const;

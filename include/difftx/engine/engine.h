@@ -13,6 +13,8 @@
 //     runs dry the newest running sequence is preempted (its blocks freed, recomputed later).
 //   - Sampling per sequence is seeded by its request: results do not depend on what else runs
 //     in the batch (up to floating-point reassociation in batched matrix products).
+//   - An EOS stop is reported by the event that carries the EOS token (finish = eos); callers
+//     leave it out of the text.
 //   - Not thread-safe: one thread owns the Engine (the server's scheduler thread).
 #pragma once
 
@@ -45,6 +47,7 @@ struct EngineOptions {
   int prefill_chunk = 512;           // prompt tokens one sequence prefills per step, at most
   int max_step_tokens = 4096;        // tokens (prefill + decode) processed in one step, at most
   bool cuda_graphs = true;           // capture the decode step per batch-size bucket (CUDA)
+  std::int32_t eos_id = 2;           // the end-of-sequence id (data::kEosId for difftx tokenizers)
 };
 
 inline constexpr std::int64_t kCpuKvMemoryDefault = std::int64_t(1) << 30;  // 1 GiB

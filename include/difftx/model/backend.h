@@ -13,12 +13,22 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 
 #include "difftx/core/tensor.h"
 #include "difftx/model/attention_geometry.h"
 #include "difftx/model/config.h"
+#include "difftx/model/paged_attention.h"
 
 namespace difftx {
+
+// A recorded sequence of device work (a CUDA graph) that replays on the backend's stream with
+// the same buffers; see Backend::begin_capture.
+class CapturedWork {
+ public:
+  virtual ~CapturedWork() = default;
+  virtual void replay() = 0;
+};
 
 class Backend {
  public:
@@ -51,7 +61,8 @@ class Backend {
                                 Tensor* dweight /*(C) +=, null when no gain*/) = 0;
 
   // ---- linear: out (N, M) = x (N, K) W^T, W (M, K). Backward: dx = dout W (=, or += when
-  // accumulate_dx), dW += dout^T x.
+  // accumulate_dx), dW += dout^T x. The forward's out may also have the param dtype (f32
+  // logits from bf16 activations on CUDA).
   virtual void linear_forward(const Tensor& x, const Tensor& w, Tensor& out) = 0;
   virtual void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
                                Tensor& dw, bool accumulate_dx) = 0;
@@ -140,6 +151,71 @@ class Backend {
   virtual void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, double lr,
                           double beta1, double beta2, double eps, double weight_decay,
                           int step /*1-based*/) = 0;
+
+  // ==== inference ops (the engine: paged KV cache, batched decoding, sampling). Forward only.
+  // Row strides are in elements, so q/k/v may be column blocks of one fused projection.
+
+  // ---- KV pool write: row n of k (N rows of k_heads*d, stride k_stride) and of v (stride
+  // v_stride) goes to row slots[n] of k_pool (num_slots, k_width) / v_pool (num_slots,
+  // v_width); slots (N) i32 on the device; a negative slot skips the row (padding).
+  virtual void kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
+                              std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
+                              Tensor& v_pool) = 0;
+  // ---- KV pool gather of one sequence's first N tokens, in order: token t is pool row
+  // block_table[t / block_size] * block_size + t % block_size; block_table (>= ceil(N /
+  // block_size)) i32 on the device. k (N, k_width), v (N, v_width) contiguous: the cache as the
+  // flash attention ops take it (chunked prefill).
+  virtual void kv_cache_gather(const Tensor& k_pool, const Tensor& v_pool,
+                               const Tensor& block_table, int block_size, Tensor& k,
+                               Tensor& v) = 0;
+
+  // ---- RoPE at per-token positions: row n of x (N rows, `row_stride` elements apart) holds
+  // `heads` components of head_dim, rotated by position positions[n] ((N) i32 on the device).
+  virtual void rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions,
+                              int heads, int head_dim, double theta, RopeStyle style) = 0;
+
+  // ---- paged decode attention: sequence b's query row q[b] (rows g.q_row_stride apart)
+  // attends to its first context_lens[b] tokens in the pools (block_tables (B, max_blocks) i32,
+  // context_lens (B) i32, both on the device; a length of 0 gives a zero output). Causality is
+  // the caller's: the current token's K/V are written before the call. out (B, out_heads, dv)
+  // contiguous: softmax per query component, or DIFF V1 (A1 - lambda A2) V per head with lambda
+  // (1) f32 (undefined for softmax). workspace: paged_attention_workspace_bytes(g) bytes of
+  // device scratch (may be undefined when that is 0) for the split-K partial results.
+  virtual std::int64_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g) const = 0;
+  virtual void paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
+                                      const Tensor& k_pool, const Tensor& v_pool,
+                                      const Tensor& block_tables, const Tensor& context_lens,
+                                      const Tensor& lambda, Tensor& out, Tensor& workspace) = 0;
+
+  // ---- sampling on the device: for each row r of logits (R, V) (act or param dtype) with
+  // params (R, kSampleParamWords) i32 (paged_attention.h):
+  //   T = 0: tokens[r] = argmax (lowest id among ties);
+  //   T > 0: the kept set of the host Sampler (sampling.h): softmax(logits / T), the top_k
+  //     tokens in (probability desc, id asc) order, then the shortest prefix of them (same
+  //     order) whose renormalised mass reaches top_p; tokens[r] = the kept id maximising
+  //     logits/T - log(-log(u_i)), u_i = sample_uniform(seed, counter, i) (Gumbel-max: one draw
+  //     from the renormalised kept distribution, reproducible from seed and counter).
+  //   logprobs[r] (R) = log_softmax(logits[r])[tokens[r]] (temperature 1, unfiltered);
+  //   top_ids / top_logprobs (R, top_n): the row's kSampleTopN (<= top_n) largest logits (ties:
+  //   lower id first) and their log-softmax; unused entries get id -1 and logprob 0.
+  // logprobs and top_logprobs are f32; top_n may be 0 (then top_ids/top_logprobs are unused).
+  // workspace: sample_workspace_bytes(rows, vocab) bytes of device scratch (may be undefined
+  // when that is 0).
+  virtual std::int64_t sample_workspace_bytes(std::int64_t rows, std::int64_t vocab) const = 0;
+  virtual void sample_tokens(const Tensor& logits, const Tensor& params, int top_n,
+                             Tensor& tokens, Tensor& logprobs, Tensor& top_ids,
+                             Tensor& top_logprobs, Tensor& workspace) = 0;
+
+  // ---- capture of device work (CUDA graphs): between begin_capture() and end_capture() ops
+  // are recorded, not run, and must not allocate, copy to or from the host or synchronize;
+  // replay() runs them again on the same buffers. Backends without it return false.
+  virtual bool supports_capture() const { return false; }
+  virtual void begin_capture() { fail("backend {} cannot capture device work", name()); }
+  virtual std::unique_ptr<CapturedWork> end_capture() {
+    fail("backend {} cannot capture device work", name());
+  }
+  // Free device memory in bytes, or -1 where the backend does not know (the CPU).
+  virtual std::int64_t free_device_memory() { return -1; }
 };
 
 }  // namespace difftx

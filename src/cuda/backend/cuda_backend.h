@@ -73,6 +73,28 @@ class CudaBackend final : public Backend {
                                const Tensor& out2, const Tensor& lse, const Tensor& dout,
                                Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) override;
 
+  // backend_engine.cpp: the engine's inference ops, graph capture, free memory
+  void kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
+                      std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
+                      Tensor& v_pool) override;
+  void kv_cache_gather(const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
+                       int block_size, Tensor& k, Tensor& v) override;
+  void rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions, int heads,
+                      int head_dim, double theta, RopeStyle style) override;
+  std::int64_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g) const override;
+  void paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
+                              const Tensor& k_pool, const Tensor& v_pool,
+                              const Tensor& block_tables, const Tensor& context_lens,
+                              const Tensor& lambda, Tensor& out, Tensor& workspace) override;
+  std::int64_t sample_workspace_bytes(std::int64_t rows, std::int64_t vocab) const override;
+  void sample_tokens(const Tensor& logits, const Tensor& params, int top_n, Tensor& tokens,
+                     Tensor& logprobs, Tensor& top_ids, Tensor& top_logprobs,
+                     Tensor& workspace) override;
+  bool supports_capture() const override { return true; }
+  void begin_capture() override;
+  std::unique_ptr<CapturedWork> end_capture() override;
+  std::int64_t free_device_memory() override;
+
   // backend_optimizer.cpp
   double sum_of_squares(const Tensor& t) override;
   void scale_inplace(Tensor& t, double factor) override;

@@ -79,7 +79,8 @@ void CublasLtLinear::forward(const Tensor& x, const Tensor& w, Tensor& out) {
   require_cuda(w, op, "w");
   require_cuda(out, op, "out");
   require_same_dtype(x, "x", w, "w (pass the bf16 compute copy of the weight)", op);
-  require_same_dtype(x, "x", out, "out", op);
+  // out has x's dtype, or f32 for bf16 inputs (the engine's f32 logits)
+  if (out.dtype() != DType::f32) require_same_dtype(x, "x", out, "out", op);
   require(w.ndim() == 2, op, "w must be 2-D (out_features, in_features)");
   const std::int64_t m = w.dim(0), k = w.dim(1);
   require(k > 0 && x.numel() % k == 0, op,
@@ -88,8 +89,8 @@ void CublasLtLinear::forward(const Tensor& x, const Tensor& w, Tensor& out) {
   require_numel(out, n * m, op, "out");
   if (n == 0 || m == 0) return;
   const cudaDataType_t t = cuda_type(x.dtype());
-  run(op,
-      Gemm{CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w.raw(), t, k, x.raw(), t, k, out.raw(), t, m, 0.f});
+  run(op, Gemm{CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w.raw(), t, k, x.raw(), t, k, out.raw(),
+               cuda_type(out.dtype()), m, 0.f});
 }
 
 void CublasLtLinear::backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,

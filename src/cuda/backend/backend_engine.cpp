@@ -1,0 +1,254 @@
+// CudaBackend entries of the engine's inference ops (paged KV cache, paged decode attention,
+// per-token RoPE, device sampling), CUDA-graph capture of device work, and the free-memory
+// query. Each entry checks its tensors, then calls the op's launcher on the stream.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "../ops/kv_cache.cuh"
+#include "../ops/paged_attention.cuh"
+#include "../ops/rope_positions.cuh"
+#include "../ops/sample.cuh"
+#include "cuda_backend.h"
+#include "difftx/cuda/check.h"
+#include "validate.h"
+
+namespace difftx::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+bool aligned16(const void* p) {
+  return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
+}
+
+// Multiprocessors of the current device (asked once per process: one GPU per process).
+int sm_count() {
+  static const int count = [] {
+    int device = 0, n = 0;
+    DIFFTX_CUDA_CHECK("sm_count", cudaGetDevice(&device));
+    DIFFTX_CUDA_CHECK("sm_count",
+                      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    return n;
+  }();
+  return count;
+}
+
+void require_i32(const Tensor& t, std::int64_t numel, const char* op, const char* name) {
+  require_dtype(t, op, name, {DType::i32});
+  require_numel(t, numel, op, name);
+}
+
+// A (rows, width) operand with `stride` elements between rows, possibly a column block of a
+// wider buffer.
+void require_rows(const Tensor& t, std::int64_t rows, std::int64_t stride, std::int64_t width,
+                  const char* op, const char* name) {
+  DIFFTX_CHECK(stride >= width, "cuda backend: {}: {} row stride {} is below its width {}", op,
+               name, stride, width);
+  DIFFTX_CHECK(rows == 0 || t.numel() >= (rows - 1) * stride + width,
+               "cuda backend: {}: {} is {}, too small for {} rows of stride {} and width {}", op,
+               name, t.describe(), rows, stride, width);
+}
+
+class CudaGraph final : public CapturedWork {
+ public:
+  CudaGraph(cudaGraph_t graph, cudaGraphExec_t exec, cudaStream_t stream)
+      : graph_(graph), exec_(exec), stream_(stream) {}
+  ~CudaGraph() override {
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+  }
+  void replay() override { DIFFTX_CUDA_CHECK("graph replay", cudaGraphLaunch(exec_, stream_)); }
+
+ private:
+  cudaGraph_t graph_;
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+};
+
+}  // namespace
+
+// ---- KV pool
+
+void CudaBackend::kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
+                                 std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
+                                 Tensor& v_pool) {
+  const char* op = "kv_cache_write";
+  require_dtype(k_pool, op, "k_pool", {DType::bf16, DType::f32});
+  require_cuda(v_pool, op, "v_pool");
+  require_cuda(k, op, "k");
+  require_cuda(v, op, "v");
+  require_same_dtype(k_pool, "k_pool", v_pool, "v_pool", op);
+  require_same_dtype(k_pool, "k_pool", k, "k", op);
+  require_same_dtype(k_pool, "k_pool", v, "v", op);
+  require(k_pool.ndim() == 2 && v_pool.ndim() == 2 && k_pool.dim(0) == v_pool.dim(0), op,
+          "pools must be (slots, width) with the same slot count");
+  require_dtype(slots, op, "slots", {DType::i32});
+  const std::int64_t n = slots.numel(), kw = k_pool.dim(1), vw = v_pool.dim(1);
+  require_rows(k, n, k_stride, kw, op, "k");
+  require_rows(v, n, v_stride, vw, op, "v");
+  launch_kv_cache_write(k.raw(), k_stride, v.raw(), v_stride,
+                        static_cast<const std::int32_t*>(slots.raw()), n, kw, vw, k_pool.raw(),
+                        v_pool.raw(), scalar_type(k_pool), stream());
+}
+
+void CudaBackend::kv_cache_gather(const Tensor& k_pool, const Tensor& v_pool,
+                                  const Tensor& block_table, int block_size, Tensor& k, Tensor& v) {
+  const char* op = "kv_cache_gather";
+  require_dtype(k_pool, op, "k_pool", {DType::bf16, DType::f32});
+  require_cuda(v_pool, op, "v_pool");
+  require_same_dtype(k_pool, "k_pool", v_pool, "v_pool", op);
+  require_cuda(k, op, "k");
+  require_cuda(v, op, "v");
+  require_same_dtype(k_pool, "k_pool", k, "k", op);
+  require_same_dtype(k_pool, "k_pool", v, "v", op);
+  require(k_pool.ndim() == 2 && v_pool.ndim() == 2 && k.ndim() == 2, op,
+          "pools and k must be 2-D (rows, width)");
+  require(block_size >= 1, op, "block_size must be >= 1");
+  const std::int64_t n = k.dim(0), kw = k_pool.dim(1), vw = v_pool.dim(1);
+  require_numel(k, n * kw, op, "k");
+  require_numel(v, n * vw, op, "v");
+  require_dtype(block_table, op, "block_table", {DType::i32});
+  require(block_table.numel() >= (n + block_size - 1) / block_size, op,
+          "block_table has fewer entries than the tokens need");
+  launch_kv_cache_gather(k_pool.raw(), v_pool.raw(),
+                         static_cast<const std::int32_t*>(block_table.raw()), block_size, n, kw, vw,
+                         k.raw(), v.raw(), scalar_type(k_pool), stream());
+}
+
+// ---- RoPE at positions
+
+void CudaBackend::rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions,
+                                 int heads, int head_dim, double theta, RopeStyle style) {
+  const char* op = "rope_positions";
+  require_dtype(x, op, "x", {DType::bf16, DType::f32});
+  require_dtype(positions, op, "positions", {DType::i32});
+  require(heads >= 0 && head_dim > 0 && head_dim % 2 == 0, op,
+          "heads must be >= 0 and head_dim positive and even");
+  require(theta > 0, op, "theta must be positive");
+  const std::int64_t n = positions.numel();
+  require_rows(x, n, row_stride, std::int64_t(heads) * head_dim, op, "x");
+  launch_rope_positions(x.raw(), scalar_type(x), n, row_stride,
+                        static_cast<const std::int32_t*>(positions.raw()), heads, head_dim, theta,
+                        style == RopeStyle::interleaved, stream());
+}
+
+// ---- paged decode attention
+
+std::int64_t CudaBackend::paged_attention_workspace_bytes(const PagedAttentionGeometry& g) const {
+  return static_cast<std::int64_t>(::difftx::cuda::paged_attention_workspace_bytes(g, sm_count()));
+}
+
+void CudaBackend::paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
+                                         const Tensor& k_pool, const Tensor& v_pool,
+                                         const Tensor& block_tables, const Tensor& context_lens,
+                                         const Tensor& lambda, Tensor& out, Tensor& workspace) {
+  const char* op = "paged_attention_decode";
+  const bool diff = g.kind == PagedAttentionKind::diff;
+  DIFFTX_CHECK(g.head_dim == 64 || g.head_dim == 128,
+               "cuda backend: {}: head_dim {} is not supported (64 or 128)", op, g.head_dim);
+  if (diff) {
+    DIFFTX_CHECK(g.q_heads % 2 == 0 && g.k_heads == 2 * g.v_heads && g.v_heads > 0 &&
+                     (g.q_heads / 2) % g.v_heads == 0 && g.v_head_dim == 2 * g.head_dim,
+                 "cuda backend: {}: bad DIFF heads (q {}, k {}, v {}, d {}, dv {})", op, g.q_heads,
+                 g.k_heads, g.v_heads, g.head_dim, g.v_head_dim);
+  } else {
+    DIFFTX_CHECK(g.k_heads == g.v_heads && g.k_heads > 0 && g.q_heads % g.k_heads == 0 &&
+                     g.v_head_dim == g.head_dim,
+                 "cuda backend: {}: bad heads (q {}, k {}, v {}, d {}, dv {})", op, g.q_heads,
+                 g.k_heads, g.v_heads, g.head_dim, g.v_head_dim);
+  }
+  DIFFTX_CHECK(g.batch >= 0 && g.batch <= 65535 && g.block_size >= 1 && g.max_blocks >= 1,
+               "cuda backend: {}: bad geometry (B={}, block_size={}, max_blocks={})", op, g.batch,
+               g.block_size, g.max_blocks);
+  require_dtype(q, op, "q", {DType::bf16});
+  require_rows(q, g.batch, g.q_row_stride, std::int64_t(g.q_heads) * g.head_dim, op, "q");
+  require_dtype(k_pool, op, "k_pool", {DType::bf16});
+  require_dtype(v_pool, op, "v_pool", {DType::bf16});
+  require_numel(k_pool, g.num_slots * g.k_heads * g.head_dim, op, "k_pool");
+  require_numel(v_pool, g.num_slots * g.v_heads * g.v_head_dim, op, "v_pool");
+  require(aligned16(k_pool.raw()) && aligned16(v_pool.raw()), op, "pools must be 16-byte aligned");
+  require_i32(block_tables, std::int64_t(g.batch) * g.max_blocks, op, "block_tables");
+  require_i32(context_lens, g.batch, op, "context_lens");
+  require_dtype(out, op, "out", {DType::bf16});
+  require_numel(out, std::int64_t(g.batch) * g.out_heads() * g.v_head_dim, op, "out");
+  if (diff) {
+    require_dtype(lambda, op, "lambda", {DType::f32});
+    require_numel(lambda, 1, op, "lambda");
+  }
+  const std::size_t need = ::difftx::cuda::paged_attention_workspace_bytes(g, sm_count());
+  if (need > 0) {
+    require_cuda(workspace, op, "workspace");
+    require(workspace.nbytes() >= need, op,
+            "workspace is smaller than paged_attention_workspace_bytes()");
+  }
+  launch_paged_attention_decode(
+      g, static_cast<const bf16*>(q.raw()), static_cast<const bf16*>(k_pool.raw()),
+      static_cast<const bf16*>(v_pool.raw()), static_cast<const std::int32_t*>(block_tables.raw()),
+      static_cast<const std::int32_t*>(context_lens.raw()),
+      diff ? static_cast<const float*>(lambda.raw()) : nullptr, static_cast<bf16*>(out.raw()),
+      need > 0 ? workspace.raw() : nullptr, need > 0 ? workspace.nbytes() : 0, sm_count(),
+      stream());
+}
+
+// ---- sampling
+
+std::int64_t CudaBackend::sample_workspace_bytes(std::int64_t rows, std::int64_t vocab) const {
+  return static_cast<std::int64_t>(::difftx::cuda::sample_workspace_bytes(rows, vocab));
+}
+
+void CudaBackend::sample_tokens(const Tensor& logits, const Tensor& params, int top_n,
+                                Tensor& tokens, Tensor& logprobs, Tensor& top_ids,
+                                Tensor& top_logprobs, Tensor& workspace) {
+  const char* op = "sample_tokens";
+  require_dtype(logits, op, "logits", {DType::f32, DType::bf16});
+  require(logits.ndim() == 2 && logits.dim(1) > 0, op, "logits must be (rows, vocab)");
+  const std::int64_t rows = logits.dim(0), vocab = logits.dim(1);
+  require_i32(params, rows * kSampleParamWords, op, "params");
+  require_i32(tokens, rows, op, "tokens");
+  require_dtype(logprobs, op, "logprobs", {DType::f32});
+  require_numel(logprobs, rows, op, "logprobs");
+  require(top_n >= 0 && top_n <= 32, op, "top_n must be in [0, 32]");
+  if (top_n > 0) {
+    require_i32(top_ids, rows * top_n, op, "top_ids");
+    require_dtype(top_logprobs, op, "top_logprobs", {DType::f32});
+    require_numel(top_logprobs, rows * top_n, op, "top_logprobs");
+  }
+  const std::size_t need = ::difftx::cuda::sample_workspace_bytes(rows, vocab);
+  require_cuda(workspace, op, "workspace");
+  require(workspace.nbytes() >= need, op, "workspace is smaller than sample_workspace_bytes()");
+  launch_sample_tokens(logits.raw(), scalar_type(logits), rows, vocab,
+                       static_cast<const std::int32_t*>(params.raw()), top_n,
+                       static_cast<std::int32_t*>(tokens.raw()),
+                       static_cast<float*>(logprobs.raw()),
+                       top_n > 0 ? static_cast<std::int32_t*>(top_ids.raw()) : nullptr,
+                       top_n > 0 ? static_cast<float*>(top_logprobs.raw()) : nullptr,
+                       workspace.raw(), workspace.nbytes(), stream());
+}
+
+// ---- capture and memory
+
+void CudaBackend::begin_capture() {
+  DIFFTX_CUDA_CHECK("begin_capture",
+                    cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
+}
+
+std::unique_ptr<CapturedWork> CudaBackend::end_capture() {
+  cudaGraph_t graph = nullptr;
+  DIFFTX_CUDA_CHECK("end_capture", cudaStreamEndCapture(stream(), &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+  if (status != cudaSuccess) {
+    cudaGraphDestroy(graph);
+    throw_cuda_error("end_capture", "cudaGraphInstantiate", status, __FILE__, __LINE__);
+  }
+  return std::make_unique<CudaGraph>(graph, exec, stream());
+}
+
+std::int64_t CudaBackend::free_device_memory() {
+  std::size_t free = 0, total = 0;
+  DIFFTX_CUDA_CHECK("free_device_memory", cudaMemGetInfo(&free, &total));
+  return static_cast<std::int64_t>(free);
+}
+
+}  // namespace difftx::cuda

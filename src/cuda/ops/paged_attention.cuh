@@ -1,0 +1,36 @@
+// Paged decode attention on CUDA (bf16 K/V pools, f32 softmax and accumulation): one query token
+// per sequence against the tokens its block table lists, softmax (baseline, DIFF V2 before the
+// combine) or DIFF V1 with both maps computed in the same pass over K/V, so every K/V row of a
+// key/value head is read once for all the query components that share it (GQA groups, the two
+// DIFF maps). Long contexts are split across blocks ("flash decoding"): each block reduces a
+// range of tokens to partial (max, sum, weighted V) rows, and a second kernel combines them.
+// Semantics: Backend::paged_attention_decode (include/difftx/model/backend.h).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "difftx/model/paged_attention.h"
+
+namespace difftx::cuda {
+
+// Token ranges per (sequence, key/value head) for a batch of g.batch sequences on a GPU with
+// `num_sms` multiprocessors: enough blocks to fill the GPU twice, at least 64 tokens each.
+int paged_attention_splits(const PagedAttentionGeometry& g, int num_sms);
+// Scratch bytes for the partial results of any batch of up to g.batch sequences.
+std::size_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g, int num_sms);
+
+// Requirements (checked by the caller): head_dim 64 or 128; softmax: k_heads == v_heads,
+// q_heads % k_heads == 0, v_head_dim == head_dim; diff: k_heads == 2 v_heads, q_heads %
+// (2 v_heads) == 0, v_head_dim == 2 head_dim; pools 16-byte aligned; lambda non-null for diff.
+void launch_paged_attention_decode(const PagedAttentionGeometry& g, const __nv_bfloat16* q,
+                                   const __nv_bfloat16* k_pool, const __nv_bfloat16* v_pool,
+                                   const std::int32_t* block_tables,
+                                   const std::int32_t* context_lens, const float* lambda,
+                                   __nv_bfloat16* out, void* workspace, std::size_t workspace_bytes,
+                                   int num_sms, cudaStream_t stream);
+
+}  // namespace difftx::cuda

@@ -1,0 +1,173 @@
+// Engine (see engine.h): option and request validation, the KV memory budget, and the step
+// loop tying the scheduler (host policy) to the step runner (device work).
+#include "difftx/engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "difftx/core/error.h"
+#include "difftx/engine/scheduler.h"
+#include "difftx/model/model.h"
+#include "step_runner.h"
+
+namespace difftx::engine {
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::none:
+      return "none";
+    case FinishReason::length:
+      return "length";
+    case FinishReason::eos:
+      return "eos";
+    case FinishReason::context:
+      return "context";
+    case FinishReason::cancelled:
+      return "cancelled";
+  }
+  return "?";
+}
+
+namespace {
+
+void validate_options(const EngineOptions& o, const ModelConfig& c) {
+  if (o.max_batch < 1 || o.max_batch > 4096) {
+    fail("engine: max_batch must be in [1, 4096], got {}", o.max_batch);
+  }
+  if (o.block_size < 1 || o.block_size > 1024) {
+    fail("engine: block_size must be in [1, 1024] tokens, got {}", o.block_size);
+  }
+  if (o.kv_memory_bytes < 0) {
+    fail("engine: kv_memory_bytes must be >= 0 (0: use kv_memory_fraction), got {}",
+         o.kv_memory_bytes);
+  }
+  if (o.kv_memory_bytes == 0 && !(o.kv_memory_fraction > 0 && o.kv_memory_fraction <= 1)) {
+    fail("engine: kv_memory_fraction must be in (0, 1], got {}", o.kv_memory_fraction);
+  }
+  if (o.prefill_chunk < 1) fail("engine: prefill_chunk must be >= 1, got {}", o.prefill_chunk);
+  if (o.max_step_tokens < o.max_batch) {
+    fail(
+        "engine: max_step_tokens ({}) must be >= max_batch ({}) so every running sequence can "
+        "decode in one step",
+        o.max_step_tokens, o.max_batch);
+  }
+  if (o.eos_id < 0 || o.eos_id >= c.vocab_size) {
+    fail("engine: eos_id {} is outside the model's vocabulary [0, {})", o.eos_id, c.vocab_size);
+  }
+  if (c.max_seq_len < 2)
+    fail("engine: the model's max_seq_len {} leaves no room to generate", c.max_seq_len);
+}
+
+// KV blocks the budget pays for, capped at what max_batch full-length sequences could use.
+std::int64_t kv_block_count(Model& model, const EngineOptions& o, int blocks_per_seq) {
+  Backend& backend = model.backend();
+  const std::int64_t per_block =
+      PagedKvCache::block_bytes(model.config(), backend.act_dtype(), o.block_size);
+  std::int64_t budget = o.kv_memory_bytes;
+  if (budget == 0) {
+    const std::int64_t free = backend.free_device_memory();
+    const std::int64_t base = free >= 0 ? free : kCpuKvMemoryDefault;
+    budget = static_cast<std::int64_t>(std::floor(o.kv_memory_fraction * double(base)));
+  }
+  const std::int64_t blocks = budget / per_block;
+  if (blocks < 1) {
+    fail(
+        "engine: the KV memory budget of {} bytes holds no KV block ({} bytes: {} tokens over {} "
+        "layers); raise kv_memory_bytes or kv_memory_fraction",
+        budget, per_block, o.block_size, model.config().n_layers);
+  }
+  return std::min<std::int64_t>(blocks, std::int64_t(o.max_batch) * blocks_per_seq);
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  Model& model;
+  EngineOptions options;
+  std::unique_ptr<StepRunner> runner;
+  std::unique_ptr<Scheduler> scheduler;
+
+  Impl(Model& m, const EngineOptions& o) : model(m), options(o) {}
+};
+
+Engine::Engine(Model& model, EngineOptions options) {
+  validate_options(options, model.config());
+  impl_ = std::make_unique<Impl>(model, options);
+  impl_->runner = std::make_unique<StepRunner>(model, options);
+  const int per_seq =
+      StepRunner::blocks_per_sequence(model.config().max_seq_len, options.block_size);
+  const std::int64_t blocks = kv_block_count(model, options, per_seq);
+  impl_->runner->allocate_kv(blocks);
+  SchedulerLimits limits;
+  limits.max_batch = options.max_batch;
+  limits.block_size = options.block_size;
+  limits.max_step_tokens = options.max_step_tokens;
+  limits.prefill_chunk = options.prefill_chunk;
+  limits.max_seq_len = model.config().max_seq_len;
+  limits.eos_id = options.eos_id;
+  impl_->scheduler = std::make_unique<Scheduler>(limits, blocks);
+}
+
+Engine::~Engine() = default;
+
+std::uint64_t Engine::add(Request request) {
+  const ModelConfig& c = impl_->model.config();
+  const auto n = static_cast<std::int64_t>(request.prompt.size());
+  if (n == 0) fail("request: the prompt is empty; give at least one token");
+  if (n > c.max_seq_len - 1) {
+    fail(
+        "request: the prompt has {} tokens; the model's context (max_seq_len) is {}, which "
+        "leaves room for at most {} prompt tokens: shorten it",
+        n, c.max_seq_len, c.max_seq_len - 1);
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int32_t id = request.prompt[static_cast<std::size_t>(i)];
+    if (id < 0 || id >= c.vocab_size) {
+      fail("request: prompt token {} is id {}, outside the vocabulary [0, {})", i, id,
+           c.vocab_size);
+    }
+  }
+  if (request.max_new_tokens < 1) {
+    fail("request: max_new_tokens must be >= 1, got {}", request.max_new_tokens);
+  }
+  validate_sampling(request.sampling, "request");
+  if (request.top_logprobs < 0 || request.top_logprobs > kMaxTopLogprobs) {
+    fail("request: top_logprobs must be in [0, {}], got {}", kMaxTopLogprobs, request.top_logprobs);
+  }
+  const Scheduler& s = *impl_->scheduler;
+  const std::int64_t longest = std::min<std::int64_t>(n + request.max_new_tokens, c.max_seq_len);
+  if (s.blocks_for(longest) > s.pool().total()) {
+    fail(
+        "request: {} prompt tokens + up to {} new ones need {} KV blocks but the whole pool has "
+        "{}; raise the engine's KV memory or ask for fewer tokens",
+        n, request.max_new_tokens, s.blocks_for(longest), s.pool().total());
+  }
+  return impl_->scheduler->add(std::move(request));
+}
+
+void Engine::cancel(std::uint64_t sequence) {
+  impl_->scheduler->cancel(sequence);
+}
+
+bool Engine::has_work() const {
+  return impl_->scheduler->has_work();
+}
+
+std::vector<TokenEvent> Engine::step() {
+  Scheduler& s = *impl_->scheduler;
+  if (!s.has_work()) return {};
+  StepPlan plan = s.plan();
+  std::vector<SampledToken> sampled;
+  if (!plan.empty()) sampled = impl_->runner->run(plan);
+  return s.complete(plan, sampled);
+}
+
+EngineStats Engine::stats() const {
+  return impl_->scheduler->stats();
+}
+
+const EngineOptions& Engine::options() const {
+  return impl_->options;
+}
+
+}  // namespace difftx::engine
