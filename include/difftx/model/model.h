@@ -36,6 +36,9 @@ class Model {
   ParamSet& params() { return params_; }
   const ParamSet& params() const { return params_; }
   ParamSet& grads() { return grads_; }
+  // The weights the passes read (activation-dtype matrices, master vectors), for other forward
+  // paths over the same model (the engine's paged forward, paged_forward.h).
+  const ModelWeights& weights() const { return weights_; }
 
   void zero_grads();
   // Re-derives the activation-dtype copies of the weights from the master parameters; call after

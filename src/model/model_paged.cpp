@@ -1,0 +1,284 @@
+// The model's token-batch forward over a paged KV cache (see paged_forward.h): the layer loop of
+// model_forward.cpp on a step's rows, with K/V written to the block pools and attention split
+// into decode rows (paged decode attention) and prefill chunks (the sequence's cache gathered,
+// then the fused flash attention op at its query offset).
+#include <algorithm>
+#include <cmath>
+
+#include "difftx/model/paged_forward.h"
+
+namespace difftx {
+
+PagedKvCache PagedKvCache::allocate(const Model& model, int block_size, std::int64_t num_blocks) {
+  const ModelConfig& c = model.config();
+  Backend& backend = const_cast<Model&>(model).backend();
+  DIFFTX_CHECK(block_size >= 1 && num_blocks >= 1, "KV pools: {} blocks of {} tokens", num_blocks,
+               block_size);
+  PagedKvCache kv;
+  kv.block_size = block_size;
+  kv.num_blocks = num_blocks;
+  const std::int64_t slots = num_blocks * block_size;
+  for (int l = 0; l < c.n_layers; ++l) {
+    kv.k.push_back(Tensor::empty({slots, c.k_dim()}, backend.act_dtype(), backend.device()));
+    kv.v.push_back(Tensor::empty({slots, c.v_dim()}, backend.act_dtype(), backend.device()));
+  }
+  return kv;
+}
+
+std::int64_t PagedKvCache::block_bytes(const ModelConfig& c, DType act_dtype, int block_size) {
+  return std::int64_t(c.n_layers) * block_size * (c.k_dim() + c.v_dim()) *
+         static_cast<std::int64_t>(dtype_size(act_dtype));
+}
+
+// Step buffers for limits.max_tokens rows; a step uses leading rows of each.
+struct PagedForward::Buffers {
+  Tensor x;              // (N, E) residual stream
+  Tensor xn;             // (N, E) normed input of a block
+  Tensor rstd;           // (N) stat
+  Tensor q, k, v;        // (N, q_dim), (N, k_dim), (N, v_dim); q and k after RoPE
+  Tensor gate_logits;    // V2: (N, h)
+  Tensor att;            // raw attention: V1 (N, h*2d), V2 (N, 2h*d); softmax: = mixed
+  Tensor mixed;          // (N, attn_out_dim): input of W_o
+  Tensor head_rstd;      // V1: (N*h) stat
+  Tensor tmp;            // (N, E)
+  Tensor gate, up, hsw;  // (N, F)
+  Tensor selected;       // (M, E): final-norm rows whose logits are wanted
+  Tensor lambdas;        // V1: (L) stat, lambda of each layer
+  Tensor decode_ws;      // paged decode attention scratch
+  Tensor k_ctx, v_ctx;   // (max_context, k_dim), (max_context, v_dim): a gathered cache
+  Tensor lse;            // (q_heads * max_prefill) stat, the flash op's statistics
+};
+
+PagedForward::PagedForward(Model& model, const PagedForwardLimits& limits, int block_size)
+    : model_(model), limits_(limits), block_size_(block_size) {
+  const ModelConfig& c = model.config();
+  DIFFTX_CHECK(limits.max_tokens >= 1 && limits.max_decode >= 0 &&
+                   limits.max_decode <= limits.max_tokens && limits.max_blocks >= 1 &&
+                   limits.max_context >= 1 && limits.max_prefill >= 1 && limits.max_logits >= 1 &&
+                   block_size >= 1,
+               "paged forward: bad limits (tokens {}, decode {}, blocks {}, context {}, prefill "
+               "{}, logits {})",
+               limits.max_tokens, limits.max_decode, limits.max_blocks, limits.max_context,
+               limits.max_prefill, limits.max_logits);
+  Backend& b = model.backend();
+  const Device dev = b.device();
+  const DType act = b.act_dtype(), stat = b.param_dtype();
+  const std::int64_t N = limits.max_tokens, E = c.d_model, F = c.ffn_dim;
+  const int h = c.n_heads;
+  auto A = [&](Shape s) { return Tensor::empty(std::move(s), act, dev); };
+  auto S = [&](Shape s) { return Tensor::empty(std::move(s), stat, dev); };
+  buffers_ = std::make_unique<Buffers>();
+  Buffers& w = *buffers_;
+  w.x = A({N, E});
+  w.xn = A({N, E});
+  w.rstd = S({N});
+  w.q = A({N, c.q_dim()});
+  w.k = A({N, c.k_dim()});
+  w.v = A({N, c.v_dim()});
+  w.mixed = A({N, c.attn_out_dim()});
+  switch (c.attention) {
+    case AttentionKind::diff_v1:
+      w.att = A({N, c.attn_out_dim()});
+      w.head_rstd = S({N * h});
+      w.lambdas = S({c.n_layers});
+      break;
+    case AttentionKind::diff_v2:
+      w.att = A({N, c.q_dim()});
+      w.gate_logits = A({N, h});
+      break;
+    case AttentionKind::softmax:
+      w.att = w.mixed;
+      break;
+  }
+  w.tmp = A({N, E});
+  w.gate = A({N, F});
+  w.up = A({N, F});
+  w.hsw = A({N, F});
+  w.selected = A({limits.max_logits, E});
+  PagedAttentionGeometry g = decode_geometry(limits.max_decode);
+  const std::int64_t ws = b.paged_attention_workspace_bytes(g);
+  if (ws > 0) w.decode_ws = Tensor::empty({(ws + 7) / 8}, DType::f64, dev);
+  w.k_ctx = A({limits.max_context, c.k_dim()});
+  w.v_ctx = A({limits.max_context, c.v_dim()});
+  w.lse = S({std::int64_t(c.q_heads()) * limits.max_prefill});
+  refresh();
+}
+
+PagedForward::~PagedForward() = default;
+
+void PagedForward::refresh() {
+  const ModelConfig& c = model_.config();
+  if (c.attention != AttentionKind::diff_v1) return;
+  const ModelWeights& W = model_.weights();
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = W.layers[static_cast<std::size_t>(l)];
+    Tensor lambda = buffers_->lambdas.rows(l, l + 1);  // (1)
+    model_.backend().diff_lambda_forward(lw.lambda_q1, lw.lambda_k1, lw.lambda_q2, lw.lambda_k2,
+                                         lambda_init(l), lambda);
+  }
+}
+
+std::int64_t PagedForward::buffer_bytes() const {
+  const Buffers& w = *buffers_;
+  std::int64_t total = 0;
+  for (const Tensor* t : {&w.x, &w.xn, &w.rstd, &w.q, &w.k, &w.v, &w.gate_logits, &w.mixed,
+                          &w.head_rstd, &w.tmp, &w.gate, &w.up, &w.hsw, &w.selected, &w.lambdas,
+                          &w.decode_ws, &w.k_ctx, &w.v_ctx, &w.lse}) {
+    if (t->defined()) total += static_cast<std::int64_t>(t->nbytes());
+  }
+  if (model_.config().attention != AttentionKind::softmax)
+    total += static_cast<std::int64_t>(w.att.nbytes());
+  return total;
+}
+
+PagedAttentionGeometry PagedForward::decode_geometry(int batch) const {
+  const ModelConfig& c = model_.config();
+  PagedAttentionGeometry g;
+  g.kind = c.attention == AttentionKind::diff_v1 ? PagedAttentionKind::diff
+                                                 : PagedAttentionKind::softmax;
+  g.batch = batch;
+  g.q_heads = c.q_heads();
+  g.k_heads = c.k_heads();
+  g.v_heads = c.n_kv_heads;
+  g.head_dim = c.head_dim;
+  g.v_head_dim = c.v_head_dim();
+  g.scale = 1.0 / std::sqrt(double(c.head_dim));
+  g.block_size = block_size_;
+  g.max_blocks = limits_.max_blocks;
+  g.num_slots = 0;
+  g.q_row_stride = c.q_dim();
+  return g;
+}
+
+void PagedForward::run(const PagedBatch& batch, PagedKvCache& kv, Tensor& logits) {
+  const ModelConfig& c = model_.config();
+  const int N = batch.num_tokens, D = batch.num_decode;
+  const int M = batch.logit_rows.defined() ? static_cast<int>(batch.logit_rows.numel()) : N;
+  DIFFTX_CHECK(N >= 1 && N <= limits_.max_tokens && D >= 0 && D <= limits_.max_decode && D <= N &&
+                   M >= 1 && M <= limits_.max_logits,
+               "paged forward: a step of {} rows ({} decode, {} logits) exceeds the limits ({}, "
+               "{}, {})",
+               N, D, M, limits_.max_tokens, limits_.max_decode, limits_.max_logits);
+  DIFFTX_CHECK(kv.block_size == block_size_ && static_cast<int>(kv.k.size()) == c.n_layers,
+               "paged forward: KV pools of block size {} for {} layers, expected {} and {}",
+               kv.block_size, kv.k.size(), block_size_, c.n_layers);
+  int prefill_rows = 0;
+  for (const PagedPrefill& p : batch.prefills) {
+    DIFFTX_CHECK(p.row == D + prefill_rows && p.length >= 1 && p.length <= limits_.max_prefill &&
+                     p.position >= 0 && p.position + p.length <= limits_.max_context,
+                 "paged forward: prefill chunk at row {} ({} tokens from position {}) is out of "
+                 "order or too long",
+                 p.row, p.length, p.position);
+    prefill_rows += p.length;
+  }
+  DIFFTX_CHECK(D + prefill_rows == N, "paged forward: {} decode + {} prefill rows != {} rows", D,
+               prefill_rows, N);
+
+  Backend& b = model_.backend();
+  const ModelWeights& W = model_.weights();
+  Buffers& w = *buffers_;
+  auto R = [N](const Tensor& t) { return t.rows(0, N); };  // the step's rows of a buffer
+  Tensor x = R(w.x), xn = R(w.xn), rstd = R(w.rstd), tmp = R(w.tmp);
+  Tensor gate = R(w.gate), up = R(w.up), hsw = R(w.hsw);
+  b.embedding_forward(batch.ids, W.tok_embeddings, x);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = W.layers[static_cast<std::size_t>(l)];
+    b.rmsnorm_forward(x, lw.attn_norm, c.norm_eps, 1.0, xn, rstd);
+    attention(l, batch, kv);
+    b.linear_forward(R(w.mixed), lw.wo, tmp);
+    b.add_inplace(x, tmp);
+    b.rmsnorm_forward(x, lw.ffn_norm, c.norm_eps, 1.0, xn, rstd);
+    b.linear_forward(xn, lw.w_gate, gate);
+    b.linear_forward(xn, lw.w_up, up);
+    b.swiglu_forward(gate, up, hsw);
+    b.linear_forward(hsw, lw.w_down, tmp);
+    b.add_inplace(x, tmp);
+  }
+  b.rmsnorm_forward(x, W.norm, c.norm_eps, 1.0, xn, rstd);
+  DIFFTX_CHECK(logits.defined() && logits.numel() == std::int64_t(M) * c.vocab_size,
+               "paged forward: logits must hold ({}, {}), got {}", M, c.vocab_size,
+               logits.defined() ? logits.describe() : "nothing");
+  if (batch.logit_rows.defined()) {
+    Tensor selected = w.selected.rows(0, M);
+    b.embedding_forward(batch.logit_rows, xn, selected);  // a row gather
+    b.linear_forward(selected, W.output, logits);
+  } else {
+    b.linear_forward(xn, W.output, logits);
+  }
+}
+
+void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
+  const ModelConfig& c = model_.config();
+  Backend& b = model_.backend();
+  const LayerWeights& lw = model_.weights().layers[static_cast<std::size_t>(l)];
+  Buffers& w = *buffers_;
+  const int N = batch.num_tokens, D = batch.num_decode, d = c.head_dim;
+  Tensor xn = w.xn.rows(0, N), q = w.q.rows(0, N), k = w.k.rows(0, N), v = w.v.rows(0, N);
+  b.linear_forward(xn, lw.wq, q);  // (N, q_heads * d)
+  b.linear_forward(xn, lw.wk, k);  // (N, k_heads * d)
+  b.linear_forward(xn, lw.wv, v);  // (N, h_kv * dv)
+  b.rope_positions(q, c.q_dim(), batch.positions, c.q_heads(), d, c.rope_theta, c.rope_style);
+  b.rope_positions(k, c.k_dim(), batch.positions, c.k_heads(), d, c.rope_theta, c.rope_style);
+  b.kv_cache_write(k, c.k_dim(), v, c.v_dim(), batch.slots, kv.k[static_cast<std::size_t>(l)],
+                   kv.v[static_cast<std::size_t>(l)]);
+  Tensor& k_pool = kv.k[static_cast<std::size_t>(l)];
+  Tensor& v_pool = kv.v[static_cast<std::size_t>(l)];
+  const bool v1 = c.attention == AttentionKind::diff_v1;
+  const bool v2 = c.attention == AttentionKind::diff_v2;
+  const Tensor lambda = v1 ? w.lambdas.rows(l, l + 1) : Tensor();  // (1)
+  if (v2) {
+    Tensor gate_logits = w.gate_logits.rows(0, N);  // (N, h)
+    b.linear_forward(xn, lw.wlambda, gate_logits);
+  }
+  auto rows = [](const Tensor& t, int begin, int count) { return t.rows(begin, begin + count); };
+
+  // Decode rows: one query each, over the pool through the block tables.
+  if (D > 0) {
+    PagedAttentionGeometry g = decode_geometry(D);
+    g.num_slots = kv.num_blocks * kv.block_size;
+    Tensor att = rows(w.att, 0, D);
+    b.paged_attention_decode(g, rows(w.q, 0, D), k_pool, v_pool, batch.block_tables.rows(0, D),
+                             batch.context_lens, lambda, att, w.decode_ws);
+    if (v2) {
+      Tensor mixed = rows(w.mixed, 0, D);
+      b.v2_combine_forward(att.reshape({D, c.q_heads(), d}), rows(w.gate_logits, 0, D), mixed);
+    }
+  }
+  // Prefill chunks: the sequence's cache (this chunk included) gathered, then flash attention.
+  for (const PagedPrefill& p : batch.prefills) {
+    const int kv_len = p.position + p.length;
+    Tensor k_ctx = w.k_ctx.rows(0, kv_len), v_ctx = w.v_ctx.rows(0, kv_len);
+    b.kv_cache_gather(k_pool, v_pool, batch.block_tables.rows(p.table_row, p.table_row + 1),
+                      kv.block_size, k_ctx, v_ctx);
+    const AttentionGeometry g = packed_attention_geometry(
+        1, p.length, kv_len, p.position, c.q_heads(), c.k_heads(), c.n_kv_heads, d, c.v_head_dim());
+    Tensor qc = rows(w.q, p.row, p.length), att = rows(w.att, p.row, p.length);
+    Tensor lse = w.lse.rows(0, std::int64_t(c.q_heads()) * p.length);
+    switch (c.attention) {
+      case AttentionKind::diff_v1: {
+        Tensor none;
+        b.diff_attention_forward(g, qc, k_ctx, v_ctx, lambda, att, none, lse);
+        break;
+      }
+      case AttentionKind::diff_v2: {
+        Tensor mixed = rows(w.mixed, p.row, p.length);
+        b.diff_v2_attention_forward(g, qc, k_ctx, v_ctx, rows(w.gate_logits, p.row, p.length), att,
+                                    lse, mixed);
+        break;
+      }
+      case AttentionKind::softmax:
+        b.softmax_attention_forward(g, qc, k_ctx, v_ctx, att, lse);
+        break;
+    }
+  }
+  if (v1) {
+    // Per-head RMSNorm over 2d channels, times (1 - lambda_init): rows are (token, head).
+    const std::int64_t head_rows = std::int64_t(N) * c.n_heads;
+    Tensor mixed = w.mixed.rows(0, N).reshape({head_rows, 2 * d});
+    Tensor head_rstd = w.head_rstd.rows(0, head_rows);
+    b.rmsnorm_forward(w.att.rows(0, N).reshape({head_rows, 2 * d}), lw.head_norm, c.norm_eps,
+                      1.0 - lambda_init(l), mixed, head_rstd);
+  }
+}
+
+}  // namespace difftx
