@@ -3,6 +3,7 @@
 #include "difftx/serve/http_server.h"
 
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <csignal>
@@ -27,6 +28,8 @@ void send_error(httplib::Response& res, const ApiError& error) {
 namespace {
 
 enum class State { loading, ready, draining };
+
+constexpr int kListenBacklog = 1024;  // pending connections (the kernel caps it at somaxconn)
 
 // Constant-time comparison of the presented key with the configured one.
 bool same_secret(const std::string& presented, const std::string& key) {
@@ -59,6 +62,7 @@ struct HttpServer::Impl {
   std::mutex model_mutex;
   std::optional<ModelEndpoint> model;  // set once by set_ready
   int port = -1;
+  int listen_fd = -1;  // the listening socket, seen in the socket-options callback
 
   Impl(HttpOptions o, ServerMetrics& m) : options(std::move(o)), metrics(m) {}
 
@@ -221,6 +225,13 @@ HttpServer::HttpServer(HttpOptions options, ServerMetrics& metrics)
   impl_->server.set_tcp_nodelay(true);
   impl_->server.set_keep_alive_timeout(
       2);  // idle keep-alive connections hold a thread (and delay stop)
+  // The library's default options set SO_REUSEPORT, which would let a second server bind the
+  // same port silently; SO_REUSEADDR only allows a restart over connections in TIME_WAIT.
+  impl_->server.set_socket_options([impl = impl_.get()](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    impl->listen_fd = sock;
+  });
   impl_->routes();
 }
 
@@ -244,6 +255,9 @@ int HttpServer::bind() {
     }
     impl_->port = o.port;
   }
+  // The library listens with a backlog of 5: a burst of clients connecting at once would see
+  // refused or retried connections. Listening again on the socket raises the backlog.
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, kListenBacklog);
   return impl_->port;
 }
 

@@ -1,13 +1,17 @@
 // run_serve: signal handling, start-up order (listen, load, ready), and the drain on SIGTERM.
 #include "difftx/serve/serve_app.h"
 
+#include <fcntl.h>
 #include <fmt/core.h>
-#include <pthread.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <thread>
@@ -17,20 +21,39 @@
 namespace difftx::serve {
 namespace {
 
-// Watches SIGTERM/SIGINT (blocked in every thread, taken here with sigtimedwait) and counts them.
+// Counts SIGTERM/SIGINT. A handler (whatever thread the kernel picks, OpenBLAS's and OpenMP's
+// included) writes the signal to a pipe; a watcher thread reads it and wakes waiters.
+int g_signal_pipe[2] = {-1, -1};
+
+void on_shutdown_signal(int sig) {
+  const int saved = errno;
+  const char byte = static_cast<char>(sig);
+  [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &byte, 1);
+  errno = saved;
+}
+
 class SignalWatcher {
  public:
   SignalWatcher() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+    if (pipe(g_signal_pipe) != 0) fail("cannot create the signal pipe: {}", std::strerror(errno));
+    for (int fd : g_signal_pipe) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    struct sigaction action {};
+    action.sa_handler = on_shutdown_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &action, &previous_term_);
+    sigaction(SIGINT, &action, &previous_int_);
     thread_ = std::thread([this] { run(); });
   }
   ~SignalWatcher() {
     stop_ = true;
     thread_.join();
-    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
+    sigaction(SIGINT, &previous_int_, nullptr);
+    for (int& fd : g_signal_pipe) {
+      close(fd);
+      fd = -1;
+    }
   }
   // Waits until at least `count` signals arrived (or `timeout` passed); true if they did.
   bool wait(int count, std::chrono::milliseconds timeout) {
@@ -44,18 +67,21 @@ class SignalWatcher {
 
  private:
   void run() {
-    const timespec tick{0, 100'000'000};
     while (!stop_) {
-      if (sigtimedwait(&set_, nullptr, &tick) > 0) {
-        {
-          std::lock_guard lock(mutex_);
-          ++signals_;
-        }
-        cv_.notify_all();
+      pollfd p{g_signal_pipe[0], POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char buf[16];
+      const ssize_t n = read(g_signal_pipe[0], buf, sizeof buf);
+      if (n <= 0) continue;
+      {
+        std::lock_guard lock(mutex_);
+        signals_ += static_cast<int>(n);
       }
+      cv_.notify_all();
     }
   }
-  sigset_t set_{}, previous_{};
+  struct sigaction previous_term_ {
+  }, previous_int_{};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -76,7 +102,7 @@ int run_serve(const ServeOptions& options) {
   DIFFTX_CHECK(options.request_timeout.count() >= 0, "--request-timeout must be >= 0");
   DIFFTX_CHECK(options.drain_timeout.count() >= 0, "--drain-timeout must be >= 0");
 
-  SignalWatcher signals;  // before any thread starts, so that all of them block the signals
+  SignalWatcher signals;
   ServerMetrics metrics;
   HttpServer http(options.http, metrics);
   const int port = http.bind();

@@ -46,7 +46,9 @@ std::unique_ptr<ServingModel> load_serving_model(const ServingModelOptions& opti
                out->backend->device() == Device::cpu ? t : t.to(out->backend->device()));
   }
   out->model = std::make_unique<Model>(ck.config, *out->backend, std::move(params));
-  out->generator = std::make_unique<EngineGenerator>(*out->model, options.engine);
+  engine::EngineOptions engine_options = options.engine;
+  engine_options.eos_id = out->codec.eos_id();
+  out->generator = std::make_unique<EngineGenerator>(*out->model, engine_options);
   out->card = {{"difftx",
                 {{"attention", attention_kind_name(ck.config.attention)},
                  {"parameters", parameter_count(ck.config)},
