@@ -324,25 +324,53 @@ TEST(ServeHttp, RequestTimeoutEndsWithTimeoutReason) {
 }
 
 TEST(ServeHttp, EngineFailureBecomesA500OrAnErrorEvent) {
-  TestServer s;
+  FakeGeneratorOptions o;
+  o.step_delay = 5ms;
+  TestServer s(o);
   s.generator.set_throw_on_step(true);
   int status = 0;
   auto r = post_json(s, "/v1/completions", {{"prompt", "the cat"}, {"max_tokens", 4}}, &status);
   EXPECT_EQ(status, 500);
   EXPECT_EQ(r["error"]["type"], "server_error");
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("injected engine failure"),
+            std::string::npos);
+
+  // Failing mid-stream: the tokens so far, then an error event, then [DONE].
+  s.generator.set_throw_on_step(false);
+  auto breaker = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(80ms);
+    s.generator.set_throw_on_step(true);
+  });
   auto stream =
       post_stream("127.0.0.1", s.port, "/v1/completions",
-                  json{{"prompt", "the cat"}, {"max_tokens", 4}, {"stream", true}}.dump());
-  // Admitted, then failed: the stream has started, so the error comes as an event before [DONE].
+                  json{{"prompt", "the cat"}, {"max_tokens", 60}, {"stream", true}}.dump());
+  breaker.get();
   ASSERT_EQ(stream.status, 200);
-  ASSERT_GE(stream.events.size(), 2u);
+  ASSERT_GE(stream.events.size(), 3u);
+  EXPECT_TRUE(json::parse(stream.events[0]).contains("choices"));
   EXPECT_EQ(json::parse(stream.events[stream.events.size() - 2])["error"]["type"], "server_error");
   EXPECT_EQ(stream.events.back(), "[DONE]");
+
+  // The server goes on serving.
   s.generator.set_throw_on_step(false);
   EXPECT_EQ(post_stream("127.0.0.1", s.port, "/v1/completions",
                         json{{"prompt", "the cat"}, {"max_tokens", 4}, {"stream", true}}.dump())
                 .events.back(),
             "[DONE]");
+}
+
+TEST(ServeHttp, APortInUseIsAnError) {
+  TestServer s;
+  ServerMetrics metrics;
+  HttpOptions taken;
+  taken.port = s.port;
+  HttpServer second(taken, metrics);
+  try {
+    second.bind();
+    FAIL() << "a second server bound port " << s.port;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--port"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ServeHttp, DrainingRefusesNewRequests) {
