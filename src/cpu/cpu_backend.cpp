@@ -263,6 +263,41 @@ class CpuBackend final : public Backend {
                          p(k, "k"), p(v, "v"));
   }
 
+  void linear_forward_concat(const Tensor& x, const std::vector<const Tensor*>& ws,
+                             Tensor& out) override {
+    DIFFTX_CHECK(!ws.empty() && ws.size() <= 4, "linear_forward_concat: {} weights (1 to 4)",
+                 ws.size());
+    const i64 k = ws[0]->dim(1), n = x.numel() / k;
+    i64 total = 0;
+    for (const Tensor* w : ws) {
+      DIFFTX_CHECK(w->ndim() == 2 && w->dim(1) == k, "linear_forward_concat: weight {} for K = {}",
+                   w->describe(), k);
+      total += w->dim(0);
+    }
+    DIFFTX_CHECK(x.numel() == n * k, "linear_forward_concat: input {} for K = {}", x.describe(), k);
+    check_numel(out, n * total, "linear_forward_concat out");
+    T* po = p(out, "out");
+    i64 col = 0;
+    for (const Tensor* w : ws) {
+      const i64 m = w->dim(0);
+      cpu::linear_forward_strided(p(x, "x"), p(*w, "w"), n, k, m, po + col, total, false);
+      col += m;
+    }
+  }
+  void linear_forward_accumulate(const Tensor& x, const Tensor& w, Tensor& acc) override {
+    const i64 k = w.dim(1), m = w.dim(0), n = x.numel() / k;
+    DIFFTX_CHECK(x.numel() == n * k, "linear_forward_accumulate: input {} does not match weight {}",
+                 x.describe(), w.describe());
+    check_numel(acc, n * m, "linear_forward_accumulate acc");
+    cpu::linear_forward_strided(p(x, "x"), p(w, "w"), n, k, m, p(acc, "acc"), m, true);
+  }
+  void swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                             Tensor& gate, Tensor& up, Tensor& out) override {
+    linear_forward(x, w_gate, gate);
+    linear_forward(x, w_up, up);
+    swiglu_forward(gate, up, out);
+  }
+
   void rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions, int heads,
                       int head_dim, double theta, RopeStyle style) override {
     const i64 n = positions.numel();

@@ -46,6 +46,10 @@ void rmsnorm_backward(const T* x, const T* weight, const T* rstd, i64 n, i64 c, 
 // out (n, m) = x (n, k) w^T with w (m, k)
 template <typename T>
 void linear_forward(const T* x, const T* w, i64 n, i64 k, i64 m, T* out);
+// out (n, m) with row stride ldo: = x w^T, or += when accumulate.
+template <typename T>
+void linear_forward_strided(const T* x, const T* w, i64 n, i64 k, i64 m, T* out, i64 ldo,
+                            bool accumulate);
 template <typename T>
 void linear_backward(const T* x, const T* w, const T* dout, i64 n, i64 k, i64 m, T* dx, T* dw,
                      bool accumulate_dx);

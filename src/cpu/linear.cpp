@@ -1,4 +1,5 @@
-// CPU linear layer through OpenBLAS: out = x W^T, dx = dout W, dW += dout^T x.
+// CPU linear layer through OpenBLAS: out = x W^T (also into column blocks, or accumulated),
+// dx = dout W, dW += dout^T x.
 #include <cblas.h>
 
 #include "cpu_ops.h"
@@ -26,6 +27,13 @@ void linear_forward(const T* x, const T* w, i64 n, i64 k, i64 m, T* out) {
 }
 
 template <typename T>
+void linear_forward_strided(const T* x, const T* w, i64 n, i64 k, i64 m, T* out, i64 ldo,
+                            bool accumulate) {
+  if (n == 0 || m == 0) return;
+  gemm(CblasNoTrans, CblasTrans, n, m, k, T(1), x, k, w, k, accumulate ? T(1) : T(0), out, ldo);
+}
+
+template <typename T>
 void linear_backward(const T* x, const T* w, const T* dout, i64 n, i64 k, i64 m, T* dx, T* dw,
                      bool accumulate_dx) {
   if (n == 0) return;
@@ -35,6 +43,10 @@ void linear_backward(const T* x, const T* w, const T* dout, i64 n, i64 k, i64 m,
 
 template void linear_forward<float>(const float*, const float*, i64, i64, i64, float*);
 template void linear_forward<double>(const double*, const double*, i64, i64, i64, double*);
+template void linear_forward_strided<float>(const float*, const float*, i64, i64, i64, float*, i64,
+                                           bool);
+template void linear_forward_strided<double>(const double*, const double*, i64, i64, i64, double*,
+                                            i64, bool);
 template void linear_backward<float>(const float*, const float*, const float*, i64, i64, i64, float*,
                                      float*, bool);
 template void linear_backward<double>(const double*, const double*, const double*, i64, i64, i64,

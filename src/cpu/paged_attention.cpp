@@ -33,7 +33,7 @@ void paged_attention_decode(const PagedAttentionGeometry& g, const T* q, const T
   const bool diff = g.kind == PagedAttentionKind::diff;
   const int out_heads = g.out_heads(), dv = g.v_head_dim;
   const i64 v_width = i64(g.v_heads) * dv;
-#pragma omp parallel for
+#pragma omp parallel for if (g.batch > 1)
   for (int b = 0; b < g.batch; ++b) {
     const int n = context_lens[b];
     std::vector<i64> rows(static_cast<std::size_t>(n));

@@ -83,7 +83,7 @@ std::vector<BenchRow> run_engine_bench(Model& model, const std::string& label,
       base.batch = batch;
       base.context = context;
       const int steps = o.warmup_steps + o.gen_tokens;
-      const int total = context + steps + 1;  // prompt, the first token, the decode steps
+      const int total = context + steps + 2;  // prompt, first token, decode steps, one more
       auto skip = [&](std::string why) {
         BenchRow r = base;
         r.test = fmt::format("pp{}+tg{}", context, o.gen_tokens);
@@ -121,7 +121,7 @@ std::vector<BenchRow> run_engine_bench(Model& model, const std::string& label,
         for (int b = 0; b < batch; ++b) {
           Request r;
           r.prompt = random_prompt(context, c.vocab_size, rng);
-          r.max_new_tokens = steps + 1;
+          r.max_new_tokens = steps + 2;  // still running when the timing ends
           r.sampling.temperature = 0;
           r.stop_at_eos = false;
           engine.add(std::move(r));

@@ -1,7 +1,9 @@
-// Prompt encoding, KV-cache prefill, sampling loop and incremental detokenisation.
+// Prompt encoding, the token loop on the inference engine (one sequence) and incremental
+// detokenisation.
 #include "difftx/generate/generator.h"
 
 #include "difftx/core/error.h"
+#include "difftx/engine/engine.h"
 
 namespace difftx {
 namespace {
@@ -38,25 +40,33 @@ GenerateResult generate_text(Model& model, const data::Tokenizer& tokenizer, con
          result.prompt_ids.size() - 1, capacity);
   }
   const int budget = std::min(options.max_new_tokens, capacity - int(result.prompt_ids.size()));
-  KvCache cache(model, capacity);
-  Sampler sampler(options.sampling);
-  Tensor logits = model.decode(cache, result.prompt_ids);  // (P, V)
-  std::vector<float> row(static_cast<std::size_t>(model.config().vocab_size));
   std::string emitted;
-  for (int i = 0; i < budget; ++i) {
-    auto all = logits.to_float_vector();
-    std::copy(all.end() - std::ptrdiff_t(row.size()), all.end(), row.begin());
-    const std::int32_t next = sampler.sample(row);
-    if (options.stop_at_eos && next == data::kEosId) {
-      result.stopped_at_eos = true;
-      break;
+  if (budget > 0) {
+    // One sequence through the engine: paged KV cache, device sampling, CUDA graphs on CUDA.
+    engine::EngineOptions eo;
+    eo.max_batch = 1;
+    eo.eos_id = data::kEosId;
+    engine::Engine engine(model, eo);
+    engine::Request request;
+    request.prompt = result.prompt_ids;
+    request.max_new_tokens = budget;
+    request.sampling = options.sampling;
+    request.stop_at_eos = options.stop_at_eos;
+    engine.add(std::move(request));
+    while (engine.has_work()) {
+      for (const engine::TokenEvent& e : engine.step()) {
+        if (e.finish == engine::FinishReason::eos) {
+          result.stopped_at_eos = true;
+          continue;
+        }
+        if (e.token < 0) continue;
+        result.new_ids.push_back(e.token);
+        std::string text = tokenizer.decode(result.new_ids);
+        std::size_t ready = complete_utf8_prefix(text);
+        if (ready > emitted.size() && on_text) on_text(text.substr(emitted.size(), ready - emitted.size()));
+        if (ready > emitted.size()) emitted = text.substr(0, ready);
+      }
     }
-    result.new_ids.push_back(next);
-    std::string text = tokenizer.decode(result.new_ids);
-    std::size_t ready = complete_utf8_prefix(text);
-    if (ready > emitted.size() && on_text) on_text(text.substr(emitted.size(), ready - emitted.size()));
-    if (ready > emitted.size()) emitted = text.substr(0, ready);
-    if (i + 1 < budget) logits = model.decode(cache, {next});
   }
   result.text = tokenizer.decode(result.new_ids);
   if (on_text && result.text.size() > emitted.size()) on_text(result.text.substr(emitted.size()));

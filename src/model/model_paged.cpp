@@ -8,6 +8,15 @@
 #include "difftx/model/paged_forward.h"
 
 namespace difftx {
+namespace {
+
+// The columns from `col` on of a row-major (rows, width) tensor, as a flat view starting there:
+// ops that take a row stride read (rows, ...) blocks of it.
+Tensor column_block(const Tensor& t, std::int64_t col) {
+  return t.reshape({t.numel()}).rows(col, t.numel());
+}
+
+}  // namespace
 
 PagedKvCache PagedKvCache::allocate(const Model& model, int block_size, std::int64_t num_blocks) {
   const ModelConfig& c = model.config();
@@ -32,21 +41,21 @@ std::int64_t PagedKvCache::block_bytes(const ModelConfig& c, DType act_dtype, in
 
 // Step buffers for limits.max_tokens rows; a step uses leading rows of each.
 struct PagedForward::Buffers {
-  Tensor x;              // (N, E) residual stream
-  Tensor xn;             // (N, E) normed input of a block
-  Tensor rstd;           // (N) stat
-  Tensor q, k, v;        // (N, q_dim), (N, k_dim), (N, v_dim); q and k after RoPE
-  Tensor gate_logits;    // V2: (N, h)
-  Tensor att;            // raw attention: V1 (N, h*2d), V2 (N, 2h*d); softmax: = mixed
-  Tensor mixed;          // (N, attn_out_dim): input of W_o
-  Tensor head_rstd;      // V1: (N*h) stat
-  Tensor tmp;            // (N, E)
-  Tensor gate, up, hsw;  // (N, F)
-  Tensor selected;       // (M, E): final-norm rows whose logits are wanted
-  Tensor lambdas;        // V1: (L) stat, lambda of each layer
-  Tensor decode_ws;      // paged decode attention scratch
-  Tensor k_ctx, v_ctx;   // (max_context, k_dim), (max_context, v_dim): a gathered cache
-  Tensor lse;            // (q_heads * max_prefill) stat, the flash op's statistics
+  Tensor x;             // (N, E) residual stream
+  Tensor xn;            // (N, E) normed input of a block
+  Tensor rstd;          // (N) stat
+  Tensor qkv;           // (N, q_dim + k_dim + v_dim): one projection; q and k after RoPE
+  Tensor gate_logits;   // V2: (N, h)
+  Tensor att;           // raw attention: V1 (N, h*2d), V2 (N, 2h*d); softmax: = mixed
+  Tensor mixed;         // (N, attn_out_dim): input of W_o
+  Tensor head_rstd;     // V1: (N*h) stat
+  Tensor gate, up;      // (N, F): scratch of the unfused SwiGLU path
+  Tensor hsw;           // (N, F): silu(gate) * up
+  Tensor selected;      // (M, E): final-norm rows whose logits are wanted
+  Tensor lambdas;       // V1: (L) stat, lambda of each layer
+  Tensor decode_ws;     // paged decode attention scratch
+  Tensor k_ctx, v_ctx;  // (max_context, k_dim), (max_context, v_dim): a gathered cache
+  Tensor lse;           // (q_heads * max_prefill) stat, the flash op's statistics
 };
 
 PagedForward::PagedForward(Model& model, const PagedForwardLimits& limits, int block_size)
@@ -72,9 +81,7 @@ PagedForward::PagedForward(Model& model, const PagedForwardLimits& limits, int b
   w.x = A({N, E});
   w.xn = A({N, E});
   w.rstd = S({N});
-  w.q = A({N, c.q_dim()});
-  w.k = A({N, c.k_dim()});
-  w.v = A({N, c.v_dim()});
+  w.qkv = A({N, std::int64_t(c.q_dim()) + c.k_dim() + c.v_dim()});
   w.mixed = A({N, c.attn_out_dim()});
   switch (c.attention) {
     case AttentionKind::diff_v1:
@@ -90,7 +97,6 @@ PagedForward::PagedForward(Model& model, const PagedForwardLimits& limits, int b
       w.att = w.mixed;
       break;
   }
-  w.tmp = A({N, E});
   w.gate = A({N, F});
   w.up = A({N, F});
   w.hsw = A({N, F});
@@ -121,9 +127,9 @@ void PagedForward::refresh() {
 std::int64_t PagedForward::buffer_bytes() const {
   const Buffers& w = *buffers_;
   std::int64_t total = 0;
-  for (const Tensor* t : {&w.x, &w.xn, &w.rstd, &w.q, &w.k, &w.v, &w.gate_logits, &w.mixed,
-                          &w.head_rstd, &w.tmp, &w.gate, &w.up, &w.hsw, &w.selected, &w.lambdas,
-                          &w.decode_ws, &w.k_ctx, &w.v_ctx, &w.lse}) {
+  for (const Tensor* t :
+       {&w.x, &w.xn, &w.rstd, &w.qkv, &w.gate_logits, &w.mixed, &w.head_rstd, &w.gate, &w.up,
+        &w.hsw, &w.selected, &w.lambdas, &w.decode_ws, &w.k_ctx, &w.v_ctx, &w.lse}) {
     if (t->defined()) total += static_cast<std::int64_t>(t->nbytes());
   }
   if (model_.config().attention != AttentionKind::softmax)
@@ -146,7 +152,7 @@ PagedAttentionGeometry PagedForward::decode_geometry(int batch) const {
   g.block_size = block_size_;
   g.max_blocks = limits_.max_blocks;
   g.num_slots = 0;
-  g.q_row_stride = c.q_dim();
+  g.q_row_stride = std::int64_t(c.q_dim()) + c.k_dim() + c.v_dim();  // rows of the qkv buffer
   return g;
 }
 
@@ -178,21 +184,17 @@ void PagedForward::run(const PagedBatch& batch, PagedKvCache& kv, Tensor& logits
   const ModelWeights& W = model_.weights();
   Buffers& w = *buffers_;
   auto R = [N](const Tensor& t) { return t.rows(0, N); };  // the step's rows of a buffer
-  Tensor x = R(w.x), xn = R(w.xn), rstd = R(w.rstd), tmp = R(w.tmp);
+  Tensor x = R(w.x), xn = R(w.xn), rstd = R(w.rstd);
   Tensor gate = R(w.gate), up = R(w.up), hsw = R(w.hsw);
   b.embedding_forward(batch.ids, W.tok_embeddings, x);
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = W.layers[static_cast<std::size_t>(l)];
     b.rmsnorm_forward(x, lw.attn_norm, c.norm_eps, 1.0, xn, rstd);
     attention(l, batch, kv);
-    b.linear_forward(R(w.mixed), lw.wo, tmp);
-    b.add_inplace(x, tmp);
+    b.linear_forward_accumulate(R(w.mixed), lw.wo, x);  // x += W_o(mixed)
     b.rmsnorm_forward(x, lw.ffn_norm, c.norm_eps, 1.0, xn, rstd);
-    b.linear_forward(xn, lw.w_gate, gate);
-    b.linear_forward(xn, lw.w_up, up);
-    b.swiglu_forward(gate, up, hsw);
-    b.linear_forward(hsw, lw.w_down, tmp);
-    b.add_inplace(x, tmp);
+    b.swiglu_linear_forward(xn, lw.w_gate, lw.w_up, gate, up, hsw);
+    b.linear_forward_accumulate(hsw, lw.w_down, x);  // x += W_down(hsw)
   }
   b.rmsnorm_forward(x, W.norm, c.norm_eps, 1.0, xn, rstd);
   DIFFTX_CHECK(logits.defined() && logits.numel() == std::int64_t(M) * c.vocab_size,
@@ -213,13 +215,14 @@ void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
   const LayerWeights& lw = model_.weights().layers[static_cast<std::size_t>(l)];
   Buffers& w = *buffers_;
   const int N = batch.num_tokens, D = batch.num_decode, d = c.head_dim;
-  Tensor xn = w.xn.rows(0, N), q = w.q.rows(0, N), k = w.k.rows(0, N), v = w.v.rows(0, N);
-  b.linear_forward(xn, lw.wq, q);  // (N, q_heads * d)
-  b.linear_forward(xn, lw.wk, k);  // (N, k_heads * d)
-  b.linear_forward(xn, lw.wv, v);  // (N, h_kv * dv)
-  b.rope_positions(q, c.q_dim(), batch.positions, c.q_heads(), d, c.rope_theta, c.rope_style);
-  b.rope_positions(k, c.k_dim(), batch.positions, c.k_heads(), d, c.rope_theta, c.rope_style);
-  b.kv_cache_write(k, c.k_dim(), v, c.v_dim(), batch.slots, kv.k[static_cast<std::size_t>(l)],
+  const std::int64_t width = std::int64_t(c.q_dim()) + c.k_dim() + c.v_dim();  // qkv row
+  Tensor xn = w.xn.rows(0, N), qkv = w.qkv.rows(0, N);
+  b.linear_forward_concat(xn, {&lw.wq, &lw.wk, &lw.wv}, qkv);  // (N, q | k | v)
+  // q and k are adjacent in the row: one rotation over q_heads + k_heads components.
+  b.rope_positions(qkv, width, batch.positions, c.q_heads() + c.k_heads(), d, c.rope_theta,
+                   c.rope_style);
+  const Tensor k = column_block(qkv, c.q_dim()), v = column_block(qkv, c.q_dim() + c.k_dim());
+  b.kv_cache_write(k, width, v, width, batch.slots, kv.k[static_cast<std::size_t>(l)],
                    kv.v[static_cast<std::size_t>(l)]);
   Tensor& k_pool = kv.k[static_cast<std::size_t>(l)];
   Tensor& v_pool = kv.v[static_cast<std::size_t>(l)];
@@ -237,7 +240,7 @@ void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
     PagedAttentionGeometry g = decode_geometry(D);
     g.num_slots = kv.num_blocks * kv.block_size;
     Tensor att = rows(w.att, 0, D);
-    b.paged_attention_decode(g, rows(w.q, 0, D), k_pool, v_pool, batch.block_tables.rows(0, D),
+    b.paged_attention_decode(g, rows(w.qkv, 0, D), k_pool, v_pool, batch.block_tables.rows(0, D),
                              batch.context_lens, lambda, att, w.decode_ws);
     if (v2) {
       Tensor mixed = rows(w.mixed, 0, D);
@@ -250,9 +253,10 @@ void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
     Tensor k_ctx = w.k_ctx.rows(0, kv_len), v_ctx = w.v_ctx.rows(0, kv_len);
     b.kv_cache_gather(k_pool, v_pool, batch.block_tables.rows(p.table_row, p.table_row + 1),
                       kv.block_size, k_ctx, v_ctx);
-    const AttentionGeometry g = packed_attention_geometry(
-        1, p.length, kv_len, p.position, c.q_heads(), c.k_heads(), c.n_kv_heads, d, c.v_head_dim());
-    Tensor qc = rows(w.q, p.row, p.length), att = rows(w.att, p.row, p.length);
+    AttentionGeometry g = packed_attention_geometry(1, p.length, kv_len, p.position, c.q_heads(),
+                                                    c.k_heads(), c.n_kv_heads, d, c.v_head_dim());
+    g.q_row_stride = width;  // q is the first block of the qkv rows
+    Tensor qc = rows(w.qkv, p.row, p.length), att = rows(w.att, p.row, p.length);
     Tensor lse = w.lse.rows(0, std::int64_t(c.q_heads()) * p.length);
     switch (c.attention) {
       case AttentionKind::diff_v1: {

@@ -1,5 +1,7 @@
-// Text generation with a KV cache: prompt -> prefill -> sample one token at a time, streaming
-// decoded text through a callback; stops at EOS or a token limit.
+// Text generation on the inference engine (one sequence: paged KV cache, chunked prefill,
+// sampling on the device, CUDA graphs on CUDA): prompt -> tokens, streaming decoded text through
+// a callback; stops at EOS or a token limit. Sampling follows Backend::sample_tokens (the
+// Sampler's kept set, a Gumbel-max draw seeded by the seed and the token's index).
 #pragma once
 
 #include <functional>

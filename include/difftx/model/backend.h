@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "difftx/core/tensor.h"
 #include "difftx/model/attention_geometry.h"
@@ -168,6 +169,19 @@ class Backend {
   virtual void kv_cache_gather(const Tensor& k_pool, const Tensor& v_pool,
                                const Tensor& block_table, int block_size, Tensor& k,
                                Tensor& v) = 0;
+
+  // ---- fused projections of the decode path (one pass over the input for several weights;
+  // on CUDA a GEMV kernel for a few rows, cuBLASLt otherwise). Weights are compute copies.
+  // out (N, sum M_i) = x (N, K) [W_0; W_1; ...]^T: the weights' outputs side by side in each row
+  // (the QKV projection, plus W_lambda for DIFF V2). 1 to 4 weights.
+  virtual void linear_forward_concat(const Tensor& x, const std::vector<const Tensor*>& ws,
+                                     Tensor& out) = 0;
+  // acc (N, M) += x (N, K) W^T: a projection added into the residual stream.
+  virtual void linear_forward_accumulate(const Tensor& x, const Tensor& w, Tensor& acc) = 0;
+  // out (N, F) = silu(x W_gate^T) * (x W_up^T). gate, up (N, F): scratch a backend may use (the
+  // unfused path writes the two projections there).
+  virtual void swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                                     Tensor& gate, Tensor& up, Tensor& out) = 0;
 
   // ---- RoPE at per-token positions: row n of x (N rows, `row_stride` elements apart) holds
   // `heads` components of head_dim, rotated by position positions[n] ((N) i32 on the device).

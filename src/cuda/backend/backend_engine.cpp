@@ -1,10 +1,11 @@
-// CudaBackend entries of the engine's inference ops (paged KV cache, paged decode attention,
-// per-token RoPE, device sampling), CUDA-graph capture of device work, and the free-memory
-// query. Each entry checks its tensors, then calls the op's launcher on the stream.
+// CudaBackend entries of the engine's inference ops (fused decode projections, paged KV cache,
+// paged decode attention, per-token RoPE, device sampling), CUDA-graph capture of device work, and
+// the free-memory query. Each entry checks its tensors, then calls the op's launcher on the stream.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
+#include "../ops/gemv.cuh"
 #include "../ops/kv_cache.cuh"
 #include "../ops/paged_attention.cuh"
 #include "../ops/rope_positions.cuh"
@@ -67,6 +68,102 @@ class CudaGraph final : public CapturedWork {
 };
 
 }  // namespace
+
+// ---- fused projections
+
+namespace {
+
+// The GEMV kernel's arguments for x (n, k) and weights, or n = 0 when it does not take them.
+GemvArgs gemv_args(const Tensor& x, const std::vector<const Tensor*>& ws, const Tensor& out) {
+  GemvArgs a;
+  if (x.dtype() != DType::bf16 || ws.empty() || ws.size() > std::size_t(kGemvMaxWeights)) return a;
+  const std::int64_t k = ws[0]->dim(1), n = x.numel() / k;
+  if (n > kGemvMaxRows || k > (1 << 30)) return a;
+  a.x = static_cast<const bf16*>(x.raw());
+  a.ldx = k;
+  a.n = static_cast<int>(n);
+  a.k = static_cast<int>(k);
+  for (const Tensor* w : ws) {
+    if (w->dtype() != DType::bf16 || w->dim(1) != k) return GemvArgs{};
+    a.w[a.count] = static_cast<const bf16*>(w->raw());
+    a.m[a.count++] = static_cast<int>(w->dim(0));
+  }
+  a.out = out.raw();
+  a.out_type = scalar_type(out);
+  if (!gemv_supported(a)) return GemvArgs{};
+  return a;
+}
+
+void check_projection(const Tensor& x, const std::vector<const Tensor*>& ws, const Tensor& out,
+                      std::int64_t out_width, const char* op) {
+  require_dtype(x, op, "x", {DType::bf16, DType::f32});
+  require(!ws.empty() && ws.size() <= std::size_t(kGemvMaxWeights), op, "1 to 4 weights");
+  const std::int64_t k = ws[0]->dim(1);
+  for (const Tensor* w : ws) {
+    require_cuda(*w, op, "w");
+    require_same_dtype(x, "x", *w, "w (pass the bf16 compute copy of the weight)", op);
+    require(w->ndim() == 2 && w->dim(1) == k, op, "weights must be (out, K) with one K");
+  }
+  require(k > 0 && x.numel() % k == 0, op, "x's element count is not a multiple of K");
+  require_cuda(out, op, "out");
+  require(out.dtype() == x.dtype() || out.dtype() == DType::f32, op,
+          "out must have x's dtype or f32");
+  require_numel(out, x.numel() / k * out_width, op, "out");
+}
+
+}  // namespace
+
+void CudaBackend::linear_forward_concat(const Tensor& x, const std::vector<const Tensor*>& ws,
+                                        Tensor& out) {
+  const char* op = "linear_forward_concat";
+  std::int64_t total = 0;
+  for (const Tensor* w : ws) total += w->ndim() == 2 ? w->dim(0) : 0;
+  check_projection(x, ws, out, total, op);
+  GemvArgs a = gemv_args(x, ws, out);
+  if (a.n > 0) {
+    a.ldo = total;
+    a.mode = GemvMode::store;
+    launch_gemv(a, stream());
+    return;
+  }
+  std::int64_t col = 0;
+  for (const Tensor* w : ws) {
+    void* dst = static_cast<char*>(out.raw()) + col * std::int64_t(dtype_size(out.dtype()));
+    linear_->forward_into(x, *w, dst, out.dtype(), total, 0.f);
+    col += w->dim(0);
+  }
+}
+
+void CudaBackend::linear_forward_accumulate(const Tensor& x, const Tensor& w, Tensor& acc) {
+  const char* op = "linear_forward_accumulate";
+  check_projection(x, {&w}, acc, w.ndim() == 2 ? w.dim(0) : 0, op);
+  GemvArgs a = gemv_args(x, {&w}, acc);
+  if (a.n > 0) {
+    a.ldo = w.dim(0);
+    a.mode = GemvMode::accumulate;
+    launch_gemv(a, stream());
+    return;
+  }
+  linear_->forward_into(x, w, acc.raw(), acc.dtype(), w.dim(0), 1.f);
+}
+
+void CudaBackend::swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                                        Tensor& gate, Tensor& up, Tensor& out) {
+  const char* op = "swiglu_linear_forward";
+  check_projection(x, {&w_gate, &w_up}, out, w_gate.ndim() == 2 ? w_gate.dim(0) : 0, op);
+  require(w_up.dim(0) == w_gate.dim(0), op, "w_gate and w_up must have the same shape");
+  require_same_dtype(x, "x", out, "out", op);
+  GemvArgs a = gemv_args(x, {&w_gate, &w_up}, out);
+  if (a.n > 0) {
+    a.ldo = w_gate.dim(0);
+    a.mode = GemvMode::swiglu;
+    launch_gemv(a, stream());
+    return;
+  }
+  linear_forward(x, w_gate, gate);
+  linear_forward(x, w_up, up);
+  swiglu_forward(gate, up, out);
+}
 
 // ---- KV pool
 

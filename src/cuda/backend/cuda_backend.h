@@ -74,6 +74,11 @@ class CudaBackend final : public Backend {
                                Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) override;
 
   // backend_engine.cpp: the engine's inference ops, graph capture, free memory
+  void linear_forward_concat(const Tensor& x, const std::vector<const Tensor*>& ws,
+                             Tensor& out) override;
+  void linear_forward_accumulate(const Tensor& x, const Tensor& w, Tensor& acc) override;
+  void swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                             Tensor& gate, Tensor& up, Tensor& out) override;
   void kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
                       std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
                       Tensor& v_pool) override;

@@ -93,6 +93,25 @@ void CublasLtLinear::forward(const Tensor& x, const Tensor& w, Tensor& out) {
                cuda_type(out.dtype()), m, 0.f});
 }
 
+void CublasLtLinear::forward_into(const Tensor& x, const Tensor& w, void* out, DType out_dtype,
+                                  std::int64_t ld_out, float beta) {
+  const char* op = "linear_forward_into";
+  require_dtype(x, op, "x", {DType::bf16, DType::f32});
+  require_cuda(w, op, "w");
+  require_same_dtype(x, "x", w, "w (pass the bf16 compute copy of the weight)", op);
+  require(out_dtype == x.dtype() || out_dtype == DType::f32, op, "out must have x's dtype or f32");
+  require(w.ndim() == 2, op, "w must be 2-D (out_features, in_features)");
+  const std::int64_t m = w.dim(0), k = w.dim(1);
+  require(k > 0 && x.numel() % k == 0, op,
+          "x's element count is not a multiple of w's in_features");
+  require(ld_out >= m, op, "the output row stride is below w's out_features");
+  const std::int64_t n = x.numel() / k;
+  if (n == 0 || m == 0) return;
+  const cudaDataType_t t = cuda_type(x.dtype());
+  run(op, Gemm{CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w.raw(), t, k, x.raw(), t, k, out,
+               cuda_type(out_dtype), ld_out, beta});
+}
+
 void CublasLtLinear::backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
                               Tensor& dw, bool accumulate_dx) {
   const char* op = "linear_backward";

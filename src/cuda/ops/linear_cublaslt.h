@@ -25,6 +25,10 @@ class CublasLtLinear {
 
   // x (N, K), w (M, K), out (N, M): bf16 or f32, one dtype.
   void forward(const Tensor& x, const Tensor& w, Tensor& out);
+  // out (N, M) at `out`, rows `ld_out` elements apart, of out_dtype (x's dtype or f32):
+  // = x W^T (beta 0) or += x W^T (beta 1). For column blocks of a wider output and residual adds.
+  void forward_into(const Tensor& x, const Tensor& w, void* out, DType out_dtype,
+                    std::int64_t ld_out, float beta);
   // dout (N, M), dx (N, K) of x's dtype; dw (M, K) f32 +=.
   void backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx, Tensor& dw,
                 bool accumulate_dx);

@@ -1,0 +1,330 @@
+// The engine's CUDA ops against the CPU oracle (label gpu; skipped without a device):
+//   - paged decode attention on every op case with d = 64 / 128 (GQA ratios, odd lengths,
+//     block boundaries, empty rows, long contexts through split-K) and on a wide batch that
+//     runs without splits; error measured as in test_cuda_backend_ops: the kernel's relative L2
+//     error against the f64 reference must be at most twice that of a naive bf16 computation
+//     (f32 on the same bf16 inputs, output rounded to bf16) plus a floor;
+//   - KV pool write / gather: exact copies, padding rows skipped;
+//   - RoPE at per-token positions against the CPU op on the same bf16 inputs;
+//   - sampling: greedy and log-probabilities against the CPU op; seeded draws identical to the
+//     CPU op's in nearly every row (f32 vs f64 Gumbel scores can differ only at near-ties) and
+//     always inside the CPU kept set;
+//   - a captured graph of these ops replays to the eager results.
+// Outputs are poisoned with NaN first and must come back finite.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "difftx/cpu/cpu_backend.h"
+#include "difftx/cuda/cuda_backend.h"
+#include "difftx/engine/sampling.h"
+#include "ops/engine_op_cases.h"
+
+namespace difftx::testing {
+namespace {
+
+Backend* gpu() {
+  static std::unique_ptr<Backend> b = cuda_device_available() ? make_cuda_backend(0) : nullptr;
+  return b.get();
+}
+
+#define REQUIRE_GPU() \
+  if (!gpu()) GTEST_SKIP() << "no CUDA device"
+
+Tensor round_bf16(const Tensor& host_f64) {
+  return host_f64.to_dtype(DType::bf16).to_dtype(DType::f64);
+}
+Tensor dev(const Tensor& host, DType d) { return host.to_dtype(d).to(Device::cuda); }
+
+double rel_l2(const std::vector<double>& x, const std::vector<double>& r) {
+  double e = 0, n = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    e += (x[i] - r[i]) * (x[i] - r[i]);
+    n += r[i] * r[i];
+  }
+  return n > 0 ? std::sqrt(e / n) : std::sqrt(e);
+}
+
+void check_paged(const PagedCase& c, std::uint64_t seed) {
+  SCOPED_TRACE(c.name);
+  PagedInputs in = make_paged_inputs(c, seed);
+  in.q = round_bf16(in.q);
+  in.k_pool = round_bf16(in.k_pool);
+  in.v_pool = round_bf16(in.v_pool);
+  in.lambda = in.lambda.to_dtype(DType::f32).to_dtype(DType::f64);
+  const Tensor ref = paged_reference(in);
+  // naive bf16: f32 arithmetic on the same inputs, the output rounded to bf16
+  auto f32 = make_cpu_backend(DType::f32);
+  Tensor naive = Tensor::empty(ref.shape(), DType::f32);
+  Tensor none;
+  f32->paged_attention_decode(in.g, in.q.to_dtype(DType::f32), in.k_pool.to_dtype(DType::f32),
+                              in.v_pool.to_dtype(DType::f32), in.block_tables, in.context_lens,
+                              in.lambda.to_dtype(DType::f32), naive, none);
+  naive = naive.to_dtype(DType::bf16);
+
+  Backend& b = *gpu();
+  Tensor out = Tensor::empty(ref.shape(), DType::bf16, Device::cuda);
+  b.fill(out, std::nan(""));
+  const std::int64_t ws_bytes = b.paged_attention_workspace_bytes(in.g);
+  Tensor ws = ws_bytes > 0 ? Tensor::empty({(ws_bytes + 7) / 8}, DType::f64, Device::cuda) : Tensor();
+  b.paged_attention_decode(in.g, dev(in.q, DType::bf16), dev(in.k_pool, DType::bf16),
+                           dev(in.v_pool, DType::bf16), in.block_tables.to(Device::cuda),
+                           in.context_lens.to(Device::cuda), dev(in.lambda, DType::f32), out, ws);
+  const auto got = out.to_double_vector(), want = ref.to_double_vector(),
+             nv = naive.to_double_vector();
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_TRUE(std::isfinite(got[i])) << "element " << i;
+  const double e_gpu = rel_l2(got, want), e_naive = rel_l2(nv, want);
+  // f32 softmax and accumulation in another order than the naive: 1e-3 floor (half a bf16 ulp)
+  EXPECT_LE(e_gpu, 2 * e_naive + 1e-3) << "naive error " << e_naive;
+  // rows of length 0 are exactly zero
+  const int per_row = in.g.out_heads() * in.g.v_head_dim;
+  for (int r = 0; r < in.g.batch; ++r) {
+    if (in.context_lens.data<std::int32_t>()[r] != 0) continue;
+    for (int i = 0; i < per_row; ++i) ASSERT_EQ(got[std::size_t(r) * per_row + i], 0.0);
+  }
+}
+
+TEST(EngineOpsCuda, PagedAttentionMatchesTheCpuOracle) {
+  REQUIRE_GPU();
+  std::uint64_t seed = 5;
+  for (const PagedCase& c : paged_attention_cases()) {
+    if (paged_case_runs_on_cuda(c)) check_paged(c, seed++);
+  }
+}
+
+TEST(EngineOpsCuda, PagedAttentionWideBatchWithoutSplits) {
+  REQUIRE_GPU();
+  std::mt19937_64 rng(3);
+  for (PagedAttentionKind kind : {PagedAttentionKind::diff, PagedAttentionKind::softmax}) {
+    PagedCase c;
+    c.kind = kind;
+    const bool diff = kind == PagedAttentionKind::diff;
+    c.q_heads = diff ? 16 : 8;  // V1: 8 heads over 4 kv heads; softmax: GQA 2
+    c.k_heads = diff ? 8 : 4;
+    c.v_heads = 4;
+    c.head_dim = 64;
+    c.name = diff ? "diff_wide" : "softmax_wide";
+    for (int i = 0; i < 96; ++i) c.lengths.push_back(1 + int(rng() % 300));
+    check_paged(c, 77);
+  }
+}
+
+TEST(EngineOpsCuda, KvPoolWriteAndGatherAreExactCopies) {
+  REQUIRE_GPU();
+  Backend& b = *gpu();
+  const int block = 16, blocks = 9, kw = 128, vw = 256, n = 37, stride = 512;
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> normal;
+  std::vector<float> src(std::size_t(n) * stride);
+  for (auto& x : src) x = normal(rng);
+  Tensor fused = Tensor::from_vector({n, stride}, src, DType::bf16);
+  const std::vector<std::int32_t> table = {7, 2, 5};
+  Tensor slots = Tensor::empty({n}, DType::i32);
+  for (int t = 0; t < n; ++t) slots.data<std::int32_t>()[t] = table[t / block] * block + t % block;
+  slots.data<std::int32_t>()[20] = -1;
+  Tensor k_pool = Tensor::empty({blocks * block, kw}, DType::bf16, Device::cuda);
+  Tensor v_pool = Tensor::empty({blocks * block, vw}, DType::bf16, Device::cuda);
+  b.fill(k_pool, 0.5);
+  b.fill(v_pool, 0.5);
+  Tensor fused_dev = fused.to(Device::cuda);
+  b.kv_cache_write(fused_dev, stride, fused_dev.reshape({n * stride}).rows(kw, n * stride), stride,
+                   slots.to(Device::cuda), k_pool, v_pool);
+  Tensor k = Tensor::empty({n, kw}, DType::bf16, Device::cuda);
+  Tensor v = Tensor::empty({n, vw}, DType::bf16, Device::cuda);
+  Tensor t_dev = Tensor::from_vector({3}, {7.f, 2.f, 5.f}, DType::i32).to(Device::cuda);
+  b.kv_cache_gather(k_pool, v_pool, t_dev, block, k, v);
+  const auto kh = k.to_double_vector(), vh = v.to_double_vector(), fh = fused.to_double_vector();
+  for (int t = 0; t < n; ++t) {
+    for (int c = 0; c < kw; ++c) {
+      ASSERT_EQ(kh[std::size_t(t) * kw + c], t == 20 ? 0.5 : fh[std::size_t(t) * stride + c]);
+    }
+    for (int c = 0; c < vw; ++c) {
+      ASSERT_EQ(vh[std::size_t(t) * vw + c], t == 20 ? 0.5 : fh[std::size_t(t) * stride + kw + c]);
+    }
+  }
+}
+
+TEST(EngineOpsCuda, RopePositionsMatchesTheCpuOp) {
+  REQUIRE_GPU();
+  for (RopeStyle style : {RopeStyle::interleaved, RopeStyle::half_split}) {
+    const int n = 9, heads = 6, d = 64, stride = 448;
+    std::mt19937_64 rng(13);
+    std::normal_distribution<float> normal;
+    std::vector<float> x(std::size_t(n) * stride);
+    for (auto& e : x) e = normal(rng);
+    Tensor host = Tensor::from_vector({n, stride}, x, DType::bf16);
+    Tensor pos = Tensor::empty({n}, DType::i32);
+    const int positions[n] = {0, 1, 17, 511, 512, 4095, 30000, 65000, 3};
+    std::copy(positions, positions + n, pos.data<std::int32_t>());
+    auto cpu = make_cpu_backend(DType::f64);
+    Tensor want = host.to_dtype(DType::f64);
+    cpu->rope_positions(want, stride, pos, heads, d, 10000.0, style);
+    Tensor got = host.to(Device::cuda);
+    gpu()->rope_positions(got, stride, pos.to(Device::cuda), heads, d, 10000.0, style);
+    const auto g = got.to_double_vector(), w = want.to_double_vector();
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      // bf16 output rounding (2^-8 relative) and f32 sine/cosine of a reduced angle
+      ASSERT_NEAR(g[i], w[i], 8e-3 * std::abs(w[i]) + 2e-3) << "element " << i;
+    }
+  }
+}
+
+struct Sampled {
+  std::vector<int> tokens;
+  std::vector<float> logprobs;
+  std::vector<int> top_ids;
+  std::vector<float> top_lp;
+};
+
+Sampled sample_on(Backend& b, const Tensor& logits_host, const Tensor& params_host, int top_n) {
+  const std::int64_t rows = logits_host.dim(0);
+  const bool cuda = b.device() == Device::cuda;
+  auto put = [&](const Tensor& t) { return cuda ? t.to(Device::cuda) : t; };
+  Tensor logits = put(cuda ? logits_host : logits_host.to_dtype(b.param_dtype()));
+  Tensor params = put(params_host);
+  Tensor tokens = Tensor::empty({rows}, DType::i32, b.device());
+  Tensor lp = Tensor::empty({rows}, DType::f32, b.device());
+  Tensor ids = Tensor::empty({rows, std::max(1, top_n)}, DType::i32, b.device());
+  Tensor tlp = Tensor::empty({rows, std::max(1, top_n)}, DType::f32, b.device());
+  const std::int64_t ws_bytes = b.sample_workspace_bytes(rows, logits_host.dim(1));
+  Tensor ws = ws_bytes > 0 ? Tensor::empty({(ws_bytes + 7) / 8}, DType::f64, b.device()) : Tensor();
+  b.sample_tokens(logits, params, top_n, tokens, lp, ids, tlp, ws);
+  Sampled s;
+  for (double x : tokens.to_double_vector()) s.tokens.push_back(int(x));
+  for (double x : lp.to_double_vector()) s.logprobs.push_back(float(x));
+  if (top_n > 0) {
+    for (double x : ids.to_double_vector()) s.top_ids.push_back(int(x));
+    for (double x : tlp.to_double_vector()) s.top_lp.push_back(float(x));
+  }
+  return s;
+}
+
+Tensor random_logits(int rows, int vocab, std::uint64_t seed, double scale, DType dtype) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(std::size_t(rows) * vocab);
+  for (auto& x : v) x = float(scale) * normal(rng);
+  return Tensor::from_vector({rows, vocab}, v, dtype);
+}
+
+TEST(EngineOpsCuda, SamplingMatchesTheCpuOp) {
+  REQUIRE_GPU();
+  auto cpu = make_cpu_backend(DType::f32);
+  struct Config {
+    double t;
+    int k;
+    double p;
+  };
+  const std::vector<Config> configs = {{0.0, 0, 1.0}, {1.0, 0, 1.0}, {0.8, 40, 1.0},
+                                       {1.2, 0, 0.9}, {0.7, 50, 0.7}, {1.0, 1, 1.0},
+                                       {1.0, 0, 0.01}};
+  for (DType dt : {DType::f32, DType::bf16}) {
+    for (int vocab : {50304, 1000, 7}) {
+      for (const Config& cfg : configs) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " V " << vocab << " T " << cfg.t
+                                          << " k " << cfg.k << " p " << cfg.p);
+        const int rows = 64;
+        // Values exact in bf16, so both backends see the same logits.
+        Tensor logits = random_logits(rows, vocab, vocab + rows, 3.0, dt).to_dtype(DType::f32);
+        Tensor params = Tensor::empty({rows, kSampleParamWords}, DType::i32);
+        for (int r = 0; r < rows; ++r) {
+          const auto w = pack_sample_params(cfg.t, cfg.k, cfg.p, 99 + r, r * 7, r % 4 == 0 ? 5 : 0);
+          std::copy(w.begin(), w.end(), params.data<std::int32_t>() + r * kSampleParamWords);
+        }
+        const Sampled c = sample_on(*cpu, logits, params, 5);
+        const Sampled g = sample_on(*gpu(), logits.to_dtype(dt), params, 5);
+        int same = 0;
+        for (int r = 0; r < rows; ++r) {
+          ASSERT_GE(g.tokens[r], 0) << "row " << r;
+          same += g.tokens[r] == c.tokens[r];
+          // the GPU's token is inside the CPU op's kept set
+          const std::vector<float> row(logits.data<float>() + std::int64_t(r) * vocab,
+                                       logits.data<float>() + std::int64_t(r + 1) * vocab);
+          SamplingConfig sc;
+          sc.temperature = cfg.t;
+          sc.top_k = cfg.k;
+          sc.top_p = float(cfg.p);
+          Sampler host(sc);
+          ASSERT_GT(host.distribution(row)[std::size_t(g.tokens[r])], 0.0) << "row " << r;
+          // log-probability of the GPU's own token
+          double m = -INFINITY, s = 0;
+          for (float x : row) m = std::max(m, double(x));
+          for (float x : row) s += std::exp(double(x) - m);
+          EXPECT_NEAR(g.logprobs[r], row[std::size_t(g.tokens[r])] - m - std::log(s), 2e-3);
+          for (int k = 0; k < 5; ++k) {
+            const std::size_t i = std::size_t(r) * 5 + k;
+            EXPECT_EQ(g.top_ids[i], c.top_ids[i]) << "row " << r << " top " << k;
+            EXPECT_NEAR(g.top_lp[i], c.top_lp[i], 2e-3);
+          }
+        }
+        if (cfg.t == 0) {
+          EXPECT_EQ(same, rows);
+        } else {
+          EXPECT_GE(same, rows - 2) << "draws differing from the CPU op";
+        }
+      }
+    }
+  }
+}
+
+TEST(EngineOpsCuda, SamplingFlagsInvalidRows) {
+  REQUIRE_GPU();
+  Tensor logits = random_logits(3, 300, 1, 1.0, DType::f32);
+  logits.data<float>()[17] = std::nanf("");
+  for (int i = 300; i < 600; ++i) logits.data<float>()[i] = -std::numeric_limits<float>::infinity();
+  Tensor params = Tensor::empty({3, kSampleParamWords}, DType::i32);
+  for (int r = 0; r < 3; ++r) {
+    const auto w = pack_sample_params(r == 2 ? 0.0 : 1.0, 0, 1.0, 1, 0, 0);
+    std::copy(w.begin(), w.end(), params.data<std::int32_t>() + r * kSampleParamWords);
+  }
+  const Sampled g = sample_on(*gpu(), logits, params, 0);
+  EXPECT_EQ(g.tokens[0], -1);
+  EXPECT_EQ(g.tokens[1], -1);
+  EXPECT_GE(g.tokens[2], 0);
+}
+
+TEST(EngineOpsCuda, CapturedGraphReplaysTheEagerResult) {
+  REQUIRE_GPU();
+  Backend& b = *gpu();
+  ASSERT_TRUE(b.supports_capture());
+  PagedCase c = paged_attention_cases()[7];  // diff, GQA, split-K
+  PagedInputs in = make_paged_inputs(c, 5);
+  Tensor q = dev(in.q, DType::bf16), kp = dev(in.k_pool, DType::bf16), vp = dev(in.v_pool, DType::bf16);
+  Tensor tables = in.block_tables.to(Device::cuda), lens = in.context_lens.to(Device::cuda);
+  Tensor lambda = dev(in.lambda, DType::f32);
+  Tensor pos = Tensor::from_vector({in.g.batch}, std::vector<float>(std::size_t(in.g.batch), 9.f),
+                                   DType::i32)
+                   .to(Device::cuda);
+  const std::int64_t ws_bytes = b.paged_attention_workspace_bytes(in.g);
+  Tensor ws = Tensor::empty({(ws_bytes + 7) / 8 + 1}, DType::f64, Device::cuda);
+  Tensor out = Tensor::empty({in.g.batch, in.g.out_heads(), in.g.v_head_dim}, DType::bf16, Device::cuda);
+  Tensor q_work = q.clone();
+  auto eager_run = [&] {
+    q_work.copy_from(q);
+    b.rope_positions(q_work, in.g.q_row_stride, pos, in.g.q_heads, in.g.head_dim, 10000.0,
+                     RopeStyle::interleaved);
+    b.paged_attention_decode(in.g, q_work, kp, vp, tables, lens, lambda, out, ws);
+  };
+  eager_run();
+  const auto eager = out.to_double_vector();
+  b.fill(out, std::nan(""));
+  q_work.copy_from(q);  // host-issued copies stay outside the graph
+  b.begin_capture();
+  b.rope_positions(q_work, in.g.q_row_stride, pos, in.g.q_heads, in.g.head_dim, 10000.0,
+                   RopeStyle::interleaved);
+  b.paged_attention_decode(in.g, q_work, kp, vp, tables, lens, lambda, out, ws);
+  auto graph = b.end_capture();
+  graph->replay();
+  EXPECT_EQ(out.to_double_vector(), eager);
+  // A second replay after resetting the input gives the same again.
+  q_work.copy_from(q);
+  b.fill(out, std::nan(""));
+  graph->replay();
+  EXPECT_EQ(out.to_double_vector(), eager);
+}
+
+}  // namespace
+}  // namespace difftx::testing
