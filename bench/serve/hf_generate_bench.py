@@ -56,10 +56,17 @@ def main():
     model = None
     for impl in ("sdpa", "eager"):
         try:
-            model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16, attn_implementation=impl)
+            try:
+                model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16,
+                                                             attn_implementation=impl)
+            except TypeError:  # transformers before `dtype` replaced `torch_dtype`
+                model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16,
+                                                             attn_implementation=impl)
             break
         except (ValueError, ImportError) as e:
             print(f"attn_implementation={impl} unavailable: {e}", flush=True)
+    if model is None:
+        sys.exit(f"hf_generate_bench: error: transformers cannot load {args.model}")
     model = model.to("cuda").eval()
     vocab = model.config.vocab_size
     print(f"{args.label}: {type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
@@ -74,7 +81,7 @@ def main():
             timed_generate(model, ids, args.max_tokens)  # warm-up
             full = statistics.median(timed_generate(model, ids, args.max_tokens) for _ in range(args.repeats))
             first = statistics.median(timed_generate(model, ids, 1) for _ in range(args.repeats))
-        except torch.OutOfMemoryError as e:
+        except torch.cuda.OutOfMemoryError as e:
             print(f"{b:>6} out of memory: {e}", flush=True)
             results.append({"label": args.label, "batch": b, "error": "out of memory"})
             torch.cuda.empty_cache()
