@@ -8,6 +8,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   libxxhash-dev zlib1g-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libcpp-httplib-dev curl
   python3 python3-torch python3-numpy
   chromium
 )

@@ -10,6 +10,7 @@ if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   export DIFFTX_BUILD_CUDA="${DIFFTX_BUILD_CUDA:-1}"
 fi
 bash scripts/setup.sh
+bash scripts/fetch-openai-sdk.sh  # the OpenAI SDK for the `difftx serve` client tests
 jobs="${DIFFTX_JOBS:-$(nproc)}"
 status=0
 echo "test: CPU suite (build/cpu)"
