@@ -11,6 +11,7 @@
 #include "difftx/core/json_input.h"
 #include "difftx/core/safetensors.h"
 #include "difftx/core/tensor_checksum.h"
+#include "difftx/model/memory_estimate.h"
 
 namespace difftx {
 namespace fs = std::filesystem;
@@ -147,6 +148,11 @@ ModelCheckpoint load_model_checkpoint(const fs::path& dir) {
     fail("{}: no \"model\" object", config_path.string());
   }
   ck.config = ModelConfig::from_json(ck.run_config.at("model"), config_path.string() + " (model)");
+  // The weights are read whole: refuse a model whose f32 weights alone cannot fit.
+  MemoryEstimate weights_only;
+  weights_only.weights = 4 * parameter_count_real(ck.config);
+  require_memory(weights_only, device_capacity_bytes(Device::cpu), "to load its f32 weights",
+                 "this machine", fmt::format("'{}' is too large to load here", dir.string()));
   const fs::path weights = dir / "model.safetensors";
   if (!input_exists(weights)) fail("checkpoint '{}' has no model.safetensors", dir.string());
   SafetensorsFile file = load_safetensors(weights);

@@ -58,13 +58,16 @@ RunConfig RunConfig::from_json(const json& j, const std::string& name) {
       fail("{}: unknown section '{}' (see docs/config.md)", name, text_snippet(it.key()));
     }
   }
+  if (j.contains("comment") && !j.at("comment").is_string()) {
+    fail("{}: field 'comment' must be a string, got {}", name, json_snippet(j.at("comment")));
+  }
   if (!j.contains("model")) fail("{}: missing the \"model\" section", name);
   RunConfig r;
   r.model = ModelConfig::from_json(j.at("model"), name + " (model)");
 
   const JsonFields data(section(j, "data"), name + " (data)", {"path", "seq_len", "batch_size", "seed"});
   r.data.path = data.string_or("path", r.data.path.string());
-  if (r.data.path.empty()) fail("{}: must not be empty", data.field("path"));
+  if (r.data.path.empty()) fail("{} must not be empty", data.field("path"));
   r.data.seq_len = data.integer_or<int>("seq_len", r.data.seq_len, 1, kMaxInt);
   r.data.batch_size = data.integer_or<int>("batch_size", r.data.batch_size, 1, kMaxInt);
   r.data.seed = data.integer_or<std::uint64_t>("seed", r.data.seed);
@@ -110,7 +113,7 @@ RunConfig RunConfig::from_json(const json& j, const std::string& name) {
 
   const JsonFields output(section(j, "output"), name + " (output)", {"dir", "checkpoint_every", "keep_last"});
   r.output.dir = output.string_or("dir", r.output.dir.string());
-  if (r.output.dir.empty()) fail("{}: must not be empty", output.field("dir"));
+  if (r.output.dir.empty()) fail("{} must not be empty", output.field("dir"));
   r.output.checkpoint_every = output.integer_or<int>("checkpoint_every", r.output.checkpoint_every, 0, kMaxInt);
   r.output.keep_last = output.integer_or<int>("keep_last", r.output.keep_last, 1, kMaxInt);
 
