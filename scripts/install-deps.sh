@@ -7,6 +7,7 @@ packages=(
   libopenblas-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libsentencepiece-dev sentencepiece
   libxxhash-dev
+  clang libclang-rt-14-dev libomp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-torch python3-numpy
   chromium
