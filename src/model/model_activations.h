@@ -1,4 +1,5 @@
-// Saved forward activations and reusable backward buffers of Model, sized for one (B, T).
+// Saved forward activations and reusable backward buffers of Model, sized for one (B, T), and
+// the keys/values one attention call reads.
 #pragma once
 
 #include <vector>
@@ -39,6 +40,15 @@ struct Model::Activations {
   Tensor dhsw, dgate, dup;          // (N, F)
   Tensor dgate_logits;              // V2: (N, h)
   Tensor dlambda;                   // V1: (1)
+};
+
+// What one layer's attention reads beyond its queries: this call's own keys and values
+// (training, full sequences) or the cache's prefix with this call's appended (decoding).
+struct Model::AttentionKeys {
+  Tensor keys;                 // (B * S, k_dim), after RoPE
+  Tensor values;               // (B * S, v_dim)
+  Tensor att2;                 // V1: A2 V (N, h, 2d) kept for the backward; undefined otherwise
+  AttentionGeometry geometry;  // S = kv_len
 };
 
 }  // namespace difftx

@@ -1,7 +1,5 @@
 // Incremental decoding with a key/value cache (batch 1): each call feeds new tokens, appends
 // their keys/values to the cache and returns their logits; attention sees the whole prefix.
-#include <cmath>
-
 #include "difftx/model/model.h"
 #include "model_activations.h"
 
@@ -16,6 +14,16 @@ KvCache::KvCache(const Model& model, int capacity) : capacity_(capacity) {
     k_.push_back(Tensor::zeros({capacity, c.k_dim()}, m.backend().act_dtype(), m.backend().device()));
     v_.push_back(Tensor::zeros({capacity, c.v_dim()}, m.backend().act_dtype(), m.backend().device()));
   }
+}
+
+Model::AttentionKeys Model::cached_keys(KvCache& cache, int l, int seq, int pos_offset) {
+  const LayerActivations& la = acts_->layers[l];
+  const int total = pos_offset + seq;
+  cache.k_[l].rows(pos_offset, total).copy_from(la.k);  // (seq, k_dim), after RoPE
+  cache.v_[l].rows(pos_offset, total).copy_from(la.v);  // (seq, v_dim)
+  // Keys (S, k_dim) and values (S, v_dim) of the whole prefix; A2 V is kept only for training.
+  return {cache.k_[l].rows(0, total), cache.v_[l].rows(0, total), Tensor(),
+          geometry(1, seq, total, pos_offset)};
 }
 
 Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) {

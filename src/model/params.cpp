@@ -1,4 +1,5 @@
-// Parameter specs (names, shapes, init, decay policy), closed-form count and ParamSet.
+// Parameter names per layer, counts (from the specs and in closed form) and ParamSet. The specs
+// themselves come from the parameter table (weights.cpp).
 #include "difftx/model/params.h"
 
 #include <cmath>
@@ -8,39 +9,6 @@ namespace difftx {
 
 std::string layer_param(int layer, const char* suffix) {
   return fmt::format("layers.{}.{}", layer, suffix);
-}
-
-std::vector<ParamSpec> parameter_specs(const ModelConfig& c) {
-  const std::int64_t E = c.d_model, V = c.vocab_size, F = c.ffn_dim, d = c.head_dim;
-  std::vector<ParamSpec> specs;
-  specs.push_back({"tok_embeddings.weight", {V, E}, ParamInit::normal, true, "embedding"});
-  for (int l = 0; l < c.n_layers; ++l) {
-    auto p = [&](const char* s) { return layer_param(l, s); };
-    specs.push_back({p("attn_norm.weight"), {E}, ParamInit::ones, false, "norm"});
-    specs.push_back({p("attn.wq.weight"), {c.q_dim(), E}, ParamInit::normal, true, "attention"});
-    specs.push_back({p("attn.wk.weight"), {c.k_dim(), E}, ParamInit::normal, true, "attention"});
-    specs.push_back({p("attn.wv.weight"), {c.v_dim(), E}, ParamInit::normal, true, "attention"});
-    specs.push_back({p("attn.wo.weight"), {E, c.attn_out_dim()}, ParamInit::normal_residual, true,
-                     "attention"});
-    if (c.attention == AttentionKind::diff_v1) {
-      for (const char* s : {"attn.lambda_q1", "attn.lambda_k1", "attn.lambda_q2", "attn.lambda_k2"}) {
-        specs.push_back({p(s), {d}, ParamInit::normal_lambda, false, "lambda"});
-      }
-      if (c.head_norm_gain) {
-        specs.push_back({p("attn.head_norm.weight"), {2 * d}, ParamInit::ones, false, "norm"});
-      }
-    }
-    if (c.attention == AttentionKind::diff_v2) {
-      specs.push_back({p("attn.wlambda.weight"), {c.n_heads, E}, ParamInit::normal, true, "lambda"});
-    }
-    specs.push_back({p("ffn_norm.weight"), {E}, ParamInit::ones, false, "norm"});
-    specs.push_back({p("ffn.w_gate.weight"), {F, E}, ParamInit::normal, true, "ffn"});
-    specs.push_back({p("ffn.w_up.weight"), {F, E}, ParamInit::normal, true, "ffn"});
-    specs.push_back({p("ffn.w_down.weight"), {E, F}, ParamInit::normal_residual, true, "ffn"});
-  }
-  specs.push_back({"norm.weight", {E}, ParamInit::ones, false, "norm"});
-  if (!c.tied_embeddings) specs.push_back({"output.weight", {V, E}, ParamInit::normal, true, "output"});
-  return specs;
 }
 
 std::int64_t parameter_count(const ModelConfig& config) {

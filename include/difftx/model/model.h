@@ -1,18 +1,26 @@
 // Model: the one definition of DIFF V1, DIFF V2 and the softmax baseline, written once against
 // the Backend op set. Holds master parameters and gradients (param dtype), compute copies of the
-// matrices (activation dtype, refreshed after each optimizer step) and reusable activations.
+// matrices (activation dtype, refreshed after each optimizer step) and reusable activations; all
+// three weight sets are bound once, at construction, as typed views (weights.h).
+// Files: model.cpp (construction, weights, buffers), model_forward.cpp (the layer loop),
+// model_attention.cpp (the attention block, the one place the kinds differ), model_backward.cpp,
+// model_decode.cpp (KV cache).
 #pragma once
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "difftx/model/backend.h"
 #include "difftx/model/config.h"
 #include "difftx/model/params.h"
+#include "difftx/model/weights.h"
 
 namespace difftx {
 
 class KvCache;
+class ModelProbe;
+struct ProbeOptions;
 
 class Model {
  public:
@@ -25,13 +33,16 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return backend_; }
+  // Named views of the master parameters and gradients (checkpoints, optimizer, tests). Write
+  // their tensors in place: the model's typed views share their storage.
   ParamSet& params() { return params_; }
   const ParamSet& params() const { return params_; }
   ParamSet& grads() { return grads_; }
 
   void zero_grads();
   // Re-derives the activation-dtype copies of the weights from the master parameters; call after
-  // changing parameters (optimizer step, loading). A no-op when both dtypes are equal.
+  // changing parameters (optimizer step, loading). Copies nothing when both dtypes are equal;
+  // fails if a tensor of params() or grads() was replaced rather than written in place.
   void refresh_compute_weights();
 
   // inputs, targets: host (B, T) i32 (targets < 0 are ignored). Mean loss over counted targets.
@@ -51,20 +62,40 @@ class Model {
   struct Activations;  // defined in model_activations.h
 
  private:
-  void forward(const Tensor& inputs_host, int batch, int seq);
-  void forward_layers(int batch, int seq, int pos_offset, KvCache* cache);
-  const Tensor& weight(const std::string& name) const;  // compute copy (2-D) or master (1-D)
+  friend class ModelProbe;  // the evaluation probes (probe.h, model_probe.cpp)
+
+  struct AttentionKeys;  // defined in model_activations.h
+
+  void check_tokens(const Tensor& tokens, const char* what) const;
+  Activations& activations(int batch, int seq);
   AttentionGeometry geometry(int batch, int seq, int kv_len, int q_offset) const;
+  void forward(const Tensor& inputs_host, int batch, int seq);  // full sequences from position 0
+  // Embedding -> layers -> final norm -> logits over the ids already in the activations, tokens
+  // at positions pos_offset..; with a cache (decoding, batch 1) attention also reads the prefix.
+  void forward_layers(int batch, int seq, int pos_offset, KvCache* cache);
+  void layer_forward(int layer, int batch, int seq, int pos_offset, KvCache* cache);
+  void layer_backward(int layer, int batch, int seq);
   void attention_forward(int layer, int batch, int seq, int pos_offset, KvCache* cache);
   void attention_backward(int layer, int batch, int seq);
-  Activations& activations(int batch, int seq);
+  // Decoding: appends this call's keys/values to the cache and returns the whole prefix.
+  AttentionKeys cached_keys(KvCache& cache, int layer, int seq, int pos_offset);
+  // The probe path's attention (model_probe.cpp), used instead of the fused ops while probe_ is
+  // set: scores, optional logit quantization, softmax, probs x V, observers.
+  void probe_attention(int layer, int batch, int seq, const AttentionKeys& kv);
 
   ModelConfig config_;
   Backend& backend_;
   ParamSet params_;
   ParamSet grads_;
-  ParamSet compute_;  // activation-dtype copies of 2-D parameters when dtypes differ
+  ModelWeights masters_;    // views of params_
+  ModelWeights gradients_;  // views of grads_
+  ModelWeights weights_;    // what the passes read: activation-dtype matrices, master vectors
+  // (master, activation-dtype copy) of each matrix when the dtypes differ.
+  std::vector<std::pair<Tensor, Tensor>> converted_;
+  // Storage of each params_ / grads_ tensor when bound (refresh_compute_weights checks it).
+  std::vector<std::pair<const void*, const void*>> bound_;
   std::unique_ptr<Activations> acts_;
+  const ProbeOptions* probe_ = nullptr;  // set by ModelProbe for the length of one call
 };
 
 // Key/value cache for incremental decoding with batch 1: per layer K (S_max, k_dim) and
@@ -78,6 +109,7 @@ class KvCache {
 
  private:
   friend class Model;
+  friend class ModelProbe;
   int capacity_;
   int length_ = 0;
   std::vector<Tensor> k_;  // per layer (S_max, k_dim)

@@ -4,7 +4,7 @@
 // Names (l = layer index, weights in torch Linear layout (out, in)):
 //   tok_embeddings.weight            (V, E)
 //   layers.l.attn_norm.weight        (E)
-//   layers.l.attn.wq.weight          (q_dim, E)   V1: rows = component-major [Q1_0, Q2_0, Q1_1, ...]
+//   layers.l.attn.wq.weight          (q_dim, E)   V1: component-major [Q1_0, Q2_0, Q1_1, ...]
 //   layers.l.attn.wk.weight          (k_dim, E)   V1: [K1_0, K2_0, K1_1, K2_1, ...]
 //   layers.l.attn.wv.weight          (v_dim, E)   V1: h_kv heads of 2d
 //   layers.l.attn.wo.weight          (E, attn_out_dim)
@@ -45,6 +45,7 @@ struct ParamSpec {
   std::string group;  // for `model info`: embedding, attention, lambda, norm, ffn, output
 };
 
+// In checkpoint order, from the parameter table (src/model/weights.cpp; typed views: weights.h).
 std::vector<ParamSpec> parameter_specs(const ModelConfig& config);
 std::int64_t parameter_count(const ModelConfig& config);
 // Closed-form count (ARCHITECTURE.md), checked against parameter_specs in the tests.
