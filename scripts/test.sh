@@ -15,6 +15,12 @@ jobs="${DIFFTX_JOBS:-$(nproc)}"
 status=0
 echo "test: CPU suite (build/cpu)"
 ctest --preset cpu -j "$jobs" -L cpu || status=1
+# A few seconds of libFuzzer per parser (clang build in build/fuzz; DIFFTX_FUZZ_SECONDS=0 skips
+# it); scripts/fuzz.sh long for long runs.
+if [ "${DIFFTX_FUZZ_SECONDS:-5}" != 0 ]; then
+  echo "test: fuzz smoke run (build/fuzz)"
+  bash scripts/fuzz.sh smoke "${DIFFTX_FUZZ_SECONDS:-5}" || status=1
+fi
 if [ "${DIFFTX_BUILD_CUDA:-0}" = "1" ]; then
   echo "test: GPU suite (build/cuda, label gpu; skipped without a GPU)"
   ctest --preset cuda -j "$jobs" -L gpu || status=1

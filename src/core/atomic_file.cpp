@@ -1,4 +1,4 @@
-// Atomic file writes (temp file + fsync + rename + directory fsync) and whole-file reads.
+// Atomic file writes (temp file + fsync + rename + directory fsync).
 #include "difftx/core/atomic_file.h"
 
 #include <fcntl.h>
@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <random>
 
 #include "difftx/core/error.h"
@@ -116,27 +115,6 @@ void ensure_writable_directory(const fs::path& dir) {
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     fail("folder '{}' is not writable: {}", dir.string(), errno_text());
   }
-}
-
-std::vector<std::byte> read_file_bytes(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail("file '{}' does not exist", path.string());
-  if (fs::is_directory(path, ec)) fail("'{}' is a folder, expected a file", path.string());
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open '{}': {}", path.string(), errno_text());
-  in.seekg(0, std::ios::end);
-  std::streamoff size = in.tellg();
-  in.seekg(0, std::ios::beg);
-  std::vector<std::byte> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) {
-    fail("cannot read '{}'", path.string());
-  }
-  return bytes;
-}
-
-std::string read_file_text(const fs::path& path) {
-  auto bytes = read_file_bytes(path);
-  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 }  // namespace difftx

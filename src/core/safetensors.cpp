@@ -6,13 +6,14 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <numeric>
 #include <set>
 
 #include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
+#include "difftx/core/input_file.h"
+#include "difftx/core/json_input.h"
 
 namespace difftx {
 namespace fs = std::filesystem;
@@ -86,18 +87,15 @@ float half_to_float(std::uint16_t h) {
   return value;
 }
 
-std::string entry_text(const ordered_json& v) {
-  std::string s = v.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-  if (s.size() > 80) s = s.substr(0, 77) + "...";
-  return s;
-}
+std::string entry_text(const ordered_json& v) { return json_snippet(v, 80); }
 
 // Parses one tensor entry of the header; `file` and `name` only label errors.
 SafetensorsEntry parse_entry(const std::string& file, const std::string& name,
                              const ordered_json& value) {
+  const std::string shown = text_snippet(name);
   auto bad = [&](const std::string& what) -> void {
     fail("{}: tensor '{}': {} (header entry {}); the file is corrupt or not a safetensors file",
-         file, name, what, entry_text(value));
+         file, shown, what, entry_text(value));
   };
   if (!value.is_object()) bad("the entry must be a JSON object");
   for (auto it = value.begin(); it != value.end(); ++it) {
@@ -118,11 +116,11 @@ SafetensorsEntry parse_entry(const std::string& file, const std::string& name,
     if (kOtherKnown.count(e.dtype)) {
       fail("{}: tensor '{}': dtype '{}' is not supported (difftx reads F16, BF16, F32, F64, I32 "
            "and I64); convert the tensor before importing",
-           file, name, e.dtype);
+           file, shown, e.dtype);
     }
     fail("{}: tensor '{}': unknown dtype '{}' (safetensors dtypes difftx reads: F16, BF16, F32, "
          "F64, I32, I64)",
-         file, name, e.dtype);
+         file, shown, e.dtype);
   }
   e.load_dtype = stored->load;
 
@@ -147,13 +145,13 @@ SafetensorsEntry parse_entry(const std::string& file, const std::string& name,
   e.begin = offsets[0].get<std::uint64_t>();
   e.end = offsets[1].get<std::uint64_t>();
   if (e.end < e.begin) {
-    fail("{}: tensor '{}': data_offsets [{}, {}] end before they begin", file, name, e.begin,
+    fail("{}: tensor '{}': data_offsets [{}, {}] end before they begin", file, shown, e.begin,
          e.end);
   }
   if (e.end - e.begin != bytes) {
     fail("{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but dtype {} and shape {} need {} "
          "bytes",
-         file, name, e.begin, e.end, e.end - e.begin, e.dtype, shape_string(e.shape), bytes);
+         file, shown, e.begin, e.end, e.end - e.begin, e.dtype, shape_string(e.shape), bytes);
   }
   return e;
 }
@@ -202,77 +200,18 @@ void check_layout(const std::string& file, const std::vector<SafetensorsEntry>& 
   }
 }
 
-std::ifstream open_binary(const fs::path& path, std::uint64_t& size) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail("{}: safetensors file does not exist", path.string());
-  if (fs::is_directory(path, ec)) fail("{}: is a folder, expected a safetensors file", path.string());
-  size = fs::file_size(path, ec);
-  if (ec) fail("{}: cannot read the file size: {}", path.string(), ec.message());
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open the file for reading", path.string());
-  return in;
-}
-
-void read_exact(std::ifstream& in, const fs::path& path, std::uint64_t offset, void* dst,
-                std::uint64_t bytes, const std::string& what) {
-  if (bytes == 0) return;
-  in.seekg(static_cast<std::streamoff>(offset));
-  if (!in || !in.read(static_cast<char*>(dst), static_cast<std::streamsize>(bytes))) {
-    fail("{}: cannot read {} ({} bytes at offset {}); was the file truncated while reading?",
-         path.string(), what, bytes, offset);
-  }
-}
-
-SafetensorsHeader read_header(std::ifstream& in, const fs::path& path, std::uint64_t file_size) {
-  const std::string file = path.string();
-  if (file_size < 8) {
-    fail("{}: file is {} bytes, shorter than the 8-byte safetensors header length; the file is "
-         "truncated or not a safetensors file",
-         file, file_size);
-  }
-  unsigned char len_bytes[8];
-  read_exact(in, path, 0, len_bytes, 8, "the header length");
-  std::uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-  if (header_len > file_size - 8) {
-    fail("{}: header length {} runs past the end of the file ({} bytes); the file is truncated "
-         "or not a safetensors file",
-         file, header_len, file_size);
-  }
-  if (header_len > kMaxHeaderBytes) {
-    fail("{}: header length {} exceeds the safetensors limit of {} bytes", file, header_len,
-         kMaxHeaderBytes);
-  }
-  std::string text(static_cast<std::size_t>(header_len), '\0');
-  read_exact(in, path, 8, text.data(), header_len, "the header");
-
-  // Duplicate names would be silently merged by the JSON parser: catch them while parsing.
-  std::set<std::string> seen;
-  std::string duplicate;
-  auto callback = [&](int depth, ordered_json::parse_event_t event, ordered_json& parsed) {
-    if (depth == 1 && event == ordered_json::parse_event_t::key && parsed.is_string()) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!seen.insert(key).second && duplicate.empty()) duplicate = key;
-    }
-    return true;
-  };
-  ordered_json header;
-  try {
-    header = ordered_json::parse(text, callback);
-  } catch (const ordered_json::exception& e) {
-    fail("{}: header is not valid JSON ({}); the file is corrupt or not a safetensors file", file,
-         e.what());
-  }
+// Decodes the header JSON (`text`, header_len bytes) of a file of `file_size` bytes.
+SafetensorsHeader decode_header(std::string_view text, std::uint64_t file_size,
+                                const std::string& file) {
+  // Duplicate names, excessive nesting and overflowing numbers are refused by the parser.
+  const ordered_json header = parse_ordered_json(
+      text, file + ": header", JsonLimits{.max_depth = 8, .max_bytes = kMaxHeaderBytes});
   if (!header.is_object()) {
     fail("{}: header must be a JSON object, got {}; the file is corrupt or not a safetensors file",
          file, header.type_name());
   }
-  if (!duplicate.empty()) {
-    fail("{}: tensor '{}' appears twice in the header; the file is corrupt", file, duplicate);
-  }
-
   SafetensorsHeader result;
-  result.data_start = 8 + header_len;
+  result.data_start = 8 + text.size();
   result.file_size = file_size;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == kMetadataKey) {
@@ -282,8 +221,8 @@ SafetensorsHeader read_header(std::ifstream& in, const fs::path& path, std::uint
       }
       for (auto m = it.value().begin(); m != it.value().end(); ++m) {
         if (!m.value().is_string()) {
-          fail("{}: '__metadata__' entry '{}' must be a string, got {}", file, m.key(),
-               entry_text(m.value()));
+          fail("{}: '__metadata__' entry '{}' must be a string, got {}", file,
+               text_snippet(m.key()), entry_text(m.value()));
         }
         result.metadata[m.key()] = m.value().get<std::string>();
       }
@@ -295,7 +234,47 @@ SafetensorsHeader read_header(std::ifstream& in, const fs::path& path, std::uint
   return result;
 }
 
-Tensor read_tensor(std::ifstream& in, const fs::path& path, const SafetensorsHeader& header,
+std::uint64_t header_length(const unsigned char* len_bytes, std::uint64_t file_size,
+                            const std::string& file) {
+  std::uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+  if (header_len > file_size - 8) {
+    fail("{}: header length {} runs past the end of the file ({} bytes); the file is truncated "
+         "or not a safetensors file",
+         file, header_len, file_size);
+  }
+  if (header_len > kMaxHeaderBytes) {
+    fail("{}: header length {} exceeds the safetensors limit of {} bytes", file, header_len,
+         kMaxHeaderBytes);
+  }
+  return header_len;
+}
+
+void check_minimum_size(std::uint64_t file_size, const std::string& file) {
+  if (file_size < 8) {
+    fail("{}: file is {} bytes, shorter than the 8-byte safetensors header length; the file is "
+         "truncated or not a safetensors file",
+         file, file_size);
+  }
+}
+
+InputFile open_safetensors(const fs::path& path) {
+  if (!input_exists(path)) fail("{}: safetensors file does not exist", path.string());
+  return InputFile(path, "safetensors file", std::numeric_limits<std::int64_t>::max());
+}
+
+SafetensorsHeader read_header(const InputFile& in) {
+  const std::string file = in.path().string();
+  check_minimum_size(in.size(), file);
+  unsigned char len_bytes[8];
+  in.read_at(0, len_bytes, 8, "the header length");
+  const std::uint64_t header_len = header_length(len_bytes, in.size(), file);
+  std::string text(static_cast<std::size_t>(header_len), '\0');
+  in.read_at(8, text.data(), header_len, "the header");
+  return decode_header(text, in.size(), file);
+}
+
+Tensor read_tensor(const InputFile& in, const SafetensorsHeader& header,
                    const SafetensorsEntry& e) {
   Tensor t = Tensor::empty(e.shape, e.load_dtype, Device::cpu);
   const std::uint64_t offset = header.data_start + e.begin;
@@ -304,24 +283,24 @@ Tensor read_tensor(std::ifstream& in, const fs::path& path, const SafetensorsHea
   const auto n = static_cast<std::size_t>(t.numel());
   if (e.dtype == "F16") {
     std::vector<std::uint16_t> half(n);
-    read_exact(in, path, offset, half.data(), bytes, what);
+    in.read_at(offset, half.data(), bytes, what);
     float* out = t.data<float>();
     for (std::size_t i = 0; i < n; ++i) out[i] = half_to_float(half[i]);
   } else if (e.dtype == "I64") {
     std::vector<std::int64_t> wide(n);
-    read_exact(in, path, offset, wide.data(), bytes, what);
+    in.read_at(offset, wide.data(), bytes, what);
     std::int32_t* out = t.data<std::int32_t>();
     for (std::size_t i = 0; i < n; ++i) {
       if (wide[i] < std::numeric_limits<std::int32_t>::min() ||
           wide[i] > std::numeric_limits<std::int32_t>::max()) {
         fail("{}: tensor '{}': I64 value {} at index {} does not fit in i32 (difftx stores "
              "integers as i32)",
-             path.string(), e.name, wide[i], i);
+             in.path().string(), e.name, wide[i], i);
       }
       out[i] = static_cast<std::int32_t>(wide[i]);
     }
   } else {
-    read_exact(in, path, offset, t.raw(), bytes, what);
+    in.read_at(offset, t.raw(), bytes, what);
   }
   return t;
 }
@@ -353,18 +332,30 @@ const Tensor& SafetensorsFile::at(const std::string& name) const {
 }
 
 SafetensorsHeader read_safetensors_header(const fs::path& path) {
-  std::uint64_t size = 0;
-  std::ifstream in = open_binary(path, size);
-  return read_header(in, path, size);
+  return read_header(open_safetensors(path));
+}
+
+SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_start,
+                                           std::uint64_t file_size, const std::string& source) {
+  check_minimum_size(file_size, source);
+  if (file_start.size() < 8) fail("{}: fewer than 8 bytes given for the header length", source);
+  const auto* p = reinterpret_cast<const unsigned char*>(file_start.data());
+  const std::uint64_t header_len = header_length(p, file_size, source);
+  if (file_start.size() - 8 < header_len) {
+    fail("{}: the header ({} bytes) is not within the {} bytes given", source, header_len,
+         file_start.size());
+  }
+  return decode_header(std::string_view(reinterpret_cast<const char*>(p + 8), header_len),
+                       file_size, source);
 }
 
 SafetensorsFile load_safetensors(const fs::path& path) {
-  std::uint64_t size = 0;
-  std::ifstream in = open_binary(path, size);
-  SafetensorsHeader header = read_header(in, path, size);
+  const InputFile in = open_safetensors(path);
+  SafetensorsHeader header = read_header(in);
   SafetensorsFile file;
   file.metadata = header.metadata;
-  for (const auto& e : header.entries) file.tensors.emplace_back(e.name, read_tensor(in, path, header, e));
+  file.entries = header.entries;
+  for (const auto& e : header.entries) file.tensors.emplace_back(e.name, read_tensor(in, header, e));
   return file;
 }
 

@@ -1,6 +1,8 @@
 // Tensor storage, views, copies and dtype conversion; the CPU allocator.
 #include "difftx/core/tensor.h"
 
+#include <unistd.h>
+
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +54,11 @@ class CpuAllocator final : public DeviceAllocator {
   void copy(void* dst, Device, const void* src, Device, std::size_t bytes) override {
     if (bytes) std::memcpy(dst, src, bytes);
   }
+  // Physical memory of the host.
+  std::uint64_t capacity_bytes() const override {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+  }
 };
 
 std::array<DeviceAllocator*, 2>& allocators() {
@@ -64,6 +71,11 @@ std::array<DeviceAllocator*, 2>& allocators() {
 
 void register_allocator(Device device, DeviceAllocator* allocator) {
   allocators()[static_cast<int>(device)] = allocator;
+}
+
+std::uint64_t device_capacity_bytes(Device device) {
+  const DeviceAllocator* a = allocators()[static_cast<int>(device)];
+  return a ? a->capacity_bytes() : 0;
 }
 
 DeviceAllocator& allocator_for(Device device) {

@@ -2,9 +2,11 @@
 #include "difftx/data/loader.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
+#include "difftx/core/json_fields.h"
 #include "difftx/data/data_folder.h"
 #include "difftx/data/file_check.h"
 #include "difftx/data/permutation.h"
@@ -141,18 +143,21 @@ nlohmann::json LoaderState::to_json() const {
 }
 
 LoaderState LoaderState::from_json(const nlohmann::json& j) {
+  // Read with range checks into the exact types (core/json_fields.h): a fractional or
+  // out-of-range value in a training state is an error, never a truncation.
+  const JsonFields f(j, "data loader state",
+                     {"seed", "epoch", "step", "seq_len", "batch_size", "world", "dataset"},
+                     JsonFields::Unknown::reject, JsonFields::Null::is_value,
+                     "not a field of a data loader state");
+  constexpr int kMax = std::numeric_limits<int>::max();
   LoaderState s;
-  try {
-    s.seed = j.at("seed").get<std::uint64_t>();
-    s.epoch = j.at("epoch").get<std::uint64_t>();
-    s.step = j.at("step").get<std::uint64_t>();
-    s.seq_len = j.at("seq_len").get<int>();
-    s.batch_size = j.at("batch_size").get<int>();
-    s.world = j.at("world").get<int>();
-    s.dataset = j.at("dataset").get<std::string>();
-  } catch (const nlohmann::json::exception& e) {
-    fail("invalid data loader state {}: {}", j.dump(), e.what());
-  }
+  s.seed = f.integer<std::uint64_t>("seed");
+  s.epoch = f.integer<std::uint64_t>("epoch");
+  s.step = f.integer<std::uint64_t>("step");
+  s.seq_len = f.integer<int>("seq_len", 1, kMax);
+  s.batch_size = f.integer<int>("batch_size", 1, kMax);
+  s.world = f.integer<int>("world", 1, kMax);
+  s.dataset = f.string("dataset");
   return s;
 }
 

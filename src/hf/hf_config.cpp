@@ -1,7 +1,12 @@
-// Hugging Face config.json for export, and its strict reading for import.
+// Hugging Face config.json for export, and its strict reading for import (core/json_fields.h).
 #include "difftx/hf/hf_config.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "difftx/core/error.h"
+#include "difftx/core/json_fields.h"
+#include "difftx/core/json_input.h"
 #include "difftx/data/tokenizer.h"
 
 namespace difftx::hf {
@@ -57,59 +62,39 @@ json hf_generation_config_json() {
 
 namespace {
 
-bool present(const json& j, const char* key) { return j.contains(key) && !j.at(key).is_null(); }
+using Fields = JsonFields;
+constexpr int kMaxInt = std::numeric_limits<int>::max();
 
-int get_int(const json& j, const char* key, const std::string& source, const int* fallback) {
-  if (!present(j, key)) {
-    if (!fallback) fail("{}: missing required field '{}'", source, key);
-    return *fallback;
-  }
-  const json& v = j.at(key);
-  if (!v.is_number_integer()) fail("{}: field '{}' must be an integer, got {}", source, key, v.dump());
-  const auto x = v.get<long long>();
-  if (x <= 0 || x > 2147483647LL) fail("{}: field '{}' must be a positive integer, got {}", source, key, x);
-  return static_cast<int>(x);
-}
-
-double get_number(const json& j, const char* key, const std::string& source, double fallback) {
-  if (!present(j, key)) return fallback;
-  const json& v = j.at(key);
-  if (!v.is_number()) fail("{}: field '{}' must be a number, got {}", source, key, v.dump());
-  return v.get<double>();
-}
-
-bool get_bool(const json& j, const char* key, const std::string& source, bool fallback) {
-  if (!present(j, key)) return fallback;
-  const json& v = j.at(key);
-  if (!v.is_boolean()) fail("{}: field '{}' must be true or false, got {}", source, key, v.dump());
-  return v.get<bool>();
+// HF configs carry many fields difftx does not use; null means "not set".
+Fields hf_fields(const json& j, const std::string& source) {
+  return Fields(j, source, {}, Fields::Unknown::ignore, Fields::Null::is_absent);
 }
 
 // RoPE: plain (default) rotary embeddings over the whole head; returns theta.
-double read_rope(const json& j, const std::string& source) {
-  double theta = get_number(j, "rope_theta", source, 10000.0);
+double read_rope(const Fields& f, const std::string& source) {
+  double theta = f.number_or("rope_theta", 10000.0);
   auto check_dict = [&](const char* key) {
-    if (!present(j, key)) return;
-    const json& r = j.at(key);
-    if (!r.is_object()) fail("{}: field '{}' must be an object or null, got {}", source, key, r.dump());
+    if (!f.has(key)) return;
+    const json& r = f.at(key);
+    if (!r.is_object()) fail("{}: field '{}' must be an object or null, got {}", source, key, json_snippet(r));
+    const Fields rf = hf_fields(r, source + " (" + key + ")");
     for (const char* type_key : {"rope_type", "type"}) {
-      if (present(r, type_key) && r.at(type_key) != "default") {
+      if (rf.has(type_key) && rf.at(type_key) != "default") {
         fail("{}: field '{}' asks for RoPE scaling {}: difftx implements plain RoPE only "
-             "(rope_type \"default\")", source, key, r.at(type_key).dump());
+             "(rope_type \"default\")", source, key, json_snippet(rf.at(type_key)));
       }
     }
-    if (present(r, "rope_theta")) theta = get_number(r, "rope_theta", source + " (" + key + ")", theta);
-    if (present(r, "partial_rotary_factor") &&
-        get_number(r, "partial_rotary_factor", source, 1.0) != 1.0) {
+    theta = rf.number_or("rope_theta", theta);
+    if (rf.number_or("partial_rotary_factor", 1.0) != 1.0) {
       fail("{}: field '{}.partial_rotary_factor' is {}: difftx rotates the whole head "
-           "(partial_rotary_factor 1)", source, key, r.at("partial_rotary_factor").dump());
+           "(partial_rotary_factor 1)", source, key, json_snippet(rf.at("partial_rotary_factor")));
     }
   };
   check_dict("rope_scaling");
   check_dict("rope_parameters");
-  if (get_number(j, "partial_rotary_factor", source, 1.0) != 1.0) {
+  if (f.number_or("partial_rotary_factor", 1.0) != 1.0) {
     fail("{}: field 'partial_rotary_factor' is {}: difftx rotates the whole head", source,
-         j.at("partial_rotary_factor").dump());
+         json_snippet(f.at("partial_rotary_factor")));
   }
   if (!(theta > 0)) fail("{}: RoPE theta must be positive, got {}", source, theta);
   return theta;
@@ -119,46 +104,46 @@ double read_rope(const json& j, const std::string& source) {
 
 HfImportConfig parse_hf_config(const json& j, const std::string& source, RopeStyle rope_style) {
   if (!j.is_object()) fail("{}: a Hugging Face config must be a JSON object", source);
-  if (!present(j, "model_type") || !j.at("model_type").is_string()) {
+  const Fields f = hf_fields(j, source);
+  if (!f.has("model_type") || !f.at("model_type").is_string()) {
     fail("{}: no \"model_type\": difftx imports Hugging Face \"diffllama\" (DIFF V1) and "
          "\"llama\" (softmax) models", source);
   }
   HfImportConfig out;
-  out.model_type = j.at("model_type").get<std::string>();
+  out.model_type = f.string("model_type");
   const bool diff = out.model_type == "diffllama";
   if (!diff && out.model_type != "llama") {
     fail("{}: unsupported architecture model_type \"{}\": difftx imports \"diffllama\" (DIFF V1) "
-         "and \"llama\" (softmax baseline) only", source, out.model_type);
+         "and \"llama\" (softmax baseline) only", source, text_snippet(out.model_type));
   }
-  if (present(j, "architectures")) {
-    const json& a = j.at("architectures");
+  if (f.has("architectures")) {
+    const json& a = f.at("architectures");
     const std::string want = diff ? "DiffLlamaForCausalLM" : "LlamaForCausalLM";
     if (!a.is_array() || a.size() != 1 || a.at(0) != want) {
       fail("{}: architectures is {}, expected [\"{}\"] (a causal language model)", source,
-           a.dump(), want);
+           json_snippet(a), want);
     }
   }
-  const std::string act = present(j, "hidden_act") ? j.at("hidden_act").dump() : "\"silu\"";
+  const std::string act = f.has("hidden_act") ? json_snippet(f.at("hidden_act")) : "\"silu\"";
   if (act != "\"silu\"" && act != "\"swish\"") {
     fail("{}: hidden_act is {}: difftx's feed-forward is SwiGLU (\"silu\")", source, act);
   }
-  if (get_bool(j, "attention_bias", source, false)) {
+  if (f.boolean_or("attention_bias", false)) {
     fail("{}: attention_bias is true: difftx projections have no biases", source);
   }
-  if (get_bool(j, "mlp_bias", source, false)) {
+  if (f.boolean_or("mlp_bias", false)) {
     fail("{}: mlp_bias is true: difftx projections have no biases", source);
   }
 
   ModelConfig& c = out.config;
   c.attention = diff ? AttentionKind::diff_v1 : AttentionKind::softmax;
-  c.vocab_size = get_int(j, "vocab_size", source, nullptr);
-  c.d_model = get_int(j, "hidden_size", source, nullptr);
-  c.ffn_dim = get_int(j, "intermediate_size", source, nullptr);
-  c.n_layers = get_int(j, "num_hidden_layers", source, nullptr);
-  const int heads = get_int(j, "num_attention_heads", source, nullptr);
-  const int kv_heads = get_int(j, "num_key_value_heads", source, &heads);
-  const int default_dim = c.d_model / heads;
-  const int head_dim = get_int(j, "head_dim", source, &default_dim);
+  c.vocab_size = f.integer<int>("vocab_size", 1, kMaxInt);
+  c.d_model = f.integer<int>("hidden_size", 1, kMaxInt);
+  c.ffn_dim = f.integer<int>("intermediate_size", 1, kMaxInt);
+  c.n_layers = f.integer<int>("num_hidden_layers", 1, kMaxInt);
+  const int heads = f.integer<int>("num_attention_heads", 1, kMaxInt);
+  const int kv_heads = f.integer_or<int>("num_key_value_heads", heads, 1, kMaxInt);
+  const int head_dim = f.integer_or<int>("head_dim", std::max(c.d_model / heads, 1), 1, kMaxInt);
   if (heads % kv_heads != 0) {
     fail("{}: num_key_value_heads ({}) must divide num_attention_heads ({})", source, kv_heads, heads);
   }
@@ -174,23 +159,29 @@ HfImportConfig parse_hf_config(const json& j, const std::string& source, RopeSty
       fail("{}: num_attention_heads ({}) must be even for DiffLlama (heads c and c + H/2 form one "
            "differential head)", source, heads);
     }
+    // Sizes first (with the fewest kv heads, a lower bound): the pairing search below takes
+    // time quadratic in the head count.
+    ModelConfig smallest = c;
+    smallest.n_heads = heads / 2;
+    smallest.n_kv_heads = 1;
+    smallest.max_seq_len = 1;
+    smallest.validate(source + " (as a difftx config)");
     const DiffKvPairing pairing = diffllama_kv_pairing(heads, kv_heads);
     c.n_heads = heads / 2;
     c.n_kv_heads = pairing.groups();
     c.head_norm_gain = false;  // DiffLlama's per-head RMSNorm has no gain
-    c.lambda_init_std = get_number(j, "lambda_std_dev", source, 0.1);
+    c.lambda_init_std = f.number_or("lambda_std_dev", 0.1);
   } else {
     c.n_heads = heads;
     c.n_kv_heads = kv_heads;
     c.head_norm_gain = false;
   }
-  const int default_positions = 2048;
-  c.max_seq_len = get_int(j, "max_position_embeddings", source, &default_positions);
-  c.rope_theta = read_rope(j, source);
+  c.max_seq_len = f.integer_or<int>("max_position_embeddings", 2048, 1, kMaxSeqLen);
+  c.rope_theta = read_rope(f, source);
   c.rope_style = rope_style;
-  c.norm_eps = get_number(j, "rms_norm_eps", source, diff ? 1e-5 : 1e-6);
-  c.init_std = get_number(j, "initializer_range", source, 0.02);
-  c.tied_embeddings = get_bool(j, "tie_word_embeddings", source, false);
+  c.norm_eps = f.number_or("rms_norm_eps", diff ? 1e-5 : 1e-6);
+  c.init_std = f.number_or("initializer_range", 0.02);
+  c.tied_embeddings = f.boolean_or("tie_word_embeddings", false);
   c.validate(source + " (as a difftx config)");
   return out;
 }

@@ -3,8 +3,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
+#include "difftx/core/input_file.h"
+#include "difftx/core/json_input.h"
 #include "difftx/data/tokenizer.h"
 #include "difftx/hf/hf_config.h"
 #include "difftx/hf/hf_convert.h"
@@ -19,10 +20,7 @@ namespace {
 RopeStyle recorded_rope_style(const HfWeights& w) {
   auto it = w.metadata.find("difftx_rope_style");
   if (it == w.metadata.end()) return RopeStyle::half_split;
-  if (it->second == "interleaved") return RopeStyle::interleaved;
-  if (it->second == "half_split") return RopeStyle::half_split;
-  fail("{}: metadata difftx_rope_style is \"{}\", expected \"interleaved\" or \"half_split\"",
-       w.files.front(), it->second);
+  return parse_rope_style(it->second, w.files.front() + ": metadata 'difftx_rope_style'");
 }
 
 }  // namespace
@@ -34,13 +32,8 @@ HfModel read_hf_model(const fs::path& in, const HfImportOptions& options) {
          "safetensors weights)", in.string());
   }
   const fs::path config_path = in / "config.json";
-  if (!fs::exists(config_path, ec)) fail("'{}' has no config.json", in.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file_text(config_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("{}: not valid JSON: {}", config_path.string(), e.what());
-  }
+  if (!input_exists(config_path)) fail("'{}' has no config.json", in.string());
+  const nlohmann::json j = read_json_file(config_path, "Hugging Face config");
   HfImportConfig hc = parse_hf_config(j, config_path.string(), RopeStyle::half_split);
   HfWeights weights = load_hf_weights(in);
   hc.config.rope_style = options.rope_style ? *options.rope_style : recorded_rope_style(weights);
@@ -50,7 +43,7 @@ HfModel read_hf_model(const fs::path& in, const HfImportOptions& options) {
   model.config = hc.config;
   model.params = from_hf_tensors(hc.config, hc.heads, weights.set);
   model.files = weights.files;
-  if (fs::exists(in / "tokenizer.model", ec)) model.tokenizer = in / "tokenizer.model";
+  if (input_exists(in / "tokenizer.model")) model.tokenizer = in / "tokenizer.model";
   return model;
 }
 

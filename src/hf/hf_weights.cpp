@@ -5,8 +5,9 @@
 
 #include <set>
 
-#include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
+#include "difftx/core/input_file.h"
+#include "difftx/core/json_input.h"
 #include "difftx/core/safetensors.h"
 
 namespace difftx::hf {
@@ -66,43 +67,47 @@ std::string no_weights_message(const fs::path& dir) {
 
 }  // namespace
 
+HfShardIndex parse_hf_index(std::string_view text, const std::string& source) {
+  const nlohmann::json index = parse_json(text, source);
+  if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
+    fail("{}: no \"weight_map\" object (tensor name -> shard file)", source);
+  }
+  if (index.contains("metadata") && !index.at("metadata").is_object() && !index.at("metadata").is_null()) {
+    fail("{}: \"metadata\" must be an object, got {}", source, json_snippet(index.at("metadata")));
+  }
+  HfShardIndex by_shard;
+  for (auto it = index.at("weight_map").begin(); it != index.at("weight_map").end(); ++it) {
+    if (!it.value().is_string()) {
+      fail("{}: weight_map entry '{}' must be a file name, got {}", source, text_snippet(it.key()),
+           json_snippet(it.value()));
+    }
+    const std::string shard = it.value().get<std::string>();
+    const fs::path rel(shard);
+    if (shard.empty() || rel.is_absolute() || shard.find("..") != std::string::npos ||
+        shard.find('\0') != std::string::npos) {
+      fail("{}: weight_map entry '{}' names shard '{}', which is not a file name inside the folder",
+           source, text_snippet(it.key()), text_snippet(shard));
+    }
+    by_shard[shard].insert(it.key());
+  }
+  if (by_shard.empty()) fail("{}: weight_map is empty", source);
+  return by_shard;
+}
+
 HfWeights load_hf_weights(const fs::path& dir) {
   HfWeights w;
   w.set.where = dir.string();
   const fs::path index_path = dir / kIndex;
-  std::error_code ec;
-  if (!fs::exists(index_path, ec)) {
-    if (!fs::exists(dir / kSingle, ec)) fail("{}", no_weights_message(dir));
+  if (!input_exists(index_path)) {
+    if (!input_exists(dir / kSingle)) fail("{}", no_weights_message(dir));
     add_file(w, dir / kSingle, nullptr);
     return w;
   }
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(read_file_text(index_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("{}: not valid JSON: {}", index_path.string(), e.what());
-  }
-  if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
-    fail("{}: no \"weight_map\" object (tensor name -> shard file)", index_path.string());
-  }
-  std::map<std::string, std::set<std::string>> by_shard;
-  for (auto it = index.at("weight_map").begin(); it != index.at("weight_map").end(); ++it) {
-    if (!it.value().is_string()) {
-      fail("{}: weight_map entry '{}' must be a file name, got {}", index_path.string(), it.key(),
-           it.value().dump());
-    }
-    const std::string shard = it.value().get<std::string>();
-    const fs::path rel(shard);
-    if (shard.empty() || rel.is_absolute() || shard.find("..") != std::string::npos) {
-      fail("{}: weight_map entry '{}' names shard '{}', which is not a file name inside the folder",
-           index_path.string(), it.key(), shard);
-    }
-    by_shard[shard].insert(it.key());
-  }
-  if (by_shard.empty()) fail("{}: weight_map is empty", index_path.string());
+  const HfShardIndex by_shard = parse_hf_index(
+      read_file_text(index_path, "safetensors index", kMaxJsonFileBytes), index_path.string());
   for (const auto& [shard, names] : by_shard) {
     const fs::path path = dir / shard;
-    if (!fs::exists(path, ec)) {
+    if (!input_exists(path)) {
       fail("{}: shard '{}' (holding '{}' and {} more tensors) does not exist", index_path.string(),
            shard, *names.begin(), names.size() - 1);
     }

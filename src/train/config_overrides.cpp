@@ -7,6 +7,7 @@
 
 #include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
+#include "difftx/core/json_input.h"
 
 namespace difftx {
 namespace fs = std::filesystem;
@@ -42,14 +43,6 @@ json& section_of(json& run, const std::string& name) {
   return s;
 }
 
-json read_json_file(const fs::path& file) {
-  try {
-    return json::parse(read_file_text(file));
-  } catch (const json::parse_error& e) {
-    fail("{}: not valid JSON: {}", file.string(), e.what());
-  }
-}
-
 }  // namespace
 
 void apply_set_override(json& run, const std::string& assignment) {
@@ -77,14 +70,14 @@ void apply_set_override(json& run, const std::string& assignment) {
     // Text as it is, or a quoted JSON string unquoted ("--set 'output.dir=\"a b\"'").
     value = text;
     try {
-      const json parsed = json::parse(text);
+      const json parsed = parse_json(text, "--set " + key);
       if (parsed.is_string()) value = parsed;
-    } catch (const json::parse_error&) {
+    } catch (const Error&) {
     }
   } else {
     try {
-      value = json::parse(text);
-    } catch (const json::parse_error&) {
+      value = parse_json(text, "--set " + key);
+    } catch (const Error&) {
       value = text;  // not JSON: a bare word, typed as a string (the reader says if it must not be)
     }
   }
@@ -92,7 +85,7 @@ void apply_set_override(json& run, const std::string& assignment) {
 }
 
 LoadedRunConfig load_run_config(const fs::path& file, const ConfigOverrides& o) {
-  json j = read_json_file(file);
+  json j = read_json_file(file, "run config");
   if (j.is_object() && !j.contains("model") && (j.contains("attention") || j.contains("d_model"))) {
     fail(
         "{} is a model config (a bare \"model\" object), not a run config: put it under \"model\" "

@@ -1,64 +1,51 @@
-// Parsing and validation of run configs (model + data + optim + schedule + train + output).
+// Parsing and validation of run configs (model + data + optim + schedule + train + output):
+// every field typed and range-checked (core/json_fields.h), and the training memory estimated.
 #include "difftx/train/run_config.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
 
-#include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
+#include "difftx/core/json_fields.h"
+#include "difftx/core/json_input.h"
+#include "difftx/model/memory_estimate.h"
 
 namespace difftx {
 using nlohmann::json;
 
 namespace {
 
-// Reads fields of one JSON object section, rejecting unknown keys and wrong types.
-class Section {
- public:
-  Section(const json& j, std::string where, std::set<std::string> known) : j_(j), where_(std::move(where)) {
-    if (!j_.is_object()) fail("{} must be a JSON object", where_);
-    known.insert("comment");
-    for (auto it = j_.begin(); it != j_.end(); ++it) {
-      if (!known.count(it.key())) fail("{}: unknown field '{}' (see docs/config.md)", where_, it.key());
-    }
-  }
-  template <typename T>
-  void get(const char* key, T& out) const {
-    if (!j_.contains(key)) return;
-    const json& v = j_.at(key);
-    if constexpr (std::is_same_v<T, bool>) {
-      if (!v.is_boolean()) bad(key, "true or false", v);
-      out = v.get<bool>();
-    } else if constexpr (std::is_integral_v<T>) {
-      if (!v.is_number_integer()) bad(key, "an integer", v);
-      out = v.get<T>();
-    } else if constexpr (std::is_floating_point_v<T>) {
-      if (!v.is_number()) bad(key, "a number", v);
-      out = v.get<T>();
-    } else {
-      if (!v.is_string()) bad(key, "a string", v);
-      out = v.get<std::string>();
-    }
-  }
-  void positive(const char* key, double value) const {
-    if (!(value > 0)) fail("{}: field '{}' must be positive, got {}", where_, key, value);
-  }
-  void non_negative(const char* key, double value) const {
-    if (!(value >= 0)) fail("{}: field '{}' must be >= 0, got {}", where_, key, value);
-  }
-  const std::string& where() const { return where_; }
-
- private:
-  [[noreturn]] void bad(const char* key, const char* expected, const json& v) const {
-    fail("{}: field '{}' must be {}, got {} ({})", where_, key, expected, v.dump(), v.type_name());
-  }
-  const json& j_;
-  std::string where_;
-};
+constexpr int kMaxInt = std::numeric_limits<int>::max();
+constexpr EnumTable<std::string_view, 2> kDevices{{{"cpu", "cpu"}, {"cuda", "cuda"}}};
+constexpr EnumTable<NanPolicy, 2> kNanPolicies{{{NanPolicy::stop, "stop"}, {NanPolicy::skip, "skip"}}};
 
 const json& section(const json& j, const char* key) {
   static const json empty = json::object();
   return j.contains(key) ? j.at(key) : empty;
+}
+
+// Refuses a run whose model cannot be trained in the memory of this machine (and, for CUDA, of
+// the GPU where its allocator reports a size), before anything is allocated.
+void require_training_memory(const RunConfig& r, const std::string& name) {
+  const bool cuda = r.train.device == "cuda";
+  const MemoryLayout layout{DType::f32, cuda ? DType::bf16 : DType::f32, cuda};
+  const MemoryEstimate need =
+      estimate_training_memory(r.model, r.data.batch_size, r.data.seq_len, layout);
+  const std::string purpose =
+      fmt::format("to train on batches of {} x {} tokens", r.data.batch_size, r.data.seq_len);
+  const std::string advice = fmt::format(
+      "lower data.batch_size or data.seq_len, or make the model smaller ({})", name);
+  if (cuda) {
+    require_memory(need, device_capacity_bytes(Device::cuda), purpose, "the GPU", advice);
+    // The host initialises the weights and stages checkpoints in f32.
+    MemoryEstimate host;
+    host.weights = need.gradients;
+    require_memory(host, device_capacity_bytes(Device::cpu), "in host memory for its weights",
+                   "this machine", advice);
+  } else {
+    require_memory(need, device_capacity_bytes(Device::cpu), purpose, "this machine", advice);
+  }
 }
 
 }  // namespace
@@ -67,87 +54,81 @@ RunConfig RunConfig::from_json(const json& j, const std::string& name) {
   if (!j.is_object()) fail("{}: a run config must be a JSON object", name);
   for (auto it = j.begin(); it != j.end(); ++it) {
     static const std::set<std::string> known = {"model", "data", "optim", "schedule", "train", "output", "comment"};
-    if (!known.count(it.key())) fail("{}: unknown section '{}' (see docs/config.md)", name, it.key());
+    if (!known.count(it.key())) {
+      fail("{}: unknown section '{}' (see docs/config.md)", name, text_snippet(it.key()));
+    }
+  }
+  if (j.contains("comment") && !j.at("comment").is_string()) {
+    fail("{}: field 'comment' must be a string, got {}", name, json_snippet(j.at("comment")));
   }
   if (!j.contains("model")) fail("{}: missing the \"model\" section", name);
   RunConfig r;
   r.model = ModelConfig::from_json(j.at("model"), name + " (model)");
 
-  Section data(section(j, "data"), name + " (data)", {"path", "seq_len", "batch_size", "seed"});
-  std::string path = r.data.path.string();
-  data.get("path", path);
-  r.data.path = path;
-  data.get("seq_len", r.data.seq_len);
-  data.get("batch_size", r.data.batch_size);
-  data.get("seed", r.data.seed);
-  data.positive("seq_len", r.data.seq_len);
-  data.positive("batch_size", r.data.batch_size);
+  const JsonFields data(section(j, "data"), name + " (data)", {"path", "seq_len", "batch_size", "seed"});
+  r.data.path = data.string_or("path", r.data.path.string());
+  if (r.data.path.empty()) fail("{} must not be empty", data.field("path"));
+  r.data.seq_len = data.integer_or<int>("seq_len", r.data.seq_len, 1, kMaxInt);
+  r.data.batch_size = data.integer_or<int>("batch_size", r.data.batch_size, 1, kMaxInt);
+  r.data.seed = data.integer_or<std::uint64_t>("seed", r.data.seed);
   if (r.data.seq_len > r.model.max_seq_len) {
     fail("{} (data): field 'seq_len' ({}) exceeds the model's max_seq_len ({})", name, r.data.seq_len,
          r.model.max_seq_len);
   }
+  if (std::int64_t(r.data.batch_size) * r.data.seq_len > kMaxInt) {
+    fail("{} (data): batch_size x seq_len = {} x {} tokens per micro-batch is out of range (at "
+         "most {})",
+         name, r.data.batch_size, r.data.seq_len, kMaxInt);
+  }
 
-  Section optim(section(j, "optim"), name + " (optim)",
-                {"beta1", "beta2", "eps", "weight_decay", "decay_embeddings", "grad_clip", "grad_accum"});
-  optim.get("beta1", r.optim.beta1);
-  optim.get("beta2", r.optim.beta2);
-  optim.get("eps", r.optim.eps);
-  optim.get("weight_decay", r.optim.weight_decay);
-  optim.get("decay_embeddings", r.optim.decay_embeddings);
-  optim.get("grad_clip", r.optim.grad_clip);
-  optim.get("grad_accum", r.optim.grad_accum);
+  const JsonFields optim(section(j, "optim"), name + " (optim)",
+                         {"beta1", "beta2", "eps", "weight_decay", "decay_embeddings", "grad_clip",
+                          "grad_accum"});
+  r.optim.beta1 = optim.number_or("beta1", r.optim.beta1);
+  r.optim.beta2 = optim.number_or("beta2", r.optim.beta2);
+  r.optim.eps = optim.number_or("eps", r.optim.eps);
+  r.optim.weight_decay = optim.number_or("weight_decay", r.optim.weight_decay);
+  r.optim.decay_embeddings = optim.boolean_or("decay_embeddings", r.optim.decay_embeddings);
+  r.optim.grad_clip = optim.number_or("grad_clip", r.optim.grad_clip);
+  r.optim.grad_accum = optim.integer_or<int>("grad_accum", r.optim.grad_accum, 1, kMaxGradAccum);
   for (auto [key, v] : {std::pair{"beta1", r.optim.beta1}, {"beta2", r.optim.beta2}}) {
     if (!(v >= 0 && v < 1)) fail("{} (optim): field '{}' must be in [0, 1), got {}", name, key, v);
   }
-  optim.positive("eps", r.optim.eps);
-  optim.non_negative("weight_decay", r.optim.weight_decay);
-  optim.non_negative("grad_clip", r.optim.grad_clip);
-  optim.positive("grad_accum", r.optim.grad_accum);
+  optim.require_positive("eps", r.optim.eps);
+  optim.require_non_negative("weight_decay", r.optim.weight_decay);
+  optim.require_non_negative("grad_clip", r.optim.grad_clip);
 
-  Section train(section(j, "train"), name + " (train)",
-                {"steps", "eval_every", "eval_batches", "log_every", "seed", "device", "nan_policy",
-                 "max_skipped_steps"});
-  train.get("steps", r.train.steps);
-  train.get("eval_every", r.train.eval_every);
-  train.get("eval_batches", r.train.eval_batches);
-  train.get("log_every", r.train.log_every);
-  train.get("seed", r.train.seed);
-  train.get("device", r.train.device);
-  std::string nan = "stop";
-  train.get("nan_policy", nan);
-  train.get("max_skipped_steps", r.train.max_skipped_steps);
-  train.positive("steps", r.train.steps);
-  train.non_negative("eval_every", r.train.eval_every);
-  train.non_negative("eval_batches", r.train.eval_batches);
-  train.positive("log_every", r.train.log_every);
-  train.positive("max_skipped_steps", r.train.max_skipped_steps);
-  if (r.train.device != "cpu" && r.train.device != "cuda") {
-    fail("{} (train): field 'device' must be \"cpu\" or \"cuda\", got \"{}\"", name, r.train.device);
-  }
-  if (nan == "stop") r.train.nan_policy = NanPolicy::stop;
-  else if (nan == "skip") r.train.nan_policy = NanPolicy::skip;
-  else fail("{} (train): field 'nan_policy' must be \"stop\" or \"skip\", got \"{}\"", name, nan);
+  const JsonFields train(section(j, "train"), name + " (train)",
+                         {"steps", "eval_every", "eval_batches", "log_every", "seed", "device",
+                          "nan_policy", "max_skipped_steps"});
+  r.train.steps = train.integer<int>("steps", 1, kMaxInt);
+  r.train.eval_every = train.integer_or<int>("eval_every", r.train.eval_every, 0, kMaxInt);
+  r.train.eval_batches = train.integer_or<int>("eval_batches", r.train.eval_batches, 0, kMaxInt);
+  r.train.log_every = train.integer_or<int>("log_every", r.train.log_every, 1, kMaxInt);
+  r.train.seed = train.integer_or<std::uint64_t>("seed", r.train.seed);
+  r.train.device = std::string(train.choice_or("device", kDevices, std::string_view("cpu")));
+  r.train.nan_policy = train.choice_or("nan_policy", kNanPolicies, NanPolicy::stop);
+  r.train.max_skipped_steps =
+      train.integer_or<int>("max_skipped_steps", r.train.max_skipped_steps, 1, kMaxInt);
 
-  Section output(section(j, "output"), name + " (output)", {"dir", "checkpoint_every", "keep_last"});
-  std::string dir = r.output.dir.string();
-  output.get("dir", dir);
-  r.output.dir = dir;
-  output.get("checkpoint_every", r.output.checkpoint_every);
-  output.get("keep_last", r.output.keep_last);
-  output.non_negative("checkpoint_every", r.output.checkpoint_every);
-  output.positive("keep_last", r.output.keep_last);
+  const JsonFields output(section(j, "output"), name + " (output)", {"dir", "checkpoint_every", "keep_last"});
+  r.output.dir = output.string_or("dir", r.output.dir.string());
+  if (r.output.dir.empty()) fail("{} must not be empty", output.field("dir"));
+  r.output.checkpoint_every = output.integer_or<int>("checkpoint_every", r.output.checkpoint_every, 0, kMaxInt);
+  r.output.keep_last = output.integer_or<int>("keep_last", r.output.keep_last, 1, kMaxInt);
 
   // The schedule's horizon defaults to the run's length.
   json sched = j.contains("schedule") ? j.at("schedule") : json{{"lr", 1e-3}};
   if (sched.is_object() && !sched.contains("total_steps")) sched["total_steps"] = r.train.steps;
   r.schedule = schedule_from_json(sched, name + " (schedule)");
 
+  require_training_memory(r, name);
   r.source = r.to_json();
   return r;
 }
 
 json RunConfig::to_json() const {
-  const char* nan = train.nan_policy == NanPolicy::stop ? "stop" : "skip";
+  const char* nan = enum_name(kNanPolicies, train.nan_policy);
   return json{
       {"model", model.to_json()},
       {"data", {{"path", data.path.string()}, {"seq_len", data.seq_len}, {"batch_size", data.batch_size}, {"seed", data.seed}}},
@@ -161,13 +142,7 @@ json RunConfig::to_json() const {
 }
 
 RunConfig load_run_config(const std::filesystem::path& path) {
-  json j;
-  try {
-    j = json::parse(read_file_text(path));
-  } catch (const json::parse_error& e) {
-    fail("{}: not valid JSON: {}", path.string(), e.what());
-  }
-  return RunConfig::from_json(j, path.string());
+  return RunConfig::from_json(read_json_file(path, "run config"), path.string());
 }
 
 }  // namespace difftx

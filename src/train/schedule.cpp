@@ -2,22 +2,16 @@
 #include "difftx/train/schedule.h"
 
 #include <cmath>
+#include <limits>
 #include <numbers>
-#include <set>
 
 #include "difftx/core/error.h"
+#include "difftx/core/json_fields.h"
 
 namespace difftx {
 using nlohmann::json;
 
-const char* decay_name(ScheduleConfig::Decay decay) {
-  switch (decay) {
-    case ScheduleConfig::Decay::cosine: return "cosine";
-    case ScheduleConfig::Decay::linear: return "linear";
-    case ScheduleConfig::Decay::constant: return "constant";
-  }
-  return "?";
-}
+const char* decay_name(ScheduleConfig::Decay decay) { return enum_name(kDecays, decay); }
 
 double learning_rate(const ScheduleConfig& c, int step) {
   if (step < 0) fail("learning_rate: step must be >= 0, got {}", step);
@@ -51,73 +45,17 @@ void validate_schedule(const ScheduleConfig& c, const std::string& source) {
   }
 }
 
-namespace {
-
-const std::set<std::string> kKnownFields = {"lr", "min_lr", "warmup_steps", "total_steps", "decay",
-                                            "comment"};
-
-double get_number(const json& j, const char* key, const std::string& source, bool required,
-                  double fallback) {
-  if (!j.contains(key)) {
-    if (required) fail("{}: missing required field '{}'", source, key);
-    return fallback;
-  }
-  const json& v = j.at(key);
-  if (!v.is_number()) {
-    fail("{}: field '{}' must be a number, got {} ({})", source, key, v.dump(), v.type_name());
-  }
-  return v.get<double>();
-}
-
-int get_int(const json& j, const char* key, const std::string& source, bool required, int fallback) {
-  if (!j.contains(key)) {
-    if (required) fail("{}: missing required field '{}'", source, key);
-    return fallback;
-  }
-  const json& v = j.at(key);
-  if (!v.is_number_integer()) {
-    fail("{}: field '{}' must be an integer, got {} ({})", source, key, v.dump(), v.type_name());
-  }
-  if (v.is_number_unsigned()) {
-    auto x = v.get<unsigned long long>();
-    if (x > 2147483647ULL) fail("{}: field '{}' is out of range: {}", source, key, x);
-    return static_cast<int>(x);
-  }
-  auto x = v.get<long long>();
-  if (x < -2147483647LL || x > 2147483647LL) fail("{}: field '{}' is out of range: {}", source, key, x);
-  return static_cast<int>(x);
-}
-
-}  // namespace
-
 ScheduleConfig schedule_from_json(const json& j, const std::string& source) {
-  if (!j.is_object()) fail("{}: a schedule must be a JSON object, got {}", source, j.type_name());
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    if (!kKnownFields.count(it.key())) {
-      fail("{}: unknown field '{}' (a schedule has lr, min_lr, warmup_steps, total_steps, decay)",
-           source, it.key());
-    }
-  }
-  if (j.contains("comment") && !j.at("comment").is_string()) {
-    fail("{}: field 'comment' must be a string, got {} ({})", source, j.at("comment").dump(),
-         j.at("comment").type_name());
-  }
+  const JsonFields f(j, source, {"lr", "min_lr", "warmup_steps", "total_steps", "decay"},
+                     JsonFields::Unknown::reject, JsonFields::Null::is_value,
+                     "a schedule has lr, min_lr, warmup_steps, total_steps, decay");
+  constexpr int kMax = std::numeric_limits<int>::max();
   ScheduleConfig c;
-  c.lr = get_number(j, "lr", source, true, 0.0);
-  c.min_lr = get_number(j, "min_lr", source, false, 0.0);
-  c.warmup_steps = get_int(j, "warmup_steps", source, false, 0);
-  c.total_steps = get_int(j, "total_steps", source, true, 0);
-  if (j.contains("decay")) {
-    const json& v = j.at("decay");
-    if (!v.is_string()) {
-      fail("{}: field 'decay' must be a string, got {} ({})", source, v.dump(), v.type_name());
-    }
-    const std::string name = v.get<std::string>();
-    if (name == "cosine") c.decay = ScheduleConfig::Decay::cosine;
-    else if (name == "linear") c.decay = ScheduleConfig::Decay::linear;
-    else if (name == "constant") c.decay = ScheduleConfig::Decay::constant;
-    else fail("{}: field 'decay' must be \"cosine\", \"linear\" or \"constant\", got \"{}\"", source, name);
-  }
+  c.lr = f.number("lr");
+  c.min_lr = f.number_or("min_lr", 0.0);
+  c.warmup_steps = f.integer_or<int>("warmup_steps", 0, 0, kMax);
+  c.total_steps = f.integer<int>("total_steps", 1, kMax);
+  c.decay = f.choice_or("decay", kDecays, ScheduleConfig::Decay::cosine);
   validate_schedule(c, source);
   return c;
 }

@@ -89,8 +89,7 @@ void add_import(CLI::App& group) {
       ->capture_default_str();
   cmd->callback([args] {
     hf::HfImportOptions options;
-    if (args->rope_style == "interleaved") options.rope_style = RopeStyle::interleaved;
-    if (args->rope_style == "half_split") options.rope_style = RopeStyle::half_split;
+    if (args->rope_style != "auto") options.rope_style = parse_rope_style(args->rope_style, "--rope-style");
     const fs::path out = args->out.empty() ? default_import_out(args->in) : args->out;
     refuse_import_into_run_folder(out, "--out");
     const hf::HfImportResult r = hf::import_hf(args->in, out, options);

@@ -1,5 +1,6 @@
 // Crash-safe file output: data goes to a temporary file in the target folder, is fsync'ed,
 // then renamed over the target, so readers see either the old file or the complete new one.
+// (Whole-file reads, read_file_bytes / read_file_text, live in difftx/core/input_file.h.)
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "difftx/core/input_file.h"
 
 namespace difftx {
 
@@ -26,9 +29,5 @@ void write_file_atomic_streamed(const std::filesystem::path& path,
 
 // Makes sure `dir` exists and is writable (creates it if needed); throws a clear Error if not.
 void ensure_writable_directory(const std::filesystem::path& dir);
-
-// Reads a whole file; throws an Error naming the path if it is missing or unreadable.
-std::vector<std::byte> read_file_bytes(const std::filesystem::path& path);
-std::string read_file_text(const std::filesystem::path& path);
 
 }  // namespace difftx

@@ -5,14 +5,20 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace difftx {
 
+// `text` with every control character escaped ("\n", "\x1b"), so a message quoting user
+// input (a JSON key, a path, a field value) still prints as exactly one line.
+std::string one_line(std::string_view text);
+
 // Thrown for every user-facing failure (bad config, corrupt file, bad argument). The CLI prints
-// `difftx: error: <what()>` and exits non-zero; nothing else needs to catch it.
+// `difftx: error: <what()>` and exits non-zero; nothing else needs to catch it. The message is
+// kept to one line (see one_line).
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message) : std::runtime_error(one_line(message)) {}
 };
 
 template <typename... Args>

@@ -3,9 +3,11 @@
 // JSON header (padded with spaces to a multiple of 8), then the raw little-endian tensor data.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,18 +49,26 @@ struct SafetensorsHeader {
 struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
   std::vector<std::pair<std::string, Tensor>> tensors;  // CPU tensors, in header order
+  std::vector<SafetensorsEntry> entries;                // as stored (dtype before loading)
 
   bool contains(const std::string& name) const;
   const Tensor& at(const std::string& name) const;  // throws difftx::Error if absent
 };
 
 // Reads and validates the header without touching the tensor data. Throws difftx::Error naming
-// the file (and the tensor, where one is at fault) when: the file is shorter than 8 bytes; the
-// header length runs past the end of the file or exceeds 100 MB; the header is not a JSON object
-// of well-formed entries (dtype, shape, data_offsets) with an optional string-to-string
-// "__metadata__"; a dtype is unknown or unsupported; a name repeats; data_offsets disagree with
-// dtype and shape, overlap, leave a gap, or run past the file; bytes follow the last tensor.
+// the file (and the tensor, where one is at fault) when: the path is not a regular file
+// (core/input_file.h); the file is shorter than 8 bytes; the header length runs past the end of
+// the file or exceeds 100 MB; the header is not a JSON object (within the nesting limit of
+// core/json_input.h) of well-formed entries (dtype, shape, data_offsets) with an optional
+// string-to-string "__metadata__"; a dtype is unknown or unsupported; a name repeats;
+// data_offsets disagree with dtype and shape, overlap, leave a gap, or run past the file; bytes
+// follow the last tensor.
 SafetensorsHeader read_safetensors_header(const std::filesystem::path& path);
+
+// The same checks on bytes in memory: `file_start` holds (at least) the first 8 + header-length
+// bytes of a file of `file_size` bytes; `source` names it in errors. (The fuzz harness' entry.)
+SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_start,
+                                           std::uint64_t file_size, const std::string& source);
 
 // Reads the whole file into CPU tensors (see SafetensorsEntry::load_dtype for conversions;
 // an I64 value outside the i32 range is an error naming the tensor).

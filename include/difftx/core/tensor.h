@@ -34,9 +34,13 @@ class DeviceAllocator {
   // Copies `bytes` between any two devices (kinds given) in the current stream, synchronously.
   virtual void copy(void* dst, Device dst_device, const void* src, Device src_device,
                     std::size_t bytes) = 0;
+  // Total memory of the device in bytes (for refusing what cannot fit); 0 if unknown.
+  virtual std::uint64_t capacity_bytes() const { return 0; }
 };
 void register_allocator(Device device, DeviceAllocator* allocator);
 DeviceAllocator& allocator_for(Device device);
+// capacity_bytes() of the device's allocator; 0 when unknown or when no allocator is registered.
+std::uint64_t device_capacity_bytes(Device device);
 
 class Tensor {
  public:

@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "difftx/hf/hf_convert.h"
 
@@ -22,5 +24,11 @@ struct HfWeights {
 // JSON or lacks weight_map, a shard that is missing, a tensor the index places in a shard that
 // lacks it, a tensor stored in two files, an integer tensor, and any corrupt safetensors file.
 HfWeights load_hf_weights(const std::filesystem::path& dir);
+
+// The shards of model.safetensors.index.json: shard file name -> the tensors it holds. Checks
+// the JSON (within the limits of core/json_input.h), that "weight_map" maps names to plain file
+// names inside the folder, and that it is not empty; `source` names the index in errors.
+using HfShardIndex = std::map<std::string, std::set<std::string>>;
+HfShardIndex parse_hf_index(std::string_view text, const std::string& source);
 
 }  // namespace difftx::hf

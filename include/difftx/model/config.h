@@ -4,16 +4,34 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
+
+#include "difftx/core/enum_names.h"
 
 namespace difftx {
 
 enum class AttentionKind { diff_v1, diff_v2, softmax };
 enum class RopeStyle { interleaved, half_split };
 
+// The names used in configs, checkpoints and options (one table each, see core/enum_names.h).
+inline constexpr EnumTable<AttentionKind, 3> kAttentionKinds{{{AttentionKind::diff_v1, "diff_v1"},
+                                                              {AttentionKind::diff_v2, "diff_v2"},
+                                                              {AttentionKind::softmax, "softmax"}}};
+inline constexpr EnumTable<RopeStyle, 2> kRopeStyles{
+    {{RopeStyle::interleaved, "interleaved"}, {RopeStyle::half_split, "half_split"}}};
+
 const char* attention_kind_name(AttentionKind kind);
 const char* rope_style_name(RopeStyle style);
+// `what` names the text in errors ("--rope-style", "x.safetensors: metadata 'difftx_rope_style'").
+RopeStyle parse_rope_style(std::string_view text, std::string_view what);
+
+// Limits of ModelConfig::validate beyond positivity: a model above them cannot be trained or
+// even listed (its tensor list alone would not fit in memory).
+inline constexpr double kMaxParameters = 0x1p40;  // 1.1e12 parameters (4 TiB of f32 weights)
+inline constexpr int kMaxLayers = 1 << 16;
+inline constexpr int kMaxSeqLen = 1 << 24;
 
 struct ModelConfig {
   int vocab_size = 0;
@@ -45,10 +63,13 @@ struct ModelConfig {
 
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   nlohmann::json to_json() const;
-  // Checks every invariant; throws difftx::Error naming the field.
+  // Checks every invariant and limit; throws difftx::Error naming the field, or, for a model
+  // above kMaxParameters, saying how much memory its weights alone would need.
   void validate(const std::string& source) const;
 };
 
+// Reads a model config file, or the "model" object of a run config (regular files only, JSON
+// within the limits of difftx/core/json_input.h).
 ModelConfig load_model_config(const std::filesystem::path& path);
 
 // DIFF V1: lambda_init = 0.8 - 0.6 * exp(-0.3 * layer), layer 0-based.

@@ -20,6 +20,8 @@ struct DataSettings {
   std::uint64_t seed = 1;                     // window order
 };
 
+inline constexpr int kMaxGradAccum = 1 << 16;
+
 struct OptimSettings {
   double beta1 = 0.9;
   double beta2 = 0.95;
@@ -27,7 +29,7 @@ struct OptimSettings {
   double weight_decay = 0.1;      // decoupled; matrices only (see params.h ParamSpec)
   bool decay_embeddings = true;   // the (tied) embedding matrix is decayed like other matrices
   double grad_clip = 1.0;         // global L2 norm; 0 disables clipping
-  int grad_accum = 1;             // micro-batches per optimizer step
+  int grad_accum = 1;             // micro-batches per optimizer step, at most kMaxGradAccum
 };
 
 enum class NanPolicy { stop, skip };
@@ -58,10 +60,14 @@ struct RunConfig {
   OutputSettings output;
   nlohmann::json source;  // the parsed file (with defaults filled in), stored in checkpoints
 
+  // Validates everything load_run_config does (the memory check included).
   static RunConfig from_json(const nlohmann::json& j, const std::string& source_name);
   nlohmann::json to_json() const;
 };
 
+// Reads a run config file (a regular file, JSON within the limits of core/json_input.h). Every
+// field is typed and range-checked; a model that cannot be trained in this machine's memory
+// (model/memory_estimate.h) is refused with the figure.
 RunConfig load_run_config(const std::filesystem::path& path);
 
 }  // namespace difftx

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "difftx/core/enum_names.h"
+
 namespace difftx {
 
 // The schedule, as read from the "schedule" object of a run config (see schedule_from_json).
@@ -30,6 +32,11 @@ struct ScheduleConfig {
   int total_steps = 0;     // > 0
   Decay decay = Decay::cosine;
 };
+
+inline constexpr EnumTable<ScheduleConfig::Decay, 3> kDecays{
+    {{ScheduleConfig::Decay::cosine, "cosine"},
+     {ScheduleConfig::Decay::linear, "linear"},
+     {ScheduleConfig::Decay::constant, "constant"}}};
 
 // "cosine", "linear" or "constant".
 const char* decay_name(ScheduleConfig::Decay decay);

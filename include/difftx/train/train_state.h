@@ -1,11 +1,15 @@
 // Training state saved beside each checkpoint (train_state.safetensors): AdamW moments as
-// tensors "m.<param>" / "v.<param>" and, in the metadata, the step, the data-loader position,
-// the initialisation seed and the NaN-skip counter. Written atomically, apart from the weights.
+// tensors "m.<param>" / "v.<param>" (F32) and, in the metadata, the format ("difftx-train-state",
+// format_version), a required checksum of the moments, and the "state" JSON: step, data-loader
+// position, initialisation seed, NaN-skip counter and optimizer steps taken. Written atomically,
+// apart from the weights.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <string>
+#include <string_view>
 
 #include "difftx/train/optimizer.h"
 
@@ -18,8 +22,21 @@ struct TrainStateMeta {
   int skipped_in_a_row = 0;
 };
 
+// Refuses (difftx::Error, nothing written) moments holding NaN or infinity.
 void save_train_state(const std::filesystem::path& file, AdamW& optimizer, const TrainStateMeta& meta);
-// Restores the moments into `optimizer` (shapes checked) and returns the metadata.
+
+// Restores the moments into `optimizer` and returns the metadata, after checking everything
+// (the optimizer is untouched on error): format and checksum; the state's fields (integers in
+// range, adam_steps <= step); that its step agrees with the checkpoint folder (model.safetensors'
+// step, a step_NNNNNNN folder name); moments present, of the optimizer's shapes, stored as F32,
+// finite, second moments >= 0; no other tensors.
 TrainStateMeta load_train_state(const std::filesystem::path& file, AdamW& optimizer);
+
+// The "state" metadata JSON alone (the fuzz harness' entry); `source` names it in errors.
+struct TrainStateRecord {
+  TrainStateMeta meta;
+  int adam_steps = 0;  // optimizer steps taken (skipped steps take none)
+};
+TrainStateRecord parse_train_state_meta(std::string_view text, const std::string& source);
 
 }  // namespace difftx
