@@ -19,8 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "difftx/cuda/attention.h"
-#include "difftx/model/backend.h"
+#include "difftx/cuda/attention/attention.h"
 
 namespace {
 
@@ -109,10 +108,10 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "properties");
-  const char* force = std::getenv("DIFFTX_ATTENTION_KERNELS");
-  const bool wgmma = prop.major == 9 && prop.minor == 0 && !(force && std::strcmp(force, "mma") == 0);
+  // the family CudaBackend would use (DIFFTX_ATTENTION_KERNELS=mma forces the portable one)
+  const difftx::cuda::AttentionKernels kernels = difftx::cuda::select_attention_kernels(0);
   std::printf("device: %s, %d SMs; kernels: %s\n", prop.name, prop.multiProcessorCount,
-              wgmma ? "wgmma (sm_90a)" : "mma.sync");
+              difftx::cuda::attention_kernels_name(kernels));
 
   std::mt19937 rng(1234);
   std::vector<Row> rows;
@@ -158,26 +157,30 @@ int main(int argc, char** argv) {
       gs.k_heads = gs.v_heads = 2 * h;
       gs.v_head_dim = d;
 
-      const std::size_t ws_bytes = std::max(difftx::cuda::attention_backward_workspace_bytes(gd),
-                                            difftx::cuda::attention_backward_workspace_bytes(gs));
+      using difftx::cuda::AttentionKind;
+      using difftx::cuda::AttentionPlan;
+      const AttentionPlan pd = AttentionPlan::make(gd, AttentionKind::diff_v1, kernels);
+      const AttentionPlan ps = AttentionPlan::make(gs, AttentionKind::softmax, kernels);
+      const std::size_t ws_bytes =
+          std::max(pd.backward_workspace_bytes(), ps.backward_workspace_bytes());
       void* ws = nullptr;
       check(cudaMalloc(&ws, ws_bytes), "workspace");
 
       const int warm = 3;
       Row rd{"diff_v1_fused", d, T, B, h, 0, 0, 6.0 * B * h * double(T) * T * d};
-      rd.fwd_ms = median_ms([&] { difftx::cuda::diff_attention_forward(gd, q, k, v, lambda, out, out2, lse, nullptr); }, warm, reps);
+      rd.fwd_ms = median_ms([&] { difftx::cuda::diff_attention_forward(pd, q, k, v, lambda, out, out2, lse, nullptr); }, warm, reps);
       rd.bwd_ms = median_ms([&] {
-        difftx::cuda::diff_attention_backward(gd, q, k, v, lambda, out, out2, lse, dout, dq, dk,
+        difftx::cuda::diff_attention_backward(pd, q, k, v, lambda, out, out2, lse, dout, dq, dk,
                                               dv, dlambda, ws, ws_bytes, nullptr);
       }, warm, reps);
       rows.push_back(rd);
       if (!diff_only) {
         Row rs{"softmax_2h", d, T, B, h, 0, 0, 4.0 * B * h * double(T) * T * d};
         rs.fwd_ms = median_ms(
-            [&] { difftx::cuda::softmax_attention_forward(gs, q, k, v, out, lse, nullptr); }, warm,
+            [&] { difftx::cuda::softmax_attention_forward(ps, q, k, v, out, lse, nullptr); }, warm,
             reps);
         rs.bwd_ms = median_ms([&] {
-          difftx::cuda::softmax_attention_backward(gs, q, k, v, out, lse, dout, dq, dk, dv, ws,
+          difftx::cuda::softmax_attention_backward(ps, q, k, v, out, lse, dout, dq, dk, dv, ws,
                                                    ws_bytes, nullptr);
         }, warm, reps);
         rows.push_back(rs);

@@ -4,7 +4,7 @@
 #include "difftx/cpu/cpu_backend.h"
 #include "difftx/core/error.h"
 #ifdef DIFFTX_WITH_CUDA
-#include "difftx/cuda/cuda_backend.h"
+#include "difftx/cuda/backend/cuda_backend.h"
 #endif
 
 namespace difftx {

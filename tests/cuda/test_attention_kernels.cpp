@@ -1,11 +1,12 @@
-// Fused CUDA attention kernels (include/difftx/cuda/attention.h) against a CPU reference:
+// Fused CUDA attention kernels (include/difftx/cuda/attention/attention.h) against a CPU reference:
 // fp64 naive attention on the bf16-rounded inputs is the truth; a naive bf16 implementation
 // (fp32 scores and softmax, P and dS rounded to bf16 before their products - for DIFF V1's dV the
 // combined map A1 - lambda A2, as the official naive code rounds it -, bf16 outputs, D from the
 // bf16 forward outputs) sets the error budget: the kernel's max error must be at most twice the
 // naive one plus a small floor (the FlashAttention rule). Both kernel families run: the Hopper
 // wgmma kernels by default on sm_90, the portable mma.sync ones with
-// DIFFTX_ATTENTION_KERNELS=mma (bench/cuda/run_attention_bench.sh runs the suite both ways).
+// DIFFTX_ATTENTION_KERNELS=mma (select_attention_kernels reads it; bench/cuda/
+// run_attention_bench.sh runs the suite both ways).
 // Outputs are NaN-poisoned before each run; every element written is checked finite, padding
 // columns and guard elements must stay untouched. Softmax (baseline / V2) and DIFF V1, d = 64 and
 // 128, odd lengths, GQA, decode-style q_offset, padded row strides, and a 64K-token smoke case.
@@ -25,19 +26,31 @@
 #include <vector>
 
 #include "difftx/core/error.h"
-#include "difftx/cuda/attention.h"
-#include "difftx/model/backend.h"
+#include "difftx/cuda/attention/attention.h"
 
 namespace {
 
 using difftx::AttentionGeometry;
+using difftx::cuda::AttentionKind;
+using difftx::cuda::AttentionPlan;
 using difftx::cuda::bf16;
+using Family = difftx::cuda::AttentionKernels;  // (AttentionKernels names the test suite below)
 
 constexpr std::uint16_t kPoison = 0x7FC0;  // bf16 quiet NaN
 
 bool has_device() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+// The kernel family under test, chosen once per process like CudaBackend does.
+Family kernels() {
+  static const Family k = [] {
+    const Family chosen = difftx::cuda::select_attention_kernels(0);
+    std::printf("  attention kernels: %s\n", difftx::cuda::attention_kernels_name(chosen));
+    return chosen;
+  }();
+  return k;
 }
 
 #define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr << ": " << cudaGetErrorString(expr)
@@ -417,6 +430,7 @@ struct DeviceCase {
   Case c;
   Dims D;
   AttentionGeometry g;
+  AttentionPlan plan;
   std::size_t q_rows, kv_rows;
   DevBuf<std::uint16_t> q, k, v, dout, out, out2, dq, dk, dv;
   DevBuf<float> lse, lambda, dlambda;
@@ -425,6 +439,8 @@ struct DeviceCase {
       : c(cs),
         D(cs),
         g(geometry(cs)),
+        plan(AttentionPlan::make(g, cs.diff ? AttentionKind::diff_v1 : AttentionKind::softmax,
+                                 kernels())),
         q_rows(static_cast<std::size_t>(cs.batch) * cs.q_len),
         kv_rows(static_cast<std::size_t>(cs.batch) * cs.kv_len),
         q(q_rows * g.q_row_stride),
@@ -461,12 +477,12 @@ struct DeviceCase {
     poison(out2);
     poison(lse);
     if (c.diff) {
-      difftx::cuda::diff_attention_forward(g, reinterpret_cast<bf16*>(q.ptr), reinterpret_cast<bf16*>(k.ptr),
+      difftx::cuda::diff_attention_forward(plan, reinterpret_cast<bf16*>(q.ptr), reinterpret_cast<bf16*>(k.ptr),
                                            reinterpret_cast<bf16*>(v.ptr), lambda.ptr,
                                            reinterpret_cast<bf16*>(out.ptr),
                                            reinterpret_cast<bf16*>(out2.ptr), lse.ptr, nullptr);
     } else {
-      difftx::cuda::softmax_attention_forward(g, reinterpret_cast<bf16*>(q.ptr), reinterpret_cast<bf16*>(k.ptr),
+      difftx::cuda::softmax_attention_forward(plan, reinterpret_cast<bf16*>(q.ptr), reinterpret_cast<bf16*>(k.ptr),
                                               reinterpret_cast<bf16*>(v.ptr),
                                               reinterpret_cast<bf16*>(out.ptr), lse.ptr, nullptr);
     }
@@ -481,16 +497,16 @@ struct DeviceCase {
     const auto* bv = reinterpret_cast<const bf16*>(v.ptr);
     if (c.diff) {
       difftx::cuda::diff_attention_backward(
-          g, bq, bk, bv, lambda.ptr, reinterpret_cast<const bf16*>(out.ptr),
+          plan, bq, bk, bv, lambda.ptr, reinterpret_cast<const bf16*>(out.ptr),
           reinterpret_cast<const bf16*>(out2.ptr), lse.ptr, reinterpret_cast<const bf16*>(dout.ptr),
           reinterpret_cast<bf16*>(dq.ptr), reinterpret_cast<bf16*>(dk.ptr),
           reinterpret_cast<bf16*>(dv.ptr), dlambda.ptr, nullptr, 0, nullptr);
     } else {
       // exercise the caller-provided workspace path
-      const std::size_t ws_bytes = difftx::cuda::attention_backward_workspace_bytes(g);
+      const std::size_t ws_bytes = plan.backward_workspace_bytes();
       DevBuf<unsigned char> ws(ws_bytes);
       difftx::cuda::softmax_attention_backward(
-          g, bq, bk, bv, reinterpret_cast<const bf16*>(out.ptr), lse.ptr,
+          plan, bq, bk, bv, reinterpret_cast<const bf16*>(out.ptr), lse.ptr,
           reinterpret_cast<const bf16*>(dout.ptr), reinterpret_cast<bf16*>(dq.ptr),
           reinterpret_cast<bf16*>(dk.ptr), reinterpret_cast<bf16*>(dv.ptr), ws.ptr, ws_bytes,
           nullptr);
@@ -710,39 +726,53 @@ TEST(AttentionValidation, RejectsBadGeometry) {
   c.batch = 1;
   c.q_len = c.kv_len = 16;
   c.heads = c.kv_heads = 1;
-  AttentionGeometry g = geometry(c);
-  alignas(16) static float dummy[64];
-  auto* p = reinterpret_cast<bf16*>(dummy);
-  auto fwd = [&](const AttentionGeometry& gg) {
-    difftx::cuda::diff_attention_forward(gg, p, p, p, dummy, p, p, dummy, nullptr);
+  const AttentionGeometry g = geometry(c);
+  auto plan = [](const AttentionGeometry& gg, AttentionKind kind, Family k = Family::mma) {
+    return AttentionPlan::make(gg, kind, k);
   };
+  EXPECT_NO_THROW(plan(g, AttentionKind::diff_v1));
   AttentionGeometry bad = g;
   bad.head_dim = 96;
-  EXPECT_THROW(fwd(bad), difftx::Error);
+  EXPECT_THROW(plan(bad, AttentionKind::diff_v1), difftx::Error);
   bad = g;
   bad.v_head_dim = 64;  // DIFF V1 needs 2d
-  EXPECT_THROW(fwd(bad), difftx::Error);
+  EXPECT_THROW(plan(bad, AttentionKind::diff_v1), difftx::Error);
   bad = g;
   bad.kv_len = 8;  // < q_offset + q_len
-  EXPECT_THROW(fwd(bad), difftx::Error);
+  EXPECT_THROW(plan(bad, AttentionKind::diff_v1), difftx::Error);
   bad = g;
   bad.q_row_stride += 4;  // not a multiple of 8 elements
-  EXPECT_THROW(fwd(bad), difftx::Error);
+  EXPECT_THROW(plan(bad, AttentionKind::diff_v1), difftx::Error);
   bad = g;
   bad.q_row_stride = 64;  // smaller than 2 components x 64
-  EXPECT_THROW(fwd(bad), difftx::Error);
+  EXPECT_THROW(plan(bad, AttentionKind::diff_v1), difftx::Error);
   bad = g;
   bad.k_heads = 3;
-  EXPECT_THROW(fwd(bad), difftx::Error);
-  EXPECT_THROW(difftx::cuda::diff_attention_forward(g, p + 1, p, p, dummy, p, p, dummy, nullptr),
-               difftx::Error);  // misaligned q
+  EXPECT_THROW(plan(bad, AttentionKind::diff_v1), difftx::Error);
+  EXPECT_FALSE(AttentionPlan::try_make(bad, AttentionKind::diff_v1, Family::mma));
   AttentionGeometry sg = g;
   sg.q_heads = 3;
   sg.k_heads = 2;
   sg.v_heads = 2;
   sg.v_head_dim = 64;
-  EXPECT_THROW(difftx::cuda::softmax_attention_forward(sg, p, p, p, p, dummy, nullptr),
-               difftx::Error);  // 3 query heads over 2 kv heads
+  sg.q_row_stride = sg.kv_row_stride_k = sg.kv_row_stride_v = 3 * 64;
+  EXPECT_THROW(plan(sg, AttentionKind::softmax), difftx::Error);  // 3 query heads over 2 kv heads
+  // the fused V2 forward: pairs of query heads over one kv head, sm90 kernels only
+  AttentionGeometry v2 = difftx::packed_attention_geometry(1, 16, 16, 0, 4, 2, 2, 64, 64);
+  EXPECT_NO_THROW(plan(v2, AttentionKind::diff_v2, Family::sm90));
+  EXPECT_THROW(plan(v2, AttentionKind::diff_v2, Family::mma), difftx::Error);
+  EXPECT_FALSE(AttentionPlan::try_make(v2, AttentionKind::diff_v2, Family::mma));
+  v2 = difftx::packed_attention_geometry(1, 16, 16, 0, 4, 4, 4, 64, 64);  // one query head per kv
+  EXPECT_THROW(plan(v2, AttentionKind::diff_v2, Family::sm90), difftx::Error);
+
+  // The launchers check their pointers and the plan's kind before any device work.
+  alignas(16) static float dummy[64];
+  auto* p = reinterpret_cast<bf16*>(dummy);
+  const AttentionPlan ok = plan(g, AttentionKind::diff_v1);
+  EXPECT_THROW(difftx::cuda::diff_attention_forward(ok, p + 1, p, p, dummy, p, p, dummy, nullptr),
+               difftx::Error);  // misaligned q
+  EXPECT_THROW(difftx::cuda::softmax_attention_forward(ok, p, p, p, p, dummy, nullptr),
+               difftx::Error);  // a diff_v1 plan given to the softmax launcher
 }
 
 }  // namespace

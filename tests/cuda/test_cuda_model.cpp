@@ -7,7 +7,7 @@
 #include <random>
 
 #include "difftx/cpu/cpu_backend.h"
-#include "difftx/cuda/cuda_backend.h"
+#include "difftx/cuda/backend/cuda_backend.h"
 #include "difftx/model/model.h"
 #include "difftx/train/optimizer.h"
 

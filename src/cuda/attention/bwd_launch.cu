@@ -1,7 +1,6 @@
 // Backward launchers: preprocess, the instantiated configurations of the backward kernels (wgmma
 // on sm_90a, mma.sync elsewhere; grid: kv tiles, kv groups, batch, tile 0 (which sees the most
 // queries) first) and the dQ conversion.
-#include "arch.h"
 #include "bwd_kernel.cuh"
 #include "bwd_kernel_sm90.cuh"
 #include "bwd_kernel_sm90_split.cuh"
@@ -78,8 +77,9 @@ cudaError_t launch_bwd_preprocess(const PreParams& p, int batch, int dv, bool di
   }
 }
 
-cudaError_t launch_bwd(const BwdParams& p, int d, bool diff, cudaStream_t stream) {
-  if (use_sm90_kernels()) {
+cudaError_t launch_bwd(const BwdParams& p, int d, bool diff, AttentionKernels kernels,
+                       cudaStream_t stream) {
+  if (kernels == AttentionKernels::sm90) {
     if (diff) {
       return d == 64 ? launch_sm90<BwdSm90SplitTraits, BwdSm90SplitKernel>(p, stream)
                      : launch_sm90<BwdSm90Diff128>(p, stream);

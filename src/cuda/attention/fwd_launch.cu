@@ -1,7 +1,6 @@
 // Forward launchers: the instantiated tile configurations of the forward kernels (wgmma on
 // sm_90a, mma.sync elsewhere; the fused DIFF V2 forward on sm_90a only) and the grid (query
 // tiles, heads, batch; the longest tiles first).
-#include "arch.h"
 #include "fwd_kernel.cuh"
 #include "fwd_kernel_sm90.cuh"
 #include "launch.h"
@@ -46,18 +45,15 @@ cudaError_t launch_sm90(const FwdParams& p, cudaStream_t stream) {
   return launch<Tr>(attention_fwd_sm90_kernel<Tr>, p, stream, maps);
 }
 
-
 }  // namespace
 
-bool fused_v2_available() { return use_sm90_kernels(); }
-
 cudaError_t launch_fwd_v2(const FwdParams& p, int d, cudaStream_t stream) {
-  if (!use_sm90_kernels()) return cudaErrorNotSupported;
   return d == 64 ? launch_sm90<FwdSm90V2_64>(p, stream) : launch_sm90<FwdSm90V2_128>(p, stream);
 }
 
-cudaError_t launch_fwd(const FwdParams& p, int d, bool diff, cudaStream_t stream) {
-  if (use_sm90_kernels()) {
+cudaError_t launch_fwd(const FwdParams& p, int d, bool diff, AttentionKernels kernels,
+                       cudaStream_t stream) {
+  if (kernels == AttentionKernels::sm90) {
     if (diff) return d == 64 ? launch_sm90<FwdSm90Diff64>(p, stream) : launch_sm90<FwdSm90Diff128>(p, stream);
     return d == 64 ? launch_sm90<FwdSm90Softmax64>(p, stream) : launch_sm90<FwdSm90Softmax128>(p, stream);
   }

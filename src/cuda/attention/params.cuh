@@ -1,5 +1,5 @@
 // Plain parameter structs shared by the attention launchers and kernels (device pointers, sizes
-// and strides already validated by the entry points in attention.cu).
+// and strides already validated by the AttentionPlan and launchers of attention.cpp).
 #pragma once
 
 #include <cuda_bf16.h>

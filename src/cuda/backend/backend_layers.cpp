@@ -1,32 +1,15 @@
-// CudaBackend layer ops: embedding, RMSNorm, linear, RoPE, SwiGLU, DIFF V1 lambda, DIFF V2
-// combine and the fused cross-entropy. Each method checks its tensors, then launches.
+// CudaBackend layer ops: embedding, RMSNorm, linear (cuBLASLt), RoPE and SwiGLU. Each method
+// checks its tensors (validate.h), then calls the op's raw-pointer launcher.
 #include <fmt/format.h>
 
-#include "../ops/cross_entropy.cuh"
-#include "../ops/diff_lambda.cuh"
 #include "../ops/embedding.cuh"
 #include "../ops/rmsnorm.cuh"
 #include "../ops/rope.cuh"
 #include "../ops/swiglu.cuh"
-#include "../ops/v2_combine.cuh"
 #include "cuda_backend.h"
 #include "validate.h"
 
 namespace difftx::cuda {
-namespace {
-
-// Activations on CUDA: bf16 (the backend's act dtype) or f32.
-void require_act(const Tensor& t, const char* op, const char* name) {
-  require_dtype(t, op, name, {DType::bf16, DType::f32});
-}
-
-// A 1-D parameter (gain, lambda vector) of `n` elements: the f32 master or a bf16 copy.
-void require_vector(const Tensor& t, std::int64_t n, const char* op, const char* name) {
-  require_dtype(t, op, name, {DType::f32, DType::bf16});
-  require_numel(t, n, op, name);
-}
-
-}  // namespace
 
 // ---- embedding
 
@@ -104,15 +87,51 @@ void CudaBackend::rmsnorm_backward(const Tensor& x, const Tensor& weight, const 
                           ws.defined() ? ws.raw() : nullptr, bytes, stream());
 }
 
-// ---- linear (checks live in CublasLtLinear)
+// ---- linear (cuBLASLt)
+
+namespace {
+
+struct LinearDims {
+  std::int64_t n, k, m;  // x (n, k), w (m, k)
+};
+
+// x and w of one dtype (bf16 or f32: the model passes the bf16 compute copy of a weight).
+LinearDims linear_dims(const Tensor& x, const Tensor& w, const char* op) {
+  require_act(x, op, "x");
+  require_cuda(w, op, "w");
+  require_same_dtype(x, "x", w, "w (pass the bf16 compute copy of the weight)", op);
+  require(w.ndim() == 2, op, "w must be 2-D (out_features, in_features)");
+  const std::int64_t m = w.dim(0), k = w.dim(1);
+  require(k > 0 && x.numel() % k == 0, op,
+          "x's element count is not a multiple of w's in_features");
+  return {x.numel() / k, k, m};
+}
+
+}  // namespace
 
 void CudaBackend::linear_forward(const Tensor& x, const Tensor& w, Tensor& out) {
-  linear_->forward(x, w, out);
+  const char* op = "linear_forward";
+  const LinearDims s = linear_dims(x, w, op);
+  require_cuda(out, op, "out");
+  require_same_dtype(x, "x", out, "out", op);
+  require_numel(out, s.n * s.m, op, "out");
+  linear_->forward(x.raw(), w.raw(), out.raw(), scalar_type(x), s.n, s.k, s.m);
 }
 
 void CudaBackend::linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
                                   Tensor& dw, bool accumulate_dx) {
-  linear_->backward(x, w, dout, dx, dw, accumulate_dx);
+  const char* op = "linear_backward";
+  const LinearDims s = linear_dims(x, w, op);
+  require_cuda(dout, op, "dout");
+  require_cuda(dx, op, "dx");
+  require_same_dtype(x, "x", dout, "dout", op);
+  require_same_dtype(x, "x", dx, "dx", op);
+  require_dtype(dw, op, "dw", {DType::f32});
+  require_numel(dout, s.n * s.m, op, "dout");
+  require_numel(dx, s.n * s.k, op, "dx");
+  require_numel(dw, s.m * s.k, op, "dw");
+  linear_->backward(x.raw(), w.raw(), dout.raw(), dx.raw(), static_cast<float*>(dw.raw()),
+                    scalar_type(x), s.n, s.k, s.m, accumulate_dx);
 }
 
 // ---- RoPE
@@ -164,143 +183,6 @@ void CudaBackend::swiglu_backward(const Tensor& gate, const Tensor& up, const Te
   }
   launch_swiglu_backward(gate.raw(), up.raw(), dout.raw(), dgate.raw(), dup.raw(),
                          scalar_type(gate), gate.numel(), stream());
-}
-
-// ---- DIFF V1 lambda
-
-void CudaBackend::diff_lambda_forward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
-                                      const Tensor& lk2, double lambda_init, Tensor& lambda) {
-  const char* op = "diff_lambda_forward";
-  require_dtype(lq1, op, "lambda_q1", {DType::f32, DType::bf16});
-  const std::int64_t d = lq1.numel();
-  require_vector(lk1, d, op, "lambda_k1");
-  require_vector(lq2, d, op, "lambda_q2");
-  require_vector(lk2, d, op, "lambda_k2");
-  require(lk1.dtype() == lq1.dtype() && lq2.dtype() == lq1.dtype() && lk2.dtype() == lq1.dtype(),
-          op, "the four lambda vectors must share a dtype");
-  require_dtype(lambda, op, "lambda", {DType::f32});
-  require_numel(lambda, 1, op, "lambda");
-  launch_diff_lambda_forward(lq1.raw(), lk1.raw(), lq2.raw(), lk2.raw(), scalar_type(lq1),
-                             static_cast<int>(d), lambda_init, static_cast<float*>(lambda.raw()),
-                             stream());
-}
-
-void CudaBackend::diff_lambda_backward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
-                                       const Tensor& lk2, const Tensor& dlambda, Tensor& dlq1,
-                                       Tensor& dlk1, Tensor& dlq2, Tensor& dlk2) {
-  const char* op = "diff_lambda_backward";
-  require_dtype(lq1, op, "lambda_q1", {DType::f32, DType::bf16});
-  const std::int64_t d = lq1.numel();
-  require_vector(lk1, d, op, "lambda_k1");
-  require_vector(lq2, d, op, "lambda_q2");
-  require_vector(lk2, d, op, "lambda_k2");
-  require(lk1.dtype() == lq1.dtype() && lq2.dtype() == lq1.dtype() && lk2.dtype() == lq1.dtype(),
-          op, "the four lambda vectors must share a dtype");
-  require_dtype(dlambda, op, "dlambda", {DType::f32});
-  require_numel(dlambda, 1, op, "dlambda");
-  Tensor* grads[] = {&dlq1, &dlk1, &dlq2, &dlk2};
-  const char* names[] = {"dlambda_q1", "dlambda_k1", "dlambda_q2", "dlambda_k2"};
-  for (int i = 0; i < 4; ++i) {
-    require_dtype(*grads[i], op, names[i], {DType::f32});
-    require_numel(*grads[i], d, op, names[i]);
-  }
-  launch_diff_lambda_backward(lq1.raw(), lk1.raw(), lq2.raw(), lk2.raw(), scalar_type(lq1),
-                              static_cast<int>(d), static_cast<const float*>(dlambda.raw()),
-                              static_cast<float*>(dlq1.raw()), static_cast<float*>(dlk1.raw()),
-                              static_cast<float*>(dlq2.raw()), static_cast<float*>(dlk2.raw()),
-                              stream());
-}
-
-// ---- DIFF V2 combine
-
-namespace {
-
-struct CombineDims {
-  std::int64_t n;
-  int h, d;
-};
-
-CombineDims combine_dims(const Tensor& a, const Tensor& gate_logits, const char* op) {
-  require_act(a, op, "a");
-  require_cuda(gate_logits, op, "gate_logits");
-  require_same_dtype(a, "a", gate_logits, "gate_logits", op);
-  const std::int64_t h = gate_logits.ndim() > 0 ? gate_logits.dim(-1) : 0;
-  require(h > 0, op, "gate_logits must have a last dimension h > 0");
-  const std::int64_t n = gate_logits.numel() / h;
-  DIFFTX_CHECK(n > 0 && a.numel() % (n * 2 * h) == 0,
-               "cuda backend: {}: a {} is not (N, 2h, d) for gate_logits {}", op, a.describe(),
-               gate_logits.describe());
-  return {n, static_cast<int>(h), static_cast<int>(a.numel() / (n * 2 * h))};
-}
-
-}  // namespace
-
-void CudaBackend::v2_combine_forward(const Tensor& a, const Tensor& gate_logits, Tensor& out) {
-  const char* op = "v2_combine_forward";
-  const CombineDims s = combine_dims(a, gate_logits, op);
-  require_cuda(out, op, "out");
-  require_same_dtype(a, "a", out, "out", op);
-  require_numel(out, s.n * s.h * s.d, op, "out");
-  launch_v2_combine_forward(a.raw(), gate_logits.raw(), out.raw(), scalar_type(a), s.n, s.h, s.d,
-                            stream());
-}
-
-void CudaBackend::v2_combine_backward(const Tensor& a, const Tensor& gate_logits,
-                                      const Tensor& dout, Tensor& da, Tensor& dgate_logits) {
-  const char* op = "v2_combine_backward";
-  const CombineDims s = combine_dims(a, gate_logits, op);
-  require_cuda(dout, op, "dout");
-  require_cuda(da, op, "da");
-  require_cuda(dgate_logits, op, "dgate_logits");
-  require_same_dtype(a, "a", dout, "dout", op);
-  require_same_dtype(a, "a", da, "da", op);
-  require_same_dtype(a, "a", dgate_logits, "dgate_logits", op);
-  require_numel(dout, s.n * s.h * s.d, op, "dout");
-  require_numel(da, a.numel(), op, "da");
-  require_numel(dgate_logits, gate_logits.numel(), op, "dgate_logits");
-  launch_v2_combine_backward(a.raw(), gate_logits.raw(), dout.raw(), da.raw(), dgate_logits.raw(),
-                             scalar_type(a), s.n, s.h, s.d, stream());
-}
-
-// ---- cross-entropy
-
-namespace {
-
-std::int64_t check_cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses,
-                                 const char* op) {
-  require_act(logits, op, "logits");
-  require_dtype(targets, op, "targets", {DType::i32});
-  const std::int64_t n = targets.numel();
-  require(n > 0 && logits.numel() % n == 0 && logits.numel() / n > 0, op,
-          "logits must hold (N, V) values for N targets");
-  require_dtype(losses, op, "losses", {DType::f32});
-  require_numel(losses, n, op, "losses");
-  return logits.numel() / n;
-}
-
-}  // namespace
-
-void CudaBackend::cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets,
-                                                 float grad_scale, Tensor& losses,
-                                                 Tensor& dlogits) {
-  const char* op = "cross_entropy_forward_backward";
-  const std::int64_t vocab = check_cross_entropy(logits, targets, losses, op);
-  require_cuda(dlogits, op, "dlogits");
-  require_same_dtype(logits, "logits", dlogits, "dlogits", op);
-  require_numel(dlogits, logits.numel(), op, "dlogits");
-  launch_cross_entropy(logits.raw(), scalar_type(logits),
-                       static_cast<const std::int32_t*>(targets.raw()), grad_scale,
-                       static_cast<float*>(losses.raw()), dlogits.raw(), targets.numel(), vocab,
-                       stream());
-}
-
-void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets,
-                                        Tensor& losses) {
-  const char* op = "cross_entropy_forward";
-  const std::int64_t vocab = check_cross_entropy(logits, targets, losses, op);
-  launch_cross_entropy(
-      logits.raw(), scalar_type(logits), static_cast<const std::int32_t*>(targets.raw()), 0.f,
-      static_cast<float*>(losses.raw()), nullptr, targets.numel(), vocab, stream());
 }
 
 }  // namespace difftx::cuda

@@ -3,7 +3,7 @@
 #include "../ops/convert.cuh"
 #include "../ops/fill.cuh"
 #include "cuda_backend.h"
-#include "difftx/cuda/check.h"
+#include "difftx/cuda/common/check.h"
 #include "validate.h"
 
 namespace difftx::cuda {

@@ -31,6 +31,7 @@ void CudaBackend::adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tenso
   require_numel(grad, param.numel(), op, "grad");
   require_numel(m, param.numel(), op, "m");
   require_numel(v, param.numel(), op, "v");
+  require(step >= 1, op, "step must be >= 1 (1-based)");
   launch_adamw(static_cast<float*>(param.raw()), static_cast<const float*>(grad.raw()),
                static_cast<float*>(m.raw()), static_cast<float*>(v.raw()), param.numel(), lr, beta1,
                beta2, eps, weight_decay, step, stream());

@@ -2,7 +2,7 @@
 #include "caching_allocator.h"
 
 #include "difftx/core/error.h"
-#include "difftx/cuda/check.h"
+#include "difftx/cuda/common/check.h"
 
 namespace difftx::cuda {
 

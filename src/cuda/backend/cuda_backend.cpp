@@ -1,15 +1,17 @@
-// CudaBackend construction, the public factory and the device probe.
+// CudaBackend construction (the context, the cuBLASLt linear, the attention kernel family),
+// the public factory and the device probe.
 #include "cuda_backend.h"
 
-#include "difftx/cuda/check.h"
-#include "difftx/cuda/cuda_backend.h"
+#include "difftx/cuda/backend/cuda_backend.h"
+#include "difftx/cuda/common/check.h"
 
 namespace difftx {
 namespace cuda {
 
 CudaBackend::CudaBackend(int device_index)
     : context_(CudaContext::get(device_index)),
-      linear_(std::make_unique<CublasLtLinear>(context_.stream())) {}
+      linear_(std::make_unique<CublasLtLinear>(context_.stream())),
+      attention_kernels_(select_attention_kernels(context_.device())) {}
 
 CudaBackend::~CudaBackend() = default;
 

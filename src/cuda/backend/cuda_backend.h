@@ -1,6 +1,8 @@
-// The CudaBackend class (private to src/cuda/backend): each method is the checked entry of one
-// op; it validates the tensors (device, dtype, element counts) and calls the op's launcher on
-// the context's stream. Implementations are split by op family across backend_*.cpp files.
+// The CudaBackend class (private to src/cuda/backend): each method is the one checked entry of
+// its op; it validates the tensors (device, dtype, shapes, layouts; validate.h) and calls the
+// op's raw-pointer launcher (src/cuda/ops, src/cuda/attention) on the context's stream. The
+// attention kernel family is chosen once, at construction. Implementations are split by op
+// family across backend_*.cpp files.
 #pragma once
 
 #include <cstddef>
@@ -8,6 +10,7 @@
 
 #include "../ops/linear_cublaslt.h"
 #include "cuda_context.h"
+#include "difftx/cuda/attention/attention.h"
 #include "difftx/model/backend.h"
 
 namespace difftx::cuda {
@@ -45,6 +48,8 @@ class CudaBackend final : public Backend {
   void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, Tensor& dgate,
                        Tensor& dup) override;
+
+  // backend_diff.cpp
   void diff_lambda_forward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
                            const Tensor& lk2, double lambda_init, Tensor& lambda) override;
   void diff_lambda_backward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
@@ -53,6 +58,8 @@ class CudaBackend final : public Backend {
   void v2_combine_forward(const Tensor& a, const Tensor& gate_logits, Tensor& out) override;
   void v2_combine_backward(const Tensor& a, const Tensor& gate_logits, const Tensor& dout,
                            Tensor& da, Tensor& dgate_logits) override;
+
+  // backend_loss.cpp
   void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, float grad_scale,
                                       Tensor& losses, Tensor& dlogits) override;
   void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses) override;
@@ -85,9 +92,14 @@ class CudaBackend final : public Backend {
   // Device scratch of at least `bytes` (256-byte aligned) from the caching allocator; freed when
   // the returned tensor goes, which is safe because all work is ordered on one stream.
   static Tensor scratch(std::size_t bytes);
+  // The checked plan of one attention call, for the backend's kernel family.
+  AttentionPlan attention_plan(const AttentionGeometry& g, AttentionKind kind) const {
+    return AttentionPlan::make(g, kind, attention_kernels_);
+  }
 
   CudaContext& context_;
   std::unique_ptr<CublasLtLinear> linear_;
+  AttentionKernels attention_kernels_;
 };
 
 }  // namespace difftx::cuda

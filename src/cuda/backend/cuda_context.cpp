@@ -4,7 +4,7 @@
 #include <mutex>
 
 #include "difftx/core/error.h"
-#include "difftx/cuda/check.h"
+#include "difftx/cuda/common/check.h"
 
 namespace difftx::cuda {
 

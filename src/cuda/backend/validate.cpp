@@ -1,4 +1,4 @@
-// Argument checks of the CUDA backend (see validate.h).
+// Tensor checks of the CUDA backend's op entries (see validate.h).
 #include "validate.h"
 
 #include <fmt/format.h>
@@ -48,6 +48,22 @@ void require_numel(const Tensor& t, std::int64_t expected, const char* op, const
   DIFFTX_CHECK(t.defined() && t.numel() == expected,
                "cuda backend: {}: {} is {}; expected {} elements", op, name,
                t.defined() ? t.describe() : std::string("undefined"), expected);
+}
+
+void require_extent(const Tensor& t, std::int64_t extent, const char* op, const char* name) {
+  DIFFTX_CHECK(t.numel() >= extent,
+               "cuda backend: {}: {} is {}, too small for its geometry ({} elements from the "
+               "first to the last one read)",
+               op, name, t.describe(), extent);
+}
+
+void require_act(const Tensor& t, const char* op, const char* name) {
+  require_dtype(t, op, name, {DType::bf16, DType::f32});
+}
+
+void require_vector(const Tensor& t, std::int64_t n, const char* op, const char* name) {
+  require_dtype(t, op, name, {DType::f32, DType::bf16});
+  require_numel(t, n, op, name);
 }
 
 void require_same_dtype(const Tensor& a, const char* a_name, const Tensor& b, const char* b_name,

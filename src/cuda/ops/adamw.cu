@@ -2,7 +2,7 @@
 #include <cmath>
 
 #include "adamw.cuh"
-#include "common.cuh"
+#include "device_util.cuh"
 
 namespace difftx::cuda {
 namespace {
@@ -35,7 +35,6 @@ void launch_adamw(float* param, const float* grad, float* m, float* v, std::int6
                   double beta1, double beta2, double eps, double weight_decay, int step,
                   cudaStream_t stream) {
   if (n == 0) return;
-  if (step < 1) throw_op_error("adamw_step", "step must be >= 1 (1-based)");
   AdamWArgs a{};
   a.lr = static_cast<float>(lr);
   a.beta1 = static_cast<float>(beta1);

@@ -1,7 +1,7 @@
 // Add: kernel and launcher (see add.cuh). 16-byte packs when every pointer is 16-byte aligned,
 // the tail (fewer than one pack) and unaligned buffers element by element.
 #include "add.cuh"
-#include "common.cuh"
+#include "device_util.cuh"
 
 namespace difftx::cuda {
 namespace {

@@ -1,7 +1,6 @@
 // Convert: kernel and launcher (see convert.cuh).
-#include "common.cuh"
 #include "convert.cuh"
-#include "scalar_type.h"
+#include "device_util.cuh"
 
 namespace difftx::cuda {
 namespace {
@@ -14,18 +13,15 @@ __global__ void convert_kernel(const S* __restrict__ src, D* __restrict__ dst, i
   }
 }
 
-std::size_t element_bytes(ScalarType t) {
-  return t == ScalarType::f64 ? 8 : t == ScalarType::bf16 ? 2 : 4;
-}
-
 }  // namespace
 
 void launch_convert(const void* src, ScalarType src_type, void* dst, ScalarType dst_type,
                     std::int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   if (src_type == dst_type) {
-    DIFFTX_CUDA_CHECK("convert", cudaMemcpyAsync(dst, src, std::size_t(n) * element_bytes(src_type),
-                                                 cudaMemcpyDeviceToDevice, stream));
+    const std::size_t bytes = std::size_t(n) * scalar_type_size(src_type);
+    DIFFTX_CUDA_CHECK("convert",
+                      cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
     return;
   }
   constexpr int threads = 256;

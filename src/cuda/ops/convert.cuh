@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "scalar_type.h"
+#include "difftx/cuda/common/scalar_type.h"
 
 namespace difftx::cuda {
 

@@ -2,7 +2,7 @@
 // allow it are read in 16-byte packs.
 #include <cmath>
 
-#include "common.cuh"
+#include "device_util.cuh"
 #include "cross_entropy.cuh"
 
 namespace difftx::cuda {

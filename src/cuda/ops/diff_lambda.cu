@@ -1,6 +1,6 @@
 // DIFF V1 lambda: kernels and launchers (see diff_lambda.cuh). One block; the two dot products
 // are reduced in f32 across the block.
-#include "common.cuh"
+#include "device_util.cuh"
 #include "diff_lambda.cuh"
 
 namespace difftx::cuda {

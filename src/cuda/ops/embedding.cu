@@ -2,7 +2,7 @@
 #include <climits>
 #include <cub/device/device_radix_sort.cuh>
 
-#include "common.cuh"
+#include "device_util.cuh"
 #include "embedding.cuh"
 
 namespace difftx::cuda {

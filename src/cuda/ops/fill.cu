@@ -1,5 +1,5 @@
 // Fill: kernel and launcher (see fill.cuh).
-#include "common.cuh"
+#include "device_util.cuh"
 #include "fill.cuh"
 
 namespace difftx::cuda {

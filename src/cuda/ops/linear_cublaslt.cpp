@@ -1,6 +1,6 @@
-// Linear layer through cuBLASLt (see linear_cublaslt.h): argument checks, the row-major to
-// column-major mapping of the three products, and algorithm selection (the heuristic's first
-// choice for the problem and the operands' actual alignment, cached).
+// Linear layer through cuBLASLt (see linear_cublaslt.h): the row-major to column-major mapping
+// of the three products and algorithm selection (the heuristic's first choice for the problem
+// and the operands' actual alignment, cached).
 //
 // Row-major (r, c) with leading dimension c is column-major (c, r). With x (N,K), w (M,K),
 // dout (N,M):
@@ -11,17 +11,18 @@
 
 #include <memory>
 
-#include "../backend/validate.h"
 #include "difftx/core/error.h"
-#include "difftx/cuda/check.h"
+#include "difftx/cuda/common/check.h"
 
 namespace difftx::cuda {
 namespace {
 
 constexpr std::size_t kWorkspaceBytes = std::size_t(32) << 20;  // cuBLAS's advice for Hopper
 
-cudaDataType_t cuda_type(DType d) {
-  return d == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+cudaDataType_t cuda_type(const char* op, ScalarType type) {
+  if (type == ScalarType::bf16) return CUDA_R_16BF;
+  if (type == ScalarType::f32) return CUDA_R_32F;
+  throw_op_error(op, "element type must be f32 or bf16");
 }
 
 int pointer_alignment(const void* p) {
@@ -73,56 +74,32 @@ CublasLtLinear::~CublasLtLinear() {
   if (workspace_) cudaFree(workspace_);
 }
 
-void CublasLtLinear::forward(const Tensor& x, const Tensor& w, Tensor& out) {
+void CublasLtLinear::forward(const void* x, const void* w, void* out, ScalarType type,
+                             std::int64_t n, std::int64_t k, std::int64_t m) {
   const char* op = "linear_forward";
-  require_dtype(x, op, "x", {DType::bf16, DType::f32});
-  require_cuda(w, op, "w");
-  require_cuda(out, op, "out");
-  require_same_dtype(x, "x", w, "w (pass the bf16 compute copy of the weight)", op);
-  require_same_dtype(x, "x", out, "out", op);
-  require(w.ndim() == 2, op, "w must be 2-D (out_features, in_features)");
-  const std::int64_t m = w.dim(0), k = w.dim(1);
-  require(k > 0 && x.numel() % k == 0, op,
-          "x's element count is not a multiple of w's in_features");
-  const std::int64_t n = x.numel() / k;
-  require_numel(out, n * m, op, "out");
   if (n == 0 || m == 0) return;
-  const cudaDataType_t t = cuda_type(x.dtype());
-  run(op,
-      Gemm{CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w.raw(), t, k, x.raw(), t, k, out.raw(), t, m, 0.f});
+  const cudaDataType_t t = cuda_type(op, type);
+  run(op, Gemm{CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w, t, k, x, t, k, out, t, m, 0.f});
 }
 
-void CublasLtLinear::backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
-                              Tensor& dw, bool accumulate_dx) {
+void CublasLtLinear::backward(const void* x, const void* w, const void* dout, void* dx, float* dw,
+                              ScalarType type, std::int64_t n, std::int64_t k, std::int64_t m,
+                              bool accumulate_dx) {
   const char* op = "linear_backward";
-  require_dtype(x, op, "x", {DType::bf16, DType::f32});
-  require_cuda(w, op, "w");
-  require_cuda(dout, op, "dout");
-  require_cuda(dx, op, "dx");
-  require_same_dtype(x, "x", w, "w (pass the bf16 compute copy of the weight)", op);
-  require_same_dtype(x, "x", dout, "dout", op);
-  require_same_dtype(x, "x", dx, "dx", op);
-  require_dtype(dw, op, "dw", {DType::f32});
-  require(w.ndim() == 2, op, "w must be 2-D (out_features, in_features)");
-  const std::int64_t m = w.dim(0), k = w.dim(1);
-  require(k > 0 && x.numel() % k == 0, op,
-          "x's element count is not a multiple of w's in_features");
-  const std::int64_t n = x.numel() / k;
-  require_numel(dout, n * m, op, "dout");
-  require_numel(dx, n * k, op, "dx");
-  require_numel(dw, m * k, op, "dw");
   if (n == 0) return;
-  const cudaDataType_t t = cuda_type(x.dtype());
+  const cudaDataType_t t = cuda_type(op, type);
   if (m == 0) {
-    if (!accumulate_dx) DIFFTX_CUDA_CHECK(op, cudaMemsetAsync(dx.raw(), 0, dx.nbytes(), stream_));
+    if (!accumulate_dx) {
+      const std::size_t bytes = std::size_t(n) * std::size_t(k) * scalar_type_size(type);
+      DIFFTX_CUDA_CHECK(op, cudaMemsetAsync(dx, 0, bytes, stream_));
+    }
     return;
   }
   // dx^T (K,N) = w^T (K,M) . dout^T (M,N)
-  run(op, Gemm{CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, w.raw(), t, k, dout.raw(), t, m, dx.raw(), t, k,
+  run(op, Gemm{CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, w, t, k, dout, t, m, dx, t, k,
                accumulate_dx ? 1.f : 0.f});
   // dw^T (K,M) += x^T (K,N) . dout (N,M)
-  run(op, Gemm{CUBLAS_OP_N, CUBLAS_OP_T, k, m, n, x.raw(), t, k, dout.raw(), t, m, dw.raw(),
-               CUDA_R_32F, k, 1.f});
+  run(op, Gemm{CUBLAS_OP_N, CUBLAS_OP_T, k, m, n, x, t, k, dout, t, m, dw, CUDA_R_32F, k, 1.f});
 }
 
 void CublasLtLinear::run(const char* op, const Gemm& g) {

@@ -1,7 +1,8 @@
 // Linear layer on CUDA through cuBLASLt: out = x W^T, dx = dout W (= or +=), dW += dout^T x.
 // bf16 (or f32) operands, fp32 accumulation; dW is always f32 and accumulated by the matmul
 // itself (beta = 1), as is dx when accumulate_dx (no separate add pass). Owns the cuBLASLt
-// handle and workspace (RAII) and caches the heuristic's algorithm per problem.
+// handle and workspace (RAII) and caches the heuristic's algorithm per problem. Raw device
+// pointers: the backend's linear entry checks the tensors.
 #pragma once
 
 #include <cublasLt.h>
@@ -12,7 +13,7 @@
 #include <map>
 #include <tuple>
 
-#include "difftx/core/tensor.h"
+#include "difftx/cuda/common/scalar_type.h"
 
 namespace difftx::cuda {
 
@@ -23,10 +24,13 @@ class CublasLtLinear {
   CublasLtLinear(const CublasLtLinear&) = delete;
   CublasLtLinear& operator=(const CublasLtLinear&) = delete;
 
-  // x (N, K), w (M, K), out (N, M): bf16 or f32, one dtype.
-  void forward(const Tensor& x, const Tensor& w, Tensor& out);
-  // dout (N, M), dx (N, K) of x's dtype; dw (M, K) f32 +=.
-  void backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx, Tensor& dw,
+  // x (n, k), w (m, k), out (n, m): all of `type` (bf16 or f32).
+  void forward(const void* x, const void* w, void* out, ScalarType type, std::int64_t n,
+               std::int64_t k, std::int64_t m);
+  // x, w as in the forward; dout (n, m) and dx (n, k) of `type`, dx = (or += when
+  // accumulate_dx) dout w; dw (m, k) f32 += dout^T x.
+  void backward(const void* x, const void* w, const void* dout, void* dx, float* dw,
+                ScalarType type, std::int64_t n, std::int64_t k, std::int64_t m,
                 bool accumulate_dx);
 
  private:

@@ -1,5 +1,5 @@
 // Sum of squares: kernels and launcher (see reduce.cuh).
-#include "common.cuh"
+#include "device_util.cuh"
 #include "reduce.cuh"
 
 namespace difftx::cuda {

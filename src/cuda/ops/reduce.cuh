@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "scalar_type.h"
+#include "difftx/cuda/common/scalar_type.h"
 
 namespace difftx::cuda {
 

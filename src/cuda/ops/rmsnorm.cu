@@ -3,7 +3,7 @@
 // (no block barriers per row), each warp accumulating its own dweight partial in shared memory;
 // wider rows take one block per row. Either way each block writes one partial of dweight, and
 // the partials are reduced column-wise in a fixed order (deterministic).
-#include "common.cuh"
+#include "device_util.cuh"
 #include "rmsnorm.cuh"
 
 namespace difftx::cuda {

@@ -2,7 +2,7 @@
 // heads, so each angle's sine and cosine are computed once per token.
 #include <cmath>
 
-#include "common.cuh"
+#include "device_util.cuh"
 #include "rope.cuh"
 
 namespace difftx::cuda {

@@ -1,5 +1,5 @@
 // Scale: kernel and launcher (see scale.cuh).
-#include "common.cuh"
+#include "device_util.cuh"
 #include "scale.cuh"
 
 namespace difftx::cuda {

@@ -1,5 +1,5 @@
 // SwiGLU: kernels and launchers (see swiglu.cuh).
-#include "common.cuh"
+#include "device_util.cuh"
 #include "swiglu.cuh"
 
 namespace difftx::cuda {

@@ -1,6 +1,6 @@
 // DIFF V2 combine: kernels and launchers (see v2_combine.cuh). Forward elementwise; backward one
 // warp per (token, head), reducing dout . a_{2i+1} for the gate gradient.
-#include "common.cuh"
+#include "device_util.cuh"
 #include "v2_combine.cuh"
 
 namespace difftx::cuda {

@@ -1,5 +1,6 @@
-// Device-side helpers shared by the CUDA op kernels: dtype dispatch, conversions between bf16,
-// f32 and f64, 16-byte packs, warp/block reductions and launch-size arithmetic.
+// Device-side helpers shared by the CUDA op kernels (private to src/cuda/ops): dtype dispatch,
+// conversions between bf16, f32 and f64, 16-byte packs and warp/block reductions. Error checks,
+// scalar types and launch arithmetic come from the cuda_common layer.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -8,8 +9,9 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "difftx/cuda/check.h"
-#include "scalar_type.h"
+#include "difftx/cuda/common/check.h"
+#include "difftx/cuda/common/launch.h"
+#include "difftx/cuda/common/scalar_type.h"
 
 namespace difftx::cuda {
 
@@ -44,10 +46,6 @@ struct alignas(16) Pack {
   T v[size];
 };
 
-inline bool aligned16(const void* p) {
-  return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -77,14 +75,6 @@ __device__ __forceinline__ A block_sum(A v, A* scratch) {
   __syncthreads();
   A total = lane < warps ? scratch[lane] : A(0);
   return warp_sum(total);
-}
-
-// Blocks for a grid-stride loop over n items, `per_block` items per block per sweep.
-inline unsigned grid_blocks(i64 n, i64 per_block, i64 max_blocks = 65535 * 8) {
-  i64 b = (n + per_block - 1) / per_block;
-  if (b < 1) b = 1;
-  if (b > max_blocks) b = max_blocks;
-  return static_cast<unsigned>(b);
 }
 
 }  // namespace difftx::cuda

@@ -1,6 +1,7 @@
-// Error checks for CUDA runtime and cuBLAS calls: every failing call throws difftx::Error with
-// the op that made it, the call's text, the error's name and the source location. Usable from
-// .cu files (it pulls in no fmt, which nvcc cannot compile in C++20 mode).
+// Error checks for CUDA runtime and cuBLAS calls (the cuda_common layer, under ops, attention and
+// backend): every failing call throws difftx::Error with the op that made it, the call's text,
+// the error's name and the source location. Usable from .cu files (it pulls in no fmt, which
+// nvcc cannot compile in C++20 mode).
 #pragma once
 
 #include <cublasLt.h>

@@ -1,7 +1,9 @@
 // Element types as the CUDA launchers see them: the launchers take raw pointers plus one of
 // these, so .cu files need no Tensor (tensor.h pulls in fmt, which nvcc cannot compile in C++20).
+// The backend maps a Tensor's DType to one of these.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace difftx::cuda {
@@ -20,6 +22,11 @@ inline const char* scalar_type_name(ScalarType t) {
       return "i32";
   }
   return "?";
+}
+
+// Bytes per element.
+inline std::size_t scalar_type_size(ScalarType t) {
+  return t == ScalarType::f64 ? 8 : t == ScalarType::bf16 ? 2 : 4;
 }
 
 }  // namespace difftx::cuda

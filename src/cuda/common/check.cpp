@@ -1,5 +1,5 @@
-// The throwing ends of the CUDA / cuBLAS error-check macros of include/difftx/cuda/check.h.
-#include "difftx/cuda/check.h"
+// The throwing ends of the CUDA / cuBLAS error-check macros of include/difftx/cuda/common/check.h.
+#include "difftx/cuda/common/check.h"
 
 #include <cstring>
 
