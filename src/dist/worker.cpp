@@ -3,9 +3,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "difftx/core/error.h"
 #include "difftx/dist/mpi_communicator.h"
@@ -28,6 +32,29 @@ extern "C" void on_stop_signal(int) {
 
 }  // namespace
 
+void select_gpu(const DistEnv& env) {
+  if (env.local_world <= 1 && env.local_rank == 0) return;
+  const char* current = std::getenv("CUDA_VISIBLE_DEVICES");
+  std::string chosen = std::to_string(env.local_rank);
+  if (current != nullptr && *current != '\0') {
+    std::vector<std::string> entries;
+    std::string list = current;
+    for (std::size_t at = 0; at <= list.size();) {
+      const std::size_t comma = std::min(list.find(',', at), list.size());
+      entries.push_back(list.substr(at, comma - at));
+      at = comma + 1;
+    }
+    if (int(entries.size()) < env.local_world) {
+      fail(
+          "rank {}/{}: CUDA_VISIBLE_DEVICES='{}' lists {} GPU(s) for {} ranks on this host: list "
+          "one GPU per rank (or unset it)",
+          env.rank, env.world, list, entries.size(), env.local_world);
+    }
+    chosen = entries[std::size_t(env.local_rank)];
+  }
+  ::setenv("CUDA_VISIBLE_DEVICES", chosen.c_str(), 1);
+}
+
 std::unique_ptr<Communicator> join_job(const DistEnv& env, Backend& backend,
                                        std::chrono::milliseconds timeout) {
   if (backend.device() == Device::cpu) {
@@ -48,7 +75,7 @@ std::unique_ptr<Communicator> join_job(const DistEnv& env, Backend& backend,
   std::vector<std::byte> id;
   if (env.launch == Launch::mpirun) {
     auto mpi = MpiCommunicator::create();
-    mpi->set_timeout(timeout);
+    mpi->set_timeout(std::max<std::chrono::milliseconds>(timeout, std::chrono::minutes(5)));
     id = env.rank == 0 ? nccl_unique_id() : std::vector<std::byte>(128);
     mpi->broadcast_bytes(id, 0);
   } else {
@@ -57,7 +84,7 @@ std::unique_ptr<Communicator> join_job(const DistEnv& env, Backend& backend,
     r.port = env.master_port;
     r.rank = env.rank;
     r.world = env.world;
-    r.timeout = timeout;
+    r.timeout = std::max<std::chrono::milliseconds>(timeout, std::chrono::minutes(5));
     id = rendezvous_share(r, env.rank == 0 ? nccl_unique_id() : std::vector<std::byte>());
   }
   return make_nccl_communicator(env.rank, env.world, id, backend.native_stream(), timeout);

@@ -14,6 +14,13 @@
 
 namespace difftx::dist {
 
+// Points this process at its GPU before CUDA starts: CUDA_VISIBLE_DEVICES becomes the
+// local_rank-th entry of its current list (or the ordinal local_rank when unset), so the
+// backend's device 0 is this rank's GPU. NCCL still reaches the other GPUs of the host
+// directly (CUDA >= 10.1 does P2P with devices a process cannot see). Nothing for a single
+// process. Errors when the list is shorter than the ranks on this host.
+void select_gpu(const DistEnv& env);
+
 // The communicator of this rank: MPI for CPU ranks (the job must come from mpirun or
 // `--nproc-per-node`), NCCL for CUDA ranks (id shared by MPI under mpirun, by TCP at
 // MASTER_ADDR:MASTER_PORT otherwise). `backend` is this rank's backend (its stream orders

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -68,7 +69,10 @@ class NcclCommunicator final : public Communicator {
       fail("{}: ncclCommInitRankConfig failed: {} ({})", who(), ncclGetErrorString(r),
            ncclGetLastError(nullptr));
     }
-    settle("ncclCommInitRankConfig (joining the other ranks)");
+    // Joining waits for every rank to start (CUDA contexts, NCCL's topology search): at least
+    // as long as the bootstrap's deadline, whatever the collectives' timeout.
+    settle("ncclCommInitRankConfig (joining the other ranks)",
+           std::max<std::chrono::milliseconds>(timeout, std::chrono::minutes(5)));
     scalars_ = Tensor::empty({kScalars}, DType::f64, Device::cuda);
   }
 
@@ -195,7 +199,7 @@ class NcclCommunicator final : public Communicator {
     }
     const ncclResult_t r = call();
     if (r != ncclSuccess && r != ncclInProgress) abort_with(fmt::format("{} failed", what), r);
-    settle(what);
+    settle(what, timeout());
     if (stats != nullptr) {
       cuda_check(cudaEventRecord(t.stop, stream_), who(), "cudaEventRecord");
       timed_.push_back(t);
@@ -203,15 +207,15 @@ class NcclCommunicator final : public Communicator {
   }
 
   // Polls the communicator until it leaves ncclInProgress (deadline).
-  void settle(const char* what) {
-    const auto deadline = Clock::now() + timeout();
+  void settle(const char* what, std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
     ncclResult_t state = ncclInProgress;
     while (true) {
       const ncclResult_t r = ncclCommGetAsyncError(comm_, &state);
       if (r != ncclSuccess) abort_with(fmt::format("{}: ncclCommGetAsyncError", what), r);
       if (state == ncclSuccess) return;
       if (state != ncclInProgress) abort_with(what, state);
-      if (Clock::now() > deadline) timed_out(what);
+      if (Clock::now() > deadline) timed_out(what, limit);
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
@@ -228,7 +232,7 @@ class NcclCommunicator final : public Communicator {
       ncclResult_t state = ncclSuccess;
       ncclCommGetAsyncError(comm_, &state);
       if (state != ncclSuccess && state != ncclInProgress) abort_with("a collective", state);
-      if (Clock::now() > deadline) timed_out("waiting for the collectives");
+      if (Clock::now() > deadline) timed_out("waiting for the collectives", timeout());
       std::this_thread::sleep_for(nap);
       nap = std::min(nap * 2, std::chrono::microseconds(200));
     }
@@ -254,7 +258,7 @@ class NcclCommunicator final : public Communicator {
          who(), what, ncclGetErrorString(r), detail.empty() ? "" : " - ", detail);
   }
 
-  [[noreturn]] void timed_out(const char* what) {
+  [[noreturn]] void timed_out(const char* what, std::chrono::milliseconds limit) {
     broken_ = true;
     if (comm_ != nullptr) ncclCommAbort(comm_);
     fail(
