@@ -8,22 +8,36 @@
 namespace difftx {
 
 void save_train_state(const std::filesystem::path& file, AdamW& opt, const TrainStateMeta& meta) {
+  save_train_state(file, opt.first_moments(), opt.second_moments(), opt.steps_taken(), meta);
+}
+
+void save_train_state(const std::filesystem::path& file, const ParamSet& m, const ParamSet& v,
+                      int adam_steps, const TrainStateMeta& meta) {
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (std::size_t i = 0; i < opt.first_moments().size(); ++i) {
-    tensors.emplace_back("m." + opt.first_moments().name(i), opt.first_moments().tensor(i));
-    tensors.emplace_back("v." + opt.second_moments().name(i), opt.second_moments().tensor(i));
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    tensors.emplace_back("m." + m.name(i), m.tensor(i));
+    tensors.emplace_back("v." + v.name(i), v.tensor(i));
   }
   nlohmann::json state = {{"step", meta.step},
                           {"loader", meta.loader},
                           {"init_seed", meta.init_seed},
                           {"skipped_in_a_row", meta.skipped_in_a_row},
-                          {"adam_steps", opt.steps_taken()}};
+                          {"adam_steps", adam_steps}};
   save_safetensors(file, tensors,
                    {{"format", "difftx-train-state"}, {"state", state.dump()},
                     {"checksum", tensors_checksum(tensors)}});
 }
 
 TrainStateMeta load_train_state(const std::filesystem::path& file, AdamW& opt) {
+  int adam_steps = 0;
+  TrainStateMeta meta =
+      load_train_state(file, opt.first_moments(), opt.second_moments(), adam_steps);
+  opt.set_steps_taken(adam_steps);
+  return meta;
+}
+
+TrainStateMeta load_train_state(const std::filesystem::path& file, ParamSet& m, ParamSet& v,
+                                int& adam_steps) {
   SafetensorsFile f = load_safetensors(file);
   auto sum = f.metadata.find("checksum");
   if (sum == f.metadata.end() || sum->second != tensors_checksum(f.tensors)) {
@@ -39,9 +53,9 @@ TrainStateMeta load_train_state(const std::filesystem::path& file, AdamW& opt) {
     meta.loader = state.at("loader");
     meta.init_seed = state.at("init_seed").get<std::uint64_t>();
     meta.skipped_in_a_row = state.at("skipped_in_a_row").get<int>();
-    opt.set_steps_taken(state.at("adam_steps").get<int>());
-    for (auto* set : {&opt.first_moments(), &opt.second_moments()}) {
-      const char* prefix = set == &opt.first_moments() ? "m." : "v.";
+    adam_steps = state.at("adam_steps").get<int>();
+    for (auto* set : {&m, &v}) {
+      const char* prefix = set == &m ? "m." : "v.";
       for (std::size_t i = 0; i < set->size(); ++i) {
         const std::string name = prefix + set->name(i);
         if (!f.contains(name)) fail("{}: tensor '{}' is missing", file.string(), name);

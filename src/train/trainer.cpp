@@ -23,6 +23,7 @@
 #include "difftx/train/flops.h"
 #include "difftx/train/metrics_log.h"
 #include "difftx/train/optimizer.h"
+#include "difftx/train/parallel.h"
 #include "difftx/train/train_state.h"
 
 namespace difftx {
@@ -82,6 +83,23 @@ void check_vocab(const RunConfig& cfg, std::uint32_t data_vocab) {
       data_vocab);
 }
 
+// A loader position saved by a run of another world size, for this rank's loader: the global
+// batch (ranks x rows per rank) decides the sample order, so keeping it continues the run.
+data::LoaderState for_this_world(data::LoaderState s, const data::LoaderOptions& o) {
+  if (s.world == o.world && s.batch_size == o.batch_size) return s;
+  if (std::int64_t(s.world) * s.batch_size != std::int64_t(o.world) * o.batch_size) {
+    fail(
+        "--resume: the checkpoint's run drew global batches of {} rows ({} rank(s) x {}), this run "
+        "{} ({} x {}): keep data.batch_size (the global micro-batch) to resume at another world "
+        "size",
+        s.world * s.batch_size, s.world, s.batch_size, o.world * o.batch_size, o.world,
+        o.batch_size);
+  }
+  s.world = o.world;
+  s.batch_size = o.batch_size;
+  return s;
+}
+
 }  // namespace
 
 struct Trainer::State {
@@ -92,9 +110,10 @@ struct Trainer::State {
   std::unique_ptr<data::TrainLoader> loader;
   std::unique_ptr<Evaluator> evaluator;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<Model> model;
-  std::unique_ptr<AdamW> optimizer;
-  std::optional<MetricsLog> metrics;
+  std::unique_ptr<Model> own_model;
+  Model* model = nullptr;                // own_model, or the data-parallel runtime's
+  std::unique_ptr<AdamW> optimizer;      // single process only
+  std::optional<MetricsLog> metrics;     // rank 0 only
   GradientHook hook;
   TrainStateMeta meta;
   data::Batch batch;
@@ -122,6 +141,12 @@ struct Trainer::State {
   void setup();
   void load_weights();
   void open_run_folder();
+  // Data parallelism (TrainOptions::parallel): rank 0 alone writes the run folder.
+  ParallelRuntime* par() const { return opt.parallel; }
+  bool writer() const { return !opt.parallel || opt.parallel->rank() == 0; }
+  void log(const nlohmann::json& record) {
+    if (metrics) metrics->write(record);
+  }
 };
 
 void Trainer::State::setup() {
@@ -148,6 +173,17 @@ void Trainer::State::setup() {
   lo.batch_size = cfg.data.batch_size;
   lo.seed = cfg.data.seed;
   lo.split = "train";
+  if (par()) {
+    // data.batch_size is the global micro-batch: each rank draws its share of every batch.
+    lo.rank = par()->rank();
+    lo.world = par()->world();
+    if (cfg.data.batch_size % lo.world != 0) {
+      fail("data.batch_size {} (the global micro-batch) does not split evenly over {} ranks: use "
+           "a multiple of {}",
+           cfg.data.batch_size, lo.world, lo.world);
+    }
+    lo.batch_size = cfg.data.batch_size / lo.world;
+  }
   loader = std::make_unique<data::TrainLoader>(lo);
   check_vocab(cfg, loader->shards().vocab_size());
   data::LoaderOptions vo = lo;
@@ -183,11 +219,21 @@ void Trainer::State::setup() {
   backend = make_backend(cfg.train.device);
   device = device_info(*backend);
   load_weights();
-  optimizer = std::make_unique<AdamW>(*model, cfg.optim);
+  if (!par()) optimizer = std::make_unique<AdamW>(*model, cfg.optim);
   meta.init_seed = cfg.train.seed;
   if (!resumed_from.empty()) {
-    meta = load_train_state(resumed_from / kStateFile, *optimizer);
-    loader->restore(data::LoaderState::from_json(meta.loader));
+    if (par()) {
+      // Whole moments, as any world size saved them; the runtime keeps this rank's shard.
+      const auto specs = parameter_specs(cfg.model);
+      ParamSet m = ParamSet::zeros_like_specs(specs, DType::f32, Device::cpu);
+      ParamSet v = ParamSet::zeros_like_specs(specs, DType::f32, Device::cpu);
+      int adam_steps = 0;
+      meta = load_train_state(resumed_from / kStateFile, m, v, adam_steps);
+      par()->load_optimizer_state(m, v, adam_steps);
+    } else {
+      meta = load_train_state(resumed_from / kStateFile, *optimizer);
+    }
+    loader->restore(for_this_world(data::LoaderState::from_json(meta.loader), lo));
     start_step = step = meta.step;
     if (step >= cfg.train.steps) {
       fail(
@@ -200,10 +246,12 @@ void Trainer::State::setup() {
            *opt.stop_after, cfg.output.dir.string(), step);
     }
   }
-  unigram = unigram_entropy(loader->shards());
+  if (writer()) unigram = unigram_entropy(loader->shards());
   tokens_per_step = double(cfg.optim.grad_accum) * cfg.data.batch_size * cfg.data.seq_len;
   flops = training_flops_per_token(cfg.model, cfg.data.seq_len);
-  open_run_folder();
+  // Every rank checks the run folder before rank 0 writes to it.
+  if (par()) par()->max({0.0});
+  if (writer()) open_run_folder();
 }
 
 void Trainer::State::load_weights() {
@@ -239,14 +287,21 @@ void Trainer::State::load_weights() {
     params =
         ParamSet::initialised(cfg.model, cfg.train.seed, backend->param_dtype(), backend->device());
   }
-  model = std::make_unique<Model>(cfg.model, *backend, std::move(params));
+  if (par()) {
+    model = &par()->build_model(cfg.model, *backend, params, cfg.optim);
+  } else {
+    own_model = std::make_unique<Model>(cfg.model, *backend, std::move(params));
+    model = own_model.get();
+  }
 }
 
 void Trainer::State::open_run_folder() {
   if (opt.overwrite) store.clear();
   store.prepare();
-  json common = {
-      {"difftx_version", difftx_version()}, {"backend", backend->name()}, {"device", device.name}};
+  json common = {{"difftx_version", difftx_version()},
+                 {"backend", backend->name()},
+                 {"device", device.name},
+                 {"world", par() ? par()->world() : 1}};
   if (resumed_from.empty()) {
     metrics.emplace(MetricsLog::start(store.metrics_file()));
     json run = {{"type", "run"},
@@ -308,16 +363,23 @@ StepResult Trainer::step() {
   Model& model = *s.model;
   model.zero_grads();
   double loss = 0;
+  ParallelRuntime* par = s.par();
+  const double grad_scale =
+      par ? par->grad_scale(cfg.optim.grad_accum) : 1.0 / cfg.optim.grad_accum;
   for (int micro = 0; micro < cfg.optim.grad_accum; ++micro) {
     s.loader->next_batch(s.batch);
     const data::Batch& b = s.batch;
+    if (par) par->before_micro_batch(micro == cfg.optim.grad_accum - 1);
     loss += model.forward_backward(token_tensor(b.inputs(), b.batch_size, b.seq_len),   // (B, T)
                                    token_tensor(b.targets(), b.batch_size, b.seq_len),  // (B, T)
-                                   1.0 / cfg.optim.grad_accum) /
+                                   grad_scale) /
             cfg.optim.grad_accum;
   }
+  if (par) loss = par->finish_gradients(loss);  // the mean over ranks: one decision everywhere
   if (s.hook) s.hook(model, loss);
-  const double norm = std::isfinite(loss) ? s.optimizer->step(r.lr) : loss;
+  const double norm = !std::isfinite(loss) ? loss
+                      : par                ? par->optimizer_step(r.lr)
+                                           : s.optimizer->step(r.lr);
   r.loss = loss;
   r.grad_norm = norm;
   if (!std::isfinite(loss) || !std::isfinite(norm)) {
@@ -334,7 +396,7 @@ StepResult Trainer::step() {
            what, s.step + 1, s.meta.skipped_in_a_row, cfg.train.max_skipped_steps);
     }
     ++s.step;
-    s.metrics->write({{"type", "skip"}, {"step", s.step}, {"reason", what}});
+    s.log({{"type", "skip"}, {"step", s.step}, {"reason", what}});
     r.step = s.step;
     r.skipped = true;
     return r;
@@ -355,21 +417,36 @@ StepResult Trainer::step() {
                  {"grad_norm", norm},
                  {"tokens_per_s", tokens_per_s},
                  {"tokens", s.tokens_per_step * s.step},
-                 {"elapsed_s",
-                  s.metrics->elapsed_before() + std::chrono::duration<double>(te - *s.t0).count()}};
-  if (s.device.peak_flops) record["mfu"] = tokens_per_s * s.flops.per_token / *s.device.peak_flops;
-  s.metrics->write(record);
+                 {"elapsed_s", (s.metrics ? s.metrics->elapsed_before() : 0.0) +
+                                   std::chrono::duration<double>(te - *s.t0).count()}};
+  const int devices = par ? par->world() : 1;  // tokens_per_s counts every rank's tokens
+  if (s.device.peak_flops) {
+    record["mfu"] = tokens_per_s * s.flops.per_token / (*s.device.peak_flops * devices);
+  }
+  if (par) record["comm"] = par->step_metrics();
+  s.log(record);
   return r;
 }
 
 EvalPoint Trainer::evaluate() {
   State& s = *s_;
-  EvalPoint p{s.step, s.evaluator->mean_loss(*s.model), s.model->lambdas()};
-  s.metrics->write({{"type", "eval"},
-                    {"step", p.step},
-                    {"val_loss", p.val_loss},
-                    {"val_ppl", std::exp(p.val_loss)},
-                    {"lambda", p.lambdas}});
+  double val_loss = 0;
+  if (s.par()) {
+    // Each rank evaluates its share of the validation windows; the totals add up.
+    const Evaluator::Totals mine = s.evaluator->totals(*s.model);
+    const auto all = s.par()->sum({mine.loss_sum, mine.counted});
+    DIFFTX_CHECK(all[1] > 0, "the validation split yields no targets at seq_len {}",
+                 s.cfg.data.seq_len);
+    val_loss = all[0] / all[1];
+  } else {
+    val_loss = s.evaluator->mean_loss(*s.model);
+  }
+  EvalPoint p{s.step, val_loss, s.model->lambdas()};
+  s.log({{"type", "eval"},
+         {"step", p.step},
+         {"val_loss", p.val_loss},
+         {"val_ppl", std::exp(p.val_loss)},
+         {"lambda", p.lambdas}});
   s.evals.push_back(p);
   s.last_eval_step = s.step;
   return p;
@@ -378,14 +455,36 @@ EvalPoint Trainer::evaluate() {
 fs::path Trainer::checkpoint() {
   State& s = *s_;
   const int step = s.step;
-  const fs::path dir = s.store.save(step, [&](const fs::path& partial) {
+  ParallelRuntime* par = s.par();
+  ParamSet m, v;  // data parallelism: the sharded moments, whole on rank 0
+  int adam_steps = 0;
+  if (par) par->gather_optimizer_state(m, v, adam_steps);
+  auto write = [&](const fs::path& partial) {
     save_model_checkpoint(partial, s.cfg.source, s.cfg.model, s.model->params(), s.tokenizer_path,
                           step);
     s.meta.step = step;
-    s.meta.loader = s.loader->state().to_json();
-    save_train_state(partial / kStateFile, *s.optimizer, s.meta);
-  });
-  s.store.prune(s.cfg.output.keep_last, step);
+    s.meta.loader = s.loader->state().to_json();  // any rank's position restores every rank
+    if (par) {
+      save_train_state(partial / kStateFile, m, v, adam_steps, s.meta);
+    } else {
+      save_train_state(partial / kStateFile, *s.optimizer, s.meta);
+    }
+  };
+  fs::path dir = s.store.folder_for(step);
+  std::string failure;  // rank 0's, told to every rank so that none waits for it
+  if (s.writer()) {
+    try {
+      dir = s.store.save(step, write);
+      s.store.prune(s.cfg.output.keep_last, step);
+    } catch (const Error& e) {
+      if (!par) throw;
+      failure = e.what();
+    }
+  }
+  if (par && par->max({failure.empty() ? 0.0 : 1.0})[0] > 0) {
+    if (!failure.empty()) throw Error(failure);
+    fail("rank 0 could not write checkpoint step {} (its message names the cause)", step);
+  }
   s.last_checkpoint = dir;
   s.last_checkpoint_step = step;
   return dir;
@@ -471,7 +570,7 @@ TrainSummary Trainer::run() {
   summary.checkpoint = s.last_checkpoint;
   summary.tokens_per_second =
       s.train_seconds > 0 ? s.steps_here * s.tokens_per_step / s.train_seconds : 0;
-  s.metrics->write(
+  s.log(
       {{"type", "summary"},
        {"step", s.step},
        {"steps_this_process", s.steps_here},

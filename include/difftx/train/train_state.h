@@ -22,4 +22,12 @@ void save_train_state(const std::filesystem::path& file, AdamW& optimizer, const
 // Restores the moments into `optimizer` (shapes checked) and returns the metadata.
 TrainStateMeta load_train_state(const std::filesystem::path& file, AdamW& optimizer);
 
+// The same file from and into moment sets (one tensor per parameter, named like it, any device):
+// data parallelism gathers its sharded moments into such sets on rank 0, and every rank reads
+// them back at any world size. `adam_steps` is AdamW's step count.
+void save_train_state(const std::filesystem::path& file, const ParamSet& m, const ParamSet& v,
+                      int adam_steps, const TrainStateMeta& meta);
+TrainStateMeta load_train_state(const std::filesystem::path& file, ParamSet& m, ParamSet& v,
+                                int& adam_steps);
+
 }  // namespace difftx
