@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kGrace = std::chrono::seconds(15);  // SIGTERM -> SIGKILL
 
 volatile std::sig_atomic_t g_signal = 0;
-extern "C" void on_launcher_signal(int sig) {
+extern "C" void dist_launcher_signal_handler(int sig) {
   g_signal = sig;
 }
 
@@ -107,7 +107,7 @@ struct Child {
 std::optional<std::string> watch(std::vector<Child>& children) {
   struct sigaction sa {
   }, old_term{}, old_int{}, old_hup{};
-  sa.sa_handler = on_launcher_signal;
+  sa.sa_handler = dist_launcher_signal_handler;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGTERM, &sa, &old_term);
   ::sigaction(SIGINT, &sa, &old_int);

@@ -22,7 +22,7 @@ namespace {
 char g_stop_message[256];
 std::size_t g_stop_length = 0;
 
-extern "C" void on_stop_signal(int) {
+extern "C" void dist_stop_signal_handler(int) {
   // Async-signal-safe: one write of the preformatted line, then _exit.
   if (g_stop_length > 0) {
     [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_stop_message, g_stop_length);
@@ -104,7 +104,7 @@ void install_stop_message(const DistEnv& env) {
                               env.rank, env.world);
   g_stop_length = n > 0 ? std::min<std::size_t>(std::size_t(n), sizeof g_stop_message - 1) : 0;
   struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
+  sa.sa_handler = dist_stop_signal_handler;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
 }
