@@ -8,6 +8,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-torch python3-numpy
+  libopenmpi-dev openmpi-bin
   chromium
 )
 missing=()
