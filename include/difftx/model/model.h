@@ -21,6 +21,8 @@
 namespace difftx {
 
 class KvCache;
+class ModelProbe;
+struct ProbeOptions;
 
 // Parameter indices (parameter_specs order) grouped in the order a backward pass completes
 // their gradients: the head (final norm, untied output matrix), each layer from the last to the
@@ -83,6 +85,8 @@ class Model {
   struct Activations;  // defined in model_activations.h
 
  private:
+  friend class ModelProbe;  // the evaluation probes (probe.h, model_probe.cpp)
+
   struct AttentionKeys;  // defined in model_activations.h
 
   void check_tokens(const Tensor& tokens, const char* what) const;
@@ -99,6 +103,9 @@ class Model {
   void attention_backward(int layer, int batch, int seq);
   // Decoding: appends this call's keys/values to the cache and returns the whole prefix.
   AttentionKeys cached_keys(KvCache& cache, int layer, int seq, int pos_offset);
+  // The probe path's attention (model_probe.cpp), used instead of the fused ops while probe_ is
+  // set: scores, optional logit quantization, softmax, probs x V, observers.
+  void probe_attention(int layer, int batch, int seq, const AttentionKeys& kv);
 
   ModelConfig config_;
   Backend& backend_;
@@ -115,6 +122,7 @@ class Model {
   // gradients_ready_order(config_): [0] head, [1 + L-1-l] layer l, [L + 1] embedding.
   std::vector<std::vector<std::size_t>> ready_groups_;
   GradientsReadyHook grads_ready_;
+  const ProbeOptions* probe_ = nullptr;  // set by ModelProbe for the length of one call
 };
 
 // Key/value cache for incremental decoding with batch 1: per layer K (S_max, k_dim) and
@@ -128,6 +136,7 @@ class KvCache {
 
  private:
   friend class Model;
+  friend class ModelProbe;
   int capacity_;
   int length_ = 0;
   std::vector<Tensor> k_;  // per layer (S_max, k_dim)
