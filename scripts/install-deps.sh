@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev curl
   python3 python3-torch python3-numpy
+  libopenmpi-dev openmpi-bin
   chromium
 )
 missing=()

@@ -8,22 +8,63 @@
 
 namespace difftx {
 
+namespace {
+
+// Every tensor of `set` in spec order with the backend's param dtype on its device.
+void check_set(const ParamSet& set, const std::vector<ParamSpec>& specs, const Backend& backend,
+               const char* what) {
+  DIFFTX_CHECK(set.size() == specs.size(), "{} hold {} tensors, the config has {}", what,
+               set.size(), specs.size());
+  for (std::size_t i = 0; i < set.size(); ++i) {
+    const Tensor& t = set.tensor(i);
+    DIFFTX_CHECK(set.name(i) == specs[i].name, "{}: tensor {} is '{}', the config's is '{}'",
+                 what, i, set.name(i), specs[i].name);
+    DIFFTX_CHECK(t.dtype() == backend.param_dtype() && t.device() == backend.device(),
+                 "{}: '{}' is {}, the {} backend needs {} on {}", what, set.name(i),
+                 t.describe(), backend.name(), dtype_name(backend.param_dtype()),
+                 device_name(backend.device()));
+  }
+}
+
+}  // namespace
+
+std::vector<std::vector<std::size_t>> gradients_ready_order(const ModelConfig& config) {
+  const auto specs = parameter_specs(config);
+  const std::size_t L = std::size_t(config.n_layers);
+  std::vector<std::vector<std::size_t>> groups(L + 2);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const std::string& name = specs[i].name;
+    std::size_t group = 0;  // norm.weight and an untied output.weight
+    if (name == "tok_embeddings.weight") {
+      group = L + 1;
+    } else if (name.rfind("layers.", 0) == 0) {
+      const std::size_t layer = std::stoul(name.substr(7));
+      DIFFTX_CHECK(layer < L, "parameter '{}' names a layer the config lacks", name);
+      group = 1 + (L - 1 - layer);
+    }
+    groups[group].push_back(i);
+  }
+  return groups;
+}
+
 Model::Model(ModelConfig config, Backend& backend, ParamSet params)
+    : Model(std::move(config), backend, std::move(params), ParamSet()) {}
+
+Model::Model(ModelConfig config, Backend& backend, ParamSet params, ParamSet grads)
     : config_(std::move(config)), backend_(backend), params_(std::move(params)) {
   config_.validate("model config");
   const auto specs = parameter_specs(config_);
   masters_ = bind_weights(config_, params_);  // checks every name and shape
-  DIFFTX_CHECK(params_.size() == specs.size(), "parameters hold {} tensors, the config has {}",
-               params_.size(), specs.size());
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& t = params_.tensor(i);
-    DIFFTX_CHECK(t.dtype() == backend_.param_dtype() && t.device() == backend_.device(),
-                 "parameter '{}' is {}, the {} backend needs {} on {}", params_.name(i),
-                 t.describe(), backend_.name(), dtype_name(backend_.param_dtype()),
-                 device_name(backend_.device()));
+  check_set(params_, specs, backend_, "parameters");
+  if (grads.size() == 0) {
+    grads_ = ParamSet::zeros_like_specs(specs, backend_.param_dtype(), backend_.device());
+  } else {
+    grads_ = std::move(grads);
+    check_set(grads_, specs, backend_, "gradient storage");
+    zero_grads();
   }
-  grads_ = ParamSet::zeros_like_specs(specs, backend_.param_dtype(), backend_.device());
-  gradients_ = bind_weights(config_, grads_);
+  gradients_ = bind_weights(config_, grads_);  // checks the gradients' shapes
+  ready_groups_ = gradients_ready_order(config_);
   // The passes read matrices in the activation dtype (copies when it differs from the param
   // dtype) and vectors (norm gains, lambdas) as the masters themselves.
   const bool convert = backend_.act_dtype() != backend_.param_dtype();

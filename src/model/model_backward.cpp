@@ -32,9 +32,18 @@ double Model::forward_backward(const Tensor& inputs, const Tensor& targets, doub
                            false);  // dtmp (N, E) = dL/d(xf)
   backend_.rmsnorm_backward(a.resid[config_.n_layers], weights_.norm, a.rstdf, 1.0, a.dtmp,
                             a.dresid, &gradients_.norm);  // dresid (N, E) = dL/d(resid[L])
-  for (int l = config_.n_layers - 1; l >= 0; --l) layer_backward(l, batch, seq);
+  gradients_ready(0);                                     // head
+  for (int l = config_.n_layers - 1; l >= 0; --l) {
+    layer_backward(l, batch, seq);
+    gradients_ready(std::size_t(config_.n_layers - l));  // layer l
+  }
   backend_.embedding_backward(a.ids, a.dresid.reshape({N, E}), gradients_.tok_embeddings);
+  gradients_ready(std::size_t(config_.n_layers) + 1);  // embedding (and a tied output)
   return loss;
+}
+
+void Model::gradients_ready(std::size_t group) {
+  if (grads_ready_ && !ready_groups_[group].empty()) grads_ready_(ready_groups_[group]);
 }
 
 // In: a.dresid (N, E) = dL/d(resid[l+1]). Out: a.dresid = dL/d(resid[l]).

@@ -15,12 +15,19 @@ Tensor token_tensor(const std::vector<std::int32_t>& values, int batch, int seq)
 }
 
 Evaluator::Evaluator(const data::LoaderOptions& options, int max_batches)
-    : loader_(options), max_batches_(max_batches) {}
+    : loader_(options), max_batches_(max_batches), seq_len_(options.seq_len) {}
 
 double Evaluator::mean_loss(Model& model) {
+  const Totals t = totals(model);
+  DIFFTX_CHECK(t.counted > 0, "the validation split yields no targets at seq_len {}",
+               seq_len_);
+  return t.loss_sum / t.counted;
+}
+
+Evaluator::Totals Evaluator::totals(Model& model) {
   loader_.reset();
   data::Batch batch;
-  double loss_sum = 0, counted = 0;
+  Totals t;
   int n = 0;
   while ((max_batches_ == 0 || n < max_batches_) && loader_.next(batch)) {
     std::vector<std::int32_t> targets = batch.targets();  // (B, T); -1 = not counted
@@ -29,14 +36,13 @@ double Evaluator::mean_loss(Model& model) {
     }
     const double c = double(batch.counted_targets());
     if (c == 0) continue;
-    loss_sum +=
+    t.loss_sum +=
         c * model.forward_loss(token_tensor(batch.inputs(), batch.batch_size, batch.seq_len),
                                token_tensor(targets, batch.batch_size, batch.seq_len));
-    counted += c;
+    t.counted += c;
     ++n;
   }
-  DIFFTX_CHECK(counted > 0, "the validation split yields no targets at seq_len {}", batch.seq_len);
-  return loss_sum / counted;
+  return t;
 }
 
 double unigram_entropy(const data::ShardSet& set) {

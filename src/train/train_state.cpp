@@ -73,12 +73,17 @@ void check_step_against_folder(const fs::path& file, int step, const std::string
 }  // namespace
 
 void save_train_state(const std::filesystem::path& file, AdamW& opt, const TrainStateMeta& meta) {
+  save_train_state(file, opt.first_moments(), opt.second_moments(), opt.steps_taken(), meta);
+}
+
+void save_train_state(const std::filesystem::path& file, const ParamSet& m, const ParamSet& v,
+                      int adam_steps, const TrainStateMeta& meta) {
   // Host copies once: checked, checksummed and written from the same bytes.
   auto host = [](const Tensor& t) { return t.device() == Device::cpu ? t : t.to(Device::cpu); };
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (std::size_t i = 0; i < opt.first_moments().size(); ++i) {
-    tensors.emplace_back("m." + opt.first_moments().name(i), host(opt.first_moments().tensor(i)));
-    tensors.emplace_back("v." + opt.second_moments().name(i), host(opt.second_moments().tensor(i)));
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    tensors.emplace_back("m." + m.name(i), host(m.tensor(i)));
+    tensors.emplace_back("v." + v.name(i), host(v.tensor(i)));
   }
   require_finite_tensors(tensors,
                          fmt::format("non-finite optimizer moments at step {}", meta.step));
@@ -86,7 +91,7 @@ void save_train_state(const std::filesystem::path& file, AdamW& opt, const Train
                           {"loader", meta.loader},
                           {"init_seed", meta.init_seed},
                           {"skipped_in_a_row", meta.skipped_in_a_row},
-                          {"adam_steps", opt.steps_taken()}};
+                          {"adam_steps", adam_steps}};
   save_safetensors(file, tensors,
                    {{"format", kFormat},
                     {"format_version", std::to_string(kCheckpointFormatVersion)},
@@ -114,6 +119,15 @@ TrainStateRecord parse_train_state_meta(std::string_view text, const std::string
 }
 
 TrainStateMeta load_train_state(const std::filesystem::path& file, AdamW& opt) {
+  int adam_steps = 0;
+  TrainStateMeta meta =
+      load_train_state(file, opt.first_moments(), opt.second_moments(), adam_steps);
+  opt.set_steps_taken(adam_steps);
+  return meta;
+}
+
+TrainStateMeta load_train_state(const std::filesystem::path& file, ParamSet& m, ParamSet& v,
+                                int& adam_steps) {
   const std::string source = file.string();
   SafetensorsFile f = load_safetensors(file);
   auto format = f.metadata.find("format");
@@ -130,8 +144,8 @@ TrainStateMeta load_train_state(const std::filesystem::path& file, AdamW& opt) {
   check_step_against_folder(file, record.meta.step, source);
 
   std::size_t expected = 0;
-  for (auto* set : {&opt.first_moments(), &opt.second_moments()}) {
-    const bool second = set == &opt.second_moments();
+  for (auto* set : {&m, &v}) {
+    const bool second = set == &v;
     const char* prefix = second ? "v." : "m.";
     for (std::size_t i = 0; i < set->size(); ++i) {
       const std::string name = prefix + set->name(i);
@@ -149,22 +163,22 @@ TrainStateMeta load_train_state(const std::filesystem::path& file, AdamW& opt) {
   if (f.tensors.size() != expected) {
     for (const auto& [name, t] : f.tensors) {
       if (name.size() < 2 || (name.compare(0, 2, "m.") != 0 && name.compare(0, 2, "v.") != 0) ||
-          !opt.first_moments().contains(name.substr(2))) {
+          !m.contains(name.substr(2))) {
         fail("{}: unexpected tensor '{}' (not a moment of this model's parameters)", source,
              text_snippet(name));
       }
     }
   }
-  // Everything checked: only now change the optimizer.
-  for (auto* set : {&opt.first_moments(), &opt.second_moments()}) {
-    const char* prefix = set == &opt.second_moments() ? "v." : "m.";
+  // Everything checked: only now change the moments.
+  for (auto* set : {&m, &v}) {
+    const char* prefix = set == &v ? "v." : "m.";
     for (std::size_t i = 0; i < set->size(); ++i) {
       const Tensor& t = f.at(prefix + set->name(i));
       Tensor& dst = set->tensor(i);
       dst.copy_from(t.dtype() == dst.dtype() ? t : t.to_dtype(dst.dtype()));
     }
   }
-  opt.set_steps_taken(record.adam_steps);
+  adam_steps = record.adam_steps;
   return record.meta;
 }
 

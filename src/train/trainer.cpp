@@ -13,6 +13,7 @@
 #include "difftx/core/progress.h"
 #include "difftx/model/checkpoint.h"
 #include "difftx/runtime/interrupt.h"
+#include "difftx/train/parallel.h"
 #include "trainer_state.h"
 
 namespace difftx {
@@ -71,16 +72,23 @@ StepResult Trainer::step() {
   Model& model = *s.model;
   model.zero_grads();
   double loss = 0;
+  ParallelRuntime* par = s.par();
+  const double grad_scale =
+      par ? par->grad_scale(cfg.optim.grad_accum) : 1.0 / cfg.optim.grad_accum;
   for (int micro = 0; micro < cfg.optim.grad_accum; ++micro) {
     s.loader->next_batch(s.batch);
     const data::Batch& b = s.batch;
+    if (par) par->before_micro_batch(micro == cfg.optim.grad_accum - 1);
     loss += model.forward_backward(token_tensor(b.inputs(), b.batch_size, b.seq_len),   // (B, T)
                                    token_tensor(b.targets(), b.batch_size, b.seq_len),  // (B, T)
-                                   1.0 / cfg.optim.grad_accum) /
+                                   grad_scale) /
             cfg.optim.grad_accum;
   }
+  if (par) loss = par->finish_gradients(loss);  // the mean over ranks: one decision everywhere
   if (s.hook) s.hook(model, loss);
-  const double norm = std::isfinite(loss) ? s.optimizer->step(r.lr) : loss;
+  const double norm = !std::isfinite(loss) ? loss
+                      : par                ? par->optimizer_step(r.lr)
+                                           : s.optimizer->step(r.lr);
   r.loss = loss;
   r.grad_norm = norm;
   if (!std::isfinite(loss) || !std::isfinite(norm)) {
@@ -97,7 +105,7 @@ StepResult Trainer::step() {
            what, s.step + 1, s.meta.skipped_in_a_row, cfg.train.max_skipped_steps);
     }
     ++s.step;
-    s.metrics->write({{"type", "skip"}, {"step", s.step}, {"reason", what}});
+    s.log({{"type", "skip"}, {"step", s.step}, {"reason", what}});
     r.step = s.step;
     r.skipped = true;
     return r;
@@ -118,21 +126,36 @@ StepResult Trainer::step() {
                  {"grad_norm", norm},
                  {"tokens_per_s", tokens_per_s},
                  {"tokens", s.tokens_per_step * s.step},
-                 {"elapsed_s",
-                  s.metrics->elapsed_before() + std::chrono::duration<double>(te - *s.t0).count()}};
-  if (s.device.peak_flops) record["mfu"] = tokens_per_s * s.flops.per_token / *s.device.peak_flops;
-  s.metrics->write(record);
+                 {"elapsed_s", (s.metrics ? s.metrics->elapsed_before() : 0.0) +
+                                   std::chrono::duration<double>(te - *s.t0).count()}};
+  const int devices = par ? par->world() : 1;  // tokens_per_s counts every rank's tokens
+  if (s.device.peak_flops) {
+    record["mfu"] = tokens_per_s * s.flops.per_token / (*s.device.peak_flops * devices);
+  }
+  if (par) record["comm"] = par->step_metrics();
+  s.log(record);
   return r;
 }
 
 EvalPoint Trainer::evaluate() {
   State& s = *s_;
-  EvalPoint p{s.step, s.evaluator->mean_loss(*s.model), s.model->lambdas()};
-  s.metrics->write({{"type", "eval"},
-                    {"step", p.step},
-                    {"val_loss", p.val_loss},
-                    {"val_ppl", std::exp(p.val_loss)},
-                    {"lambda", p.lambdas}});
+  double val_loss = 0;
+  if (s.par()) {
+    // Each rank evaluates its share of the validation windows; the totals add up.
+    const Evaluator::Totals mine = s.evaluator->totals(*s.model);
+    const auto all = s.par()->sum({mine.loss_sum, mine.counted});
+    DIFFTX_CHECK(all[1] > 0, "the validation split yields no targets at seq_len {}",
+                 s.cfg.data.seq_len);
+    val_loss = all[0] / all[1];
+  } else {
+    val_loss = s.evaluator->mean_loss(*s.model);
+  }
+  EvalPoint p{s.step, val_loss, s.model->lambdas()};
+  s.log({{"type", "eval"},
+         {"step", p.step},
+         {"val_loss", p.val_loss},
+         {"val_ppl", std::exp(p.val_loss)},
+         {"lambda", p.lambdas}});
   s.evals.push_back(p);
   s.last_eval_step = s.step;
   return p;
@@ -141,14 +164,36 @@ EvalPoint Trainer::evaluate() {
 fs::path Trainer::checkpoint() {
   State& s = *s_;
   const int step = s.step;
-  const fs::path dir = s.store.save(step, [&](const fs::path& partial) {
+  ParallelRuntime* par = s.par();
+  ParamSet m, v;  // data parallelism: the sharded moments, whole on rank 0
+  int adam_steps = 0;
+  if (par) par->gather_optimizer_state(m, v, adam_steps);
+  auto write = [&](const fs::path& partial) {
     save_model_checkpoint(partial, s.cfg.source, s.cfg.model, s.model->params(), s.tokenizer_path,
                           step);
     s.meta.step = step;
-    s.meta.loader = s.loader->state().to_json();
-    save_train_state(partial / kTrainStateFile, *s.optimizer, s.meta);
-  });
-  s.store.prune(s.cfg.output.keep_last, step);
+    s.meta.loader = s.loader->state().to_json();  // any rank's position restores every rank
+    if (par) {
+      save_train_state(partial / kTrainStateFile, m, v, adam_steps, s.meta);
+    } else {
+      save_train_state(partial / kTrainStateFile, *s.optimizer, s.meta);
+    }
+  };
+  fs::path dir = s.store.folder_for(step);
+  std::string failure;  // rank 0's, told to every rank so that none waits for it
+  if (s.writer()) {
+    try {
+      dir = s.store.save(step, write);
+      s.store.prune(s.cfg.output.keep_last, step);
+    } catch (const Error& e) {
+      if (!par) throw;
+      failure = e.what();
+    }
+  }
+  if (par && par->max({failure.empty() ? 0.0 : 1.0})[0] > 0) {
+    if (!failure.empty()) throw Error(failure);
+    fail("rank 0 could not write checkpoint step {} (its message names the cause)", step);
+  }
   s.last_checkpoint = dir;
   s.last_checkpoint_step = step;
   return dir;
@@ -234,7 +279,7 @@ TrainSummary Trainer::run() {
   summary.checkpoint = s.last_checkpoint;
   summary.tokens_per_second =
       s.train_seconds > 0 ? s.steps_here * s.tokens_per_step / s.train_seconds : 0;
-  s.metrics->write(
+  s.log(
       {{"type", "summary"},
        {"step", s.step},
        {"steps_this_process", s.steps_here},

@@ -9,6 +9,7 @@
 #include "difftx/model/checkpoint.h"
 #include "difftx/runtime/backend_factory.h"
 #include "difftx/runtime/model_loading.h"
+#include "difftx/train/parallel.h"
 #include "trainer_state.h"
 
 namespace difftx {
@@ -53,6 +54,23 @@ void check_vocab(const RunConfig& cfg, std::uint32_t data_vocab) {
       data_vocab);
 }
 
+// A loader position saved by a run of another world size, for this rank's loader: the global
+// batch (ranks x rows per rank) decides the sample order, so keeping it continues the run.
+data::LoaderState for_this_world(data::LoaderState s, const data::LoaderOptions& o) {
+  if (s.world == o.world && s.batch_size == o.batch_size) return s;
+  if (std::int64_t(s.world) * s.batch_size != std::int64_t(o.world) * o.batch_size) {
+    fail(
+        "--resume: the checkpoint's run drew global batches of {} rows ({} rank(s) x {}), this run "
+        "{} ({} x {}): keep data.batch_size (the global micro-batch) to resume at another world "
+        "size",
+        s.world * s.batch_size, s.world, s.batch_size, o.world * o.batch_size, o.world,
+        o.batch_size);
+  }
+  s.world = o.world;
+  s.batch_size = o.batch_size;
+  return s;
+}
+
 }  // namespace
 
 void Trainer::State::setup() {
@@ -80,6 +98,17 @@ void Trainer::State::setup() {
   lo.batch_size = cfg.data.batch_size;
   lo.seed = cfg.data.seed;
   lo.split = "train";
+  if (par()) {
+    // data.batch_size is the global micro-batch: each rank draws its share of every batch.
+    lo.rank = par()->rank();
+    lo.world = par()->world();
+    if (cfg.data.batch_size % lo.world != 0) {
+      fail("data.batch_size {} (the global micro-batch) does not split evenly over {} ranks: use "
+           "a multiple of {}",
+           cfg.data.batch_size, lo.world, lo.world);
+    }
+    lo.batch_size = cfg.data.batch_size / lo.world;
+  }
   loader = std::make_unique<data::TrainLoader>(lo);
   check_vocab(cfg, loader->shards().vocab_size());
   data::LoaderOptions vo = lo;
@@ -115,11 +144,21 @@ void Trainer::State::setup() {
   backend = make_backend(cfg.train.device);
   device = device_info(*backend);
   load_weights();
-  optimizer = std::make_unique<AdamW>(*model, cfg.optim);
+  if (!par()) optimizer = std::make_unique<AdamW>(*model, cfg.optim);
   meta.init_seed = cfg.train.seed;
   if (!resumed_from.empty()) {
-    meta = load_train_state(resumed_from / kTrainStateFile, *optimizer);
-    loader->restore(data::LoaderState::from_json(meta.loader));
+    if (par()) {
+      // Whole moments, as any world size saved them; the runtime keeps this rank's shard.
+      const auto specs = parameter_specs(cfg.model);
+      ParamSet m = ParamSet::zeros_like_specs(specs, DType::f32, Device::cpu);
+      ParamSet v = ParamSet::zeros_like_specs(specs, DType::f32, Device::cpu);
+      int adam_steps = 0;
+      meta = load_train_state(resumed_from / kTrainStateFile, m, v, adam_steps);
+      par()->load_optimizer_state(m, v, adam_steps);
+    } else {
+      meta = load_train_state(resumed_from / kTrainStateFile, *optimizer);
+    }
+    loader->restore(for_this_world(data::LoaderState::from_json(meta.loader), lo));
     start_step = step = meta.step;
     if (step >= cfg.train.steps) {
       fail(
@@ -132,10 +171,12 @@ void Trainer::State::setup() {
            *opt.stop_after, cfg.output.dir.string(), step);
     }
   }
-  unigram = unigram_entropy(loader->shards());
+  if (writer()) unigram = unigram_entropy(loader->shards());
   tokens_per_step = double(cfg.optim.grad_accum) * cfg.data.batch_size * cfg.data.seq_len;
   flops = training_flops_per_token(cfg.model, cfg.data.seq_len);
-  open_run_folder();
+  // Every rank checks the run folder before rank 0 writes to it.
+  if (par()) par()->max({0.0});
+  if (writer()) open_run_folder();
 }
 
 void Trainer::State::load_weights() {
@@ -171,14 +212,21 @@ void Trainer::State::load_weights() {
     params =
         ParamSet::initialised(cfg.model, cfg.train.seed, backend->param_dtype(), backend->device());
   }
-  model = std::make_unique<Model>(cfg.model, *backend, std::move(params));
+  if (par()) {
+    model = &par()->build_model(cfg.model, *backend, params, cfg.optim);
+  } else {
+    own_model = std::make_unique<Model>(cfg.model, *backend, std::move(params));
+    model = own_model.get();
+  }
 }
 
 void Trainer::State::open_run_folder() {
   if (opt.overwrite) store.clear();
   store.prepare();
-  json common = {
-      {"difftx_version", difftx_version()}, {"backend", backend->name()}, {"device", device.name}};
+  json common = {{"difftx_version", difftx_version()},
+                 {"backend", backend->name()},
+                 {"device", device.name},
+                 {"world", par() ? par()->world() : 1}};
   if (resumed_from.empty()) {
     metrics.emplace(MetricsLog::start(store.metrics_file()));
     json run = {{"type", "run"},

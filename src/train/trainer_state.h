@@ -16,6 +16,7 @@
 #include "difftx/train/flops.h"
 #include "difftx/train/metrics_log.h"
 #include "difftx/train/optimizer.h"
+#include "difftx/train/parallel.h"
 #include "difftx/train/train_state.h"
 #include "difftx/train/trainer.h"
 
@@ -31,9 +32,10 @@ struct Trainer::State {
   std::unique_ptr<data::TrainLoader> loader;
   std::unique_ptr<Evaluator> evaluator;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<Model> model;
-  std::unique_ptr<AdamW> optimizer;
-  std::optional<MetricsLog> metrics;
+  std::unique_ptr<Model> own_model;
+  Model* model = nullptr;             // own_model, or the data-parallel runtime's
+  std::unique_ptr<AdamW> optimizer;   // single process only
+  std::optional<MetricsLog> metrics;  // rank 0 only
   GradientHook hook;
   TrainStateMeta meta;
   data::Batch batch;
@@ -62,6 +64,14 @@ struct Trainer::State {
   void setup();
   void load_weights();
   void open_run_folder();
+
+  // Data parallelism (TrainOptions::parallel, train/parallel.h): rank 0 alone writes the run
+  // folder.
+  ParallelRuntime* par() const { return opt.parallel; }
+  bool writer() const { return !opt.parallel || opt.parallel->rank() == 0; }
+  void log(const nlohmann::json& record) {
+    if (metrics) metrics->write(record);
+  }
 };
 
 }  // namespace difftx

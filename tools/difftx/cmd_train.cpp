@@ -12,6 +12,7 @@
 #include "difftx/runtime/interrupt.h"
 #include "difftx/train/config_overrides.h"
 #include "difftx/train/trainer.h"
+#include "train_distributed.h"
 
 namespace difftx::cli {
 namespace {
@@ -24,6 +25,7 @@ struct TrainArgs {
   bool resume = false;
   bool overwrite = false;
   bool quiet = false;
+  DistArgs dist;  // data parallelism (train_distributed.h)
 };
 
 // The command that continues this run: the same config and overrides, with --resume.
@@ -98,6 +100,7 @@ const CommandRegistration reg{
                       "--resume)")
           ->check(integer_in<int>(1));
       cmd->add_flag("--quiet", a->quiet, "No progress output (metrics still go to metrics.jsonl)");
+      add_distributed_options(*cmd, a->dist);
       cmd->callback([a] {
         LoadedRunConfig loaded = load_run_config(a->config, a->overrides);
         for (const auto& note : loaded.notes) fmt::print(stderr, "note: {}\n", note);
@@ -107,6 +110,11 @@ const CommandRegistration reg{
         options.init_from = a->init_from;
         options.stop_after = a->stop_after;
         options.quiet = a->quiet;
+        if (train_distributed(a->dist, loaded, options, [&](const TrainSummary& s) {
+              print_result(*a, loaded.config, s);
+            })) {
+          return;
+        }
         InterruptScope interrupts;
         Trainer trainer(loaded.config, options);
         const TrainSummary s = trainer.run();

@@ -46,6 +46,9 @@ class Backend {
   // dst = src converted to dst's dtype (same shape, same device).
   virtual void convert(const Tensor& src, Tensor& dst) = 0;
   virtual void synchronize() {}
+  // The queue the backend's device work runs on, for libraries that order their own work
+  // against it (CUDA: its cudaStream_t, used by the NCCL collectives of src/dist). Null on the CPU.
+  virtual void* native_stream() { return nullptr; }
 
   // ---- embedding: out (N, E) = table[ids]; dtable (V, E) += scatter of dout
   virtual void embedding_forward(const Tensor& ids /*(N) i32*/, const Tensor& table /*(V,E)*/,

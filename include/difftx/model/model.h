@@ -7,7 +7,9 @@
 // model_decode.cpp (KV cache).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -22,11 +24,20 @@ class KvCache;
 class ModelProbe;
 struct ProbeOptions;
 
+// Parameter indices (parameter_specs order) grouped in the order a backward pass completes
+// their gradients: the head (final norm, untied output matrix), each layer from the last to the
+// first, then the embedding (with a tied output). Every index appears once.
+std::vector<std::vector<std::size_t>> gradients_ready_order(const ModelConfig& config);
+
 class Model {
  public:
   // `params` must hold every tensor of parameter_specs(config) with the backend's param dtype on
   // its device (shapes are checked).
   Model(ModelConfig config, Backend& backend, ParamSet params);
+  // Same, with the gradient storage supplied by the caller: every name of params, same shapes,
+  // dtype and device (data parallelism passes views into one flat buffer, so that a bucket of
+  // gradients is reduced by one collective). The model zero-fills it.
+  Model(ModelConfig config, Backend& backend, ParamSet params, ParamSet grads);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -55,6 +66,18 @@ class Model {
   // Host (B, T, V) logits in f32 (or f64 on the f64 CPU backend).
   Tensor logits(const Tensor& inputs);
 
+  // Called inside forward_backward as soon as a group of parameters has its final gradient for
+  // that call (indices into params() / grads()), in gradients_ready_groups(): the head (final
+  // norm, untied output matrix), then each layer from the last to the first, then the embedding
+  // (with the tied output). Data parallelism starts reducing them while the backward goes on.
+  // The hook runs on the calling thread between backend ops; an empty function removes it.
+  using GradientsReadyHook = std::function<void(std::span<const std::size_t> params)>;
+  void set_gradients_ready_hook(GradientsReadyHook hook) { grads_ready_ = std::move(hook); }
+  // The groups in the order the hook reports them (gradients_ready_order(config())).
+  const std::vector<std::vector<std::size_t>>& gradients_ready_groups() const {
+    return ready_groups_;
+  }
+
   // Per-layer lambda of DIFF V1 (empty otherwise), computed on the host from the parameters.
   std::vector<double> lambdas() const;
 
@@ -78,6 +101,7 @@ class Model {
   void forward_layers(int batch, int seq, int pos_offset, KvCache* cache);
   void layer_forward(int layer, int batch, int seq, int pos_offset, KvCache* cache);
   void layer_backward(int layer, int batch, int seq);
+  void gradients_ready(std::size_t group);
   void attention_forward(int layer, int batch, int seq, int pos_offset, KvCache* cache);
   void attention_backward(int layer, int batch, int seq);
   // Decoding: appends this call's keys/values to the cache and returns the whole prefix.
@@ -98,6 +122,9 @@ class Model {
   // Storage of each params_ / grads_ tensor when bound (refresh_compute_weights checks it).
   std::vector<std::pair<const void*, const void*>> bound_;
   std::unique_ptr<Activations> acts_;
+  // gradients_ready_order(config_): [0] head, [1 + L-1-l] layer l, [L + 1] embedding.
+  std::vector<std::vector<std::size_t>> ready_groups_;
+  GradientsReadyHook grads_ready_;
   const ProbeOptions* probe_ = nullptr;  // set by ModelProbe for the length of one call
 };
 

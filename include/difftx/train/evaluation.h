@@ -21,9 +21,18 @@ class Evaluator {
   // yields no targets at this seq_len.
   double mean_loss(Model& model);
 
+  // The sums behind mean_loss (loss summed over counted targets, and their count), with no
+  // check that any target was counted: data parallelism adds every rank's totals first.
+  struct Totals {
+    double loss_sum = 0;
+    double counted = 0;
+  };
+  Totals totals(Model& model);
+
  private:
   data::EvalLoader loader_;
   int max_batches_;
+  int seq_len_;
 };
 
 // Nats: the entropy of the token frequencies of every shard of `set`.

@@ -39,4 +39,12 @@ struct TrainStateRecord {
 };
 TrainStateRecord parse_train_state_meta(std::string_view text, const std::string& source);
 
+// The same file from and into moment sets (one tensor per parameter, named like it, any device),
+// with the same checks: data parallelism gathers its sharded moments into such sets on rank 0,
+// and every rank reads them back at any world size. `adam_steps` is AdamW's step count.
+void save_train_state(const std::filesystem::path& file, const ParamSet& m, const ParamSet& v,
+                      int adam_steps, const TrainStateMeta& meta);
+TrainStateMeta load_train_state(const std::filesystem::path& file, ParamSet& m, ParamSet& v,
+                                int& adam_steps);
+
 }  // namespace difftx

@@ -2,9 +2,9 @@
 // resume or initialisation, one optimizer step, evaluation, checkpoint, and run() that
 // strings them together with metrics (metrics_log.h), progress and stop requests.
 //
-// Data-parallel training wraps step(): a GradientHook runs after the micro-batches'
-// gradients are complete and before clipping and AdamW, where an all-reduce averages the
-// gradients (and the loss) over ranks.
+// Data-parallel training (TrainOptions::parallel, train/parallel.h) keeps this loop: the
+// runtime reduces the gradients in buckets during the backward and steps a sharded AdamW;
+// the Trainer draws each rank's share of the batches and lets rank 0 write the run folder.
 #pragma once
 
 #include <filesystem>
@@ -18,6 +18,8 @@
 #include "difftx/train/run_config.h"
 
 namespace difftx {
+
+class ParallelRuntime;
 
 struct TrainOptions {
   // Continue from the newest complete checkpoint of output.dir.
@@ -33,6 +35,9 @@ struct TrainOptions {
   // Poll runtime/interrupt.h's stop_requested() between steps (the CLI's Ctrl-C handling).
   bool stop_on_signal = true;
   bool quiet = false;  // no progress output (metrics still go to metrics.jsonl)
+  // Data parallelism: this rank's runtime (train/parallel.h, made by src/dist); null for one
+  // process. Only rank 0 writes the run folder; the caller keeps the runtime alive.
+  ParallelRuntime* parallel = nullptr;
 };
 
 // Why run() returned.

@@ -29,6 +29,7 @@ class CudaBackend final : public Backend {
   void fill(Tensor& t, double value) override;
   void convert(const Tensor& src, Tensor& dst) override;
   void synchronize() override;
+  void* native_stream() override { return stream(); }
   void add(const Tensor& a, const Tensor& b, Tensor& out) override;
   void add_inplace(Tensor& acc, const Tensor& b) override;
 
