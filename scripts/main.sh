@@ -11,6 +11,7 @@ DIFFTX_CPU_TARGETS=difftx_cli bash scripts/setup.sh
 difftx=./build/cpu/difftx
 $difftx model info --config configs/tiny.json
 $difftx data prepare --out data/brown
-$difftx train --config configs/tiny.json
+# --overwrite: the main job starts runs/tiny again when it is rerun (a run folder holds one run).
+$difftx train --config configs/tiny.json --overwrite
 $difftx generate --checkpoint runs/tiny --prompt "The jury said" --max-tokens 80 --temperature 0.8 --top-k 40 --seed 1
 echo "main: done in $(( $(date +%s) - start )) s"

@@ -2,10 +2,12 @@
 #include "difftx/core/progress.h"
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace difftx {
 
@@ -22,6 +24,24 @@ ProgressMode resolve_mode(ProgressMode mode, std::FILE* out) {
   if (out == nullptr) return ProgressMode::quiet;
   if (mode != ProgressMode::automatic) return mode;
   return ::isatty(::fileno(out)) != 0 ? ProgressMode::terminal : ProgressMode::lines;
+}
+
+// Characters (UTF-8 code points) of `text`.
+std::size_t display_length(std::string_view text) {
+  std::size_t n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// The first `columns` characters of `text` (cut between UTF-8 code points).
+std::string cut_to(std::string_view text, std::size_t columns) {
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && chars++ == columns) {
+      return std::string(text.substr(0, i));
+    }
+  }
+  return std::string(text);
 }
 
 }  // namespace
@@ -74,6 +94,21 @@ double Progress::now() const { return options_.clock ? options_.clock() : steady
 
 double Progress::elapsed_seconds() const { return now() - start_; }
 
+int Progress::terminal_width() const {
+  if (options_.width > 0) return options_.width;
+  if (const char* env = std::getenv("COLUMNS")) {
+    char* end = nullptr;
+    const long columns = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && columns > 0 && columns < 100000) return static_cast<int>(columns);
+  }
+  struct winsize size {};
+  if (options_.out != nullptr && ::ioctl(::fileno(options_.out), TIOCGWINSZ, &size) == 0 &&
+      size.ws_col > 0) {
+    return size.ws_col;
+  }
+  return 80;
+}
+
 std::string Progress::status_line(double done, double elapsed_s, std::string_view extra,
                                   bool final) const {
   const bool bytes = options_.unit == "B";
@@ -82,9 +117,10 @@ std::string Progress::status_line(double done, double elapsed_s, std::string_vie
     if (!bytes && !options_.unit.empty()) q.append(" ").append(options_.unit);
     return q;
   };
-  const double rate = elapsed_s > 1e-9 ? done / elapsed_s : 0.0;
+  const double done_here = done - options_.start_done;  // this job's share
+  const double rate = elapsed_s > 1e-9 ? done_here / elapsed_s : 0.0;
   std::string rate_text;
-  if (elapsed_s > 1e-9 && done > 0) {
+  if (elapsed_s > 1e-9 && done_here > 0) {
     rate_text = bytes ? format_bytes(rate) : format_count(rate);
     if (!bytes && !options_.unit.empty()) rate_text.append(" ").append(options_.unit);
     rate_text.append("/s");
@@ -92,42 +128,51 @@ std::string Progress::status_line(double done, double elapsed_s, std::string_vie
   const bool known = total_ > 0;
   const double fraction = known ? std::clamp(done / total_, 0.0, 1.0) : 0.0;
 
-  std::string line = label_;
+  // The line without the bar; the bar goes after the label when the terminal has room.
+  std::string head = label_;
+  std::string body;
   if (final) {
-    line += fmt::format(": {} in {}", quantity(done), format_duration(elapsed_s));
-    if (!rate_text.empty()) line += fmt::format(" ({})", rate_text);
+    body += fmt::format(": {} in {}", quantity(done_here), format_duration(elapsed_s));
+    if (!rate_text.empty()) body += fmt::format(" ({})", rate_text);
   } else {
-    if (mode_ == ProgressMode::terminal && known) {
-      const int filled = static_cast<int>(fraction * kBarWidth);
-      line.append(" [");
-      line.append(static_cast<std::size_t>(filled), '#');
-      line.append(static_cast<std::size_t>(kBarWidth - filled), '.');
-      line.append("]");
-    } else {
-      line += ":";
-    }
+    body += ":";
     if (known) {
-      line += fmt::format(" {:5.1f}% {}/{}", 100.0 * fraction, quantity(done), quantity(total_));
+      body += fmt::format(" {:5.1f}% {}/{}", 100.0 * fraction, quantity(done), quantity(total_));
     } else {
-      line.append(" ").append(quantity(done));
+      body.append(" ").append(quantity(done));
     }
-    if (!rate_text.empty()) line.append("  ").append(rate_text);
+    if (!rate_text.empty()) body.append("  ").append(rate_text);
     if (known) {
       const double eta = rate > 0 ? (total_ - done) / rate : -1.0;
-      line.append("  ETA ").append(format_duration(eta));
+      body.append("  ETA ").append(format_duration(eta));
     }
   }
-  if (!extra.empty()) line.append("  ").append(extra);
-  return line;
+  if (!extra.empty()) body.append("  ").append(extra);
+  if (mode_ != ProgressMode::terminal) return head + body;
+
+  const std::size_t columns = static_cast<std::size_t>(std::max(terminal_width() - 1, 1));
+  if (!final && known) {
+    const int filled = static_cast<int>(fraction * kBarWidth);
+    std::string bar = " [";
+    bar.append(static_cast<std::size_t>(filled), '#');
+    bar.append(static_cast<std::size_t>(kBarWidth - filled), '.');
+    bar.append("]");
+    // The bar replaces the colon after the label.
+    std::string with_bar = head + bar + body.substr(1);
+    if (display_length(with_bar) <= columns) return with_bar;
+  }
+  return cut_to(head + body, columns);
 }
 
 void Progress::emit(std::string_view extra, bool final) {
   const double t = now();
   std::string line = status_line(done_, t - start_, extra, final);
   if (mode_ == ProgressMode::terminal) {
+    // "\r" then the line, then clear what is left of a longer previous line.
     std::string padded = "\r" + line;
-    if (line.size() < last_width_) padded.append(last_width_ - line.size(), ' ');
-    last_width_ = line.size();
+    const std::size_t length = display_length(line);
+    if (length < last_width_) padded.append(last_width_ - length, ' ');
+    last_width_ = length;
     if (final) padded += '\n';
     std::fputs(padded.c_str(), options_.out);
     line_open_ = !final;

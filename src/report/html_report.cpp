@@ -1,20 +1,21 @@
-// The `difftx compare` HTML page: summary table, loss charts and lambda-per-layer charts.
+// The training report page: summary sentences and table, the seed caveat, and the chart
+// sections of report_charts.h, assembled into one self-contained HTML file.
 #include "difftx/report/html_report.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
+#include <map>
 #include <optional>
 
 #include "difftx/core/atomic_file.h"
+#include "difftx/core/number_format.h"
 #include "difftx/report/svg_chart.h"
+#include "report_charts.h"
 
 namespace difftx::report {
 namespace {
-
-using Points = std::vector<std::pair<double, double>>;
 
 constexpr const char* kDash = "\u2014";   // em dash: value unknown
 constexpr const char* kMinus = "\u2212";  // typographic minus sign
@@ -41,6 +42,8 @@ td .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2p
 .better { color: #0060a0; font-weight: 600; }
 .worse { color: #b34700; font-weight: 600; }
 .muted { color: #777777; }
+.caveat { color: #7a4a00; background: #fff6e5; border-left: 3px solid #e69f00; padding: 6px 10px; }
+code { font-family: "DejaVu Sans Mono", monospace; font-size: 13px; }
 .sub { color: #777777; font-size: 12px; }
 figure { margin: 14px 0 22px; }
 figure svg { display: block; max-width: 100%; height: auto; }
@@ -50,14 +53,10 @@ footer { margin-top: 36px; color: #888888; font-size: 12px; }
 
 bool finite(double x) { return std::isfinite(x); }
 
+// Digits grouped by thousands, with a typographic minus sign.
 std::string group_thousands(std::int64_t value) {
-  std::string digits = std::to_string(value < 0 ? -value : value);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return value < 0 ? std::string(kMinus) + out : out;
+  const std::string text = with_thousands(value);
+  return value < 0 ? std::string(kMinus) + text.substr(1) : text;
 }
 
 std::string short_count(double n) {
@@ -116,27 +115,6 @@ const RunSeries* find_baseline(const CompareReport& report) {
 // "better" when lower is better and delta < 0.
 const char* delta_class(double delta) { return delta < 0 ? "better" : delta > 0 ? "worse" : "muted"; }
 
-// Centered moving average over the finite points, window about n/25 points (odd, at least 1),
-// shrinking at the ends.
-Points smooth(const Points& points, std::size_t* window_out) {
-  Points clean;
-  for (const auto& p : points) {
-    if (finite(p.first) && finite(p.second)) clean.push_back(p);
-  }
-  const std::size_t n = clean.size();
-  const std::size_t half = n / 50;
-  *window_out = 2 * half + 1;
-  std::vector<double> prefix(n + 1, 0.0);
-  for (std::size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + clean[i].second;
-  Points out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::size_t lo = i >= half ? i - half : 0;
-    std::size_t hi = std::min(n, i + half + 1);
-    out[i] = {clean[i].first, (prefix[hi] - prefix[lo]) / static_cast<double>(hi - lo)};
-  }
-  return out;
-}
-
 std::string summary_sentences(const CompareReport& report, const RunSeries* baseline) {
   if (report.runs.empty()) return "<p class=\"headline\">This report contains no runs.</p>\n";
   if (!baseline) {
@@ -185,12 +163,14 @@ std::string summary_table(const CompareReport& report, const RunSeries* baseline
   for (std::size_t i = 0; i < report.runs.size(); ++i) {
     const auto& run = report.runs[i];
     auto steps = last_step(run);
+    const std::string seed_text =
+        run.seed.empty() ? "" : "<br><span class=\"sub\">seed: " + escape_html(run.seed) + "</span>";
     out += fmt::format(
-        "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}</td><td>{}</td><td>{}</td>"
+        "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}{}</td><td>{}</td><td>{}</td>"
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-        categorical_color(i), escape_html(run.label), escape_html(run.attention), params_text(run.params),
-        steps ? format_tick(*steps, 1) : kDash, loss_text(run.final_val_loss), perplexity_text(run.final_val_loss),
-        speed_text(run.tokens_per_second));
+        categorical_color(i), escape_html(run.label), seed_text, escape_html(run.attention),
+        params_text(run.params), steps ? group_thousands(std::llround(*steps)) : kDash,
+        loss_text(run.final_val_loss), perplexity_text(run.final_val_loss), speed_text(run.tokens_per_second));
     if (&run == baseline) {
       out += "<td class=\"muted\">baseline</td><td class=\"muted\">baseline</td><td class=\"muted\">baseline</td>";
     } else if (!baseline) {
@@ -222,125 +202,56 @@ std::string summary_table(const CompareReport& report, const RunSeries* baseline
   return out;
 }
 
-std::string figure(const LineChart& chart, const std::string& caption) {
-  return "<figure>\n" + render_line_chart(chart) + "<figcaption>" + escape_html(caption) +
-         "</figcaption>\n</figure>\n";
-}
-
-std::string loss_section(const CompareReport& report) {
-  std::string out = "<section id=\"loss\">\n<h2>Loss</h2>\n";
-  LineChart full;
-  full.id = "loss-chart";
-  full.title = "Training and validation loss";
-  full.x_label = "step";
-  full.y_label = "loss (nats per token)";
-  for (std::size_t i = 0; i < report.runs.size(); ++i) {
-    const auto& run = report.runs[i];
-    ChartSeries train;
-    train.id = run.label + " train";
-    train.label = run.label + " train";
-    train.points = run.train_loss;
-    train.color = categorical_color(i);
-    train.width = 1.2;
-    train.opacity = 0.45;
-    full.series.push_back(std::move(train));
-  }
-  for (std::size_t i = 0; i < report.runs.size(); ++i) {
-    const auto& run = report.runs[i];
-    ChartSeries val;
-    val.id = run.label + " val";
-    val.label = run.label + " validation";
-    val.points = run.val_loss;
-    val.color = categorical_color(i);
-    val.style = LineStyle::dashed;
-    val.width = 2.2;
-    val.markers = true;
-    full.series.push_back(std::move(val));
-  }
-  out += figure(full, "Training loss per logged step (light lines) and validation loss (dashed, points), "
-                      "over the whole run.");
-
-  // Second half of training, training loss smoothed so that small gaps are visible.
-  double x_lo = std::numeric_limits<double>::infinity(), x_hi = -x_lo;
-  std::size_t train_points = 0;
+// Notes on seeds: the spread of configurations trained with several seeds, and a caveat
+// when a comparison of configurations rests on one seed.
+std::string seeds_note(const CompareReport& report) {
+  std::map<std::string, std::vector<const RunSeries*>> groups;
+  std::vector<std::string> order;
   for (const auto& run : report.runs) {
-    for (const auto* curve : {&run.train_loss, &run.val_loss}) {
-      for (const auto& p : *curve) {
-        if (!finite(p.first) || !finite(p.second)) continue;
-        x_lo = std::min(x_lo, p.first);
-        x_hi = std::max(x_hi, p.first);
-        if (curve == &run.train_loss) ++train_points;
-      }
+    if (run.configuration.empty()) continue;
+    if (!groups.count(run.configuration)) order.push_back(run.configuration);
+    groups[run.configuration].push_back(&run);
+  }
+  if (groups.empty()) return "";
+  std::string out;
+  std::vector<std::string> single;
+  for (const auto& key : order) {
+    const auto& runs = groups[key];
+    if (runs.size() < 2) {
+      single.push_back(runs.front()->label);
+      continue;
+    }
+    double sum = 0, lo = INFINITY, hi = -INFINITY;
+    int n = 0;
+    for (const RunSeries* r : runs) {
+      if (!finite(r->final_val_loss)) continue;
+      sum += r->final_val_loss;
+      lo = std::min(lo, r->final_val_loss);
+      hi = std::max(hi, r->final_val_loss);
+      ++n;
+    }
+    std::string labels;
+    for (const RunSeries* r : runs) labels += (labels.empty() ? "" : ", ") + escape_html(r->label);
+    if (n >= 2) {
+      out += fmt::format("<p class=\"note seeds\">Same configuration, {} seeds ({}): final validation loss "
+                         "mean {}, range {} to {} ({} nats).</p>\n",
+                         runs.size(), labels, loss_text(sum / n), loss_text(lo), loss_text(hi),
+                         fmt::format("{:.4f}", hi - lo));
+    } else {
+      out += fmt::format("<p class=\"note seeds\">Same configuration, {} seeds ({}).</p>\n", runs.size(), labels);
     }
   }
-  if (train_points >= 20 && x_hi > x_lo) {
-    LineChart zoom;
-    zoom.id = "loss-zoom-chart";
-    zoom.title = "Second half of training (zoomed)";
-    zoom.x_label = "step";
-    zoom.y_label = "loss (nats per token)";
-    zoom.x_min = x_lo + 0.5 * (x_hi - x_lo);
-    std::size_t window = 1;
-    for (std::size_t i = 0; i < report.runs.size(); ++i) {
-      const auto& run = report.runs[i];
-      ChartSeries train;
-      train.id = run.label + " train (smoothed)";
-      train.points = smooth(run.train_loss, &window);
-      train.label = fmt::format("{} train (moving average of {})", run.label, window);
-      train.color = categorical_color(i);
-      train.width = 1.8;
-      train.opacity = 0.9;
-      zoom.series.push_back(std::move(train));
-    }
-    for (std::size_t i = 0; i < report.runs.size(); ++i) {
-      const auto& run = report.runs[i];
-      ChartSeries val;
-      val.id = run.label + " val";
-      val.label = run.label + " validation";
-      val.points = run.val_loss;
-      val.color = categorical_color(i);
-      val.style = LineStyle::dashed;
-      val.width = 2.2;
-      val.markers = true;
-      zoom.series.push_back(std::move(val));
-    }
-    out += figure(zoom, "The second half of the steps with the y axis fitted to it; training loss is a "
-                        "centered moving average of the logged values.");
+  if (groups.size() >= 2 && !single.empty()) {
+    std::string names;
+    for (const auto& l : single) names += (names.empty() ? "" : ", ") + escape_html(l);
+    out += fmt::format(
+        "<p class=\"note caveat\" id=\"seed-caveat\"><strong>One seed:</strong> {} {} trained with a single "
+        "seed, so the differences above may be seed noise. At small scale the loss gap between DIFF and a "
+        "softmax Transformer is often within the spread over seeds (about 0.02 nats at 30M parameters in "
+        "public replications); train each configuration with several seeds (<code>--set train.seed=N "
+        "--set data.seed=N</code>) and compare their spread before drawing a conclusion.</p>\n",
+        names, single.size() == 1 ? "was" : "were");
   }
-  out += "</section>\n";
-  return out;
-}
-
-std::string lambda_section(const CompareReport& report) {
-  std::string out = "<section id=\"lambda\">\n<h2>&#955; per layer</h2>\n";
-  bool any = false;
-  for (std::size_t r = 0; r < report.runs.size(); ++r) {
-    const auto& run = report.runs[r];
-    if (run.lambda_per_layer.empty()) continue;
-    any = true;
-    LineChart chart;
-    chart.id = fmt::format("lambda-chart-{}", r);
-    chart.title = "\u03bb per layer \u2014 " + run.label;
-    chart.x_label = "step";
-    chart.y_label = "\u03bb";
-    const std::size_t layers = run.lambda_per_layer.size();
-    for (std::size_t l = 0; l < layers; ++l) {
-      ChartSeries s;
-      s.id = fmt::format("{} lambda layer {}", run.label, l);
-      s.label = fmt::format("layer {}", l);
-      s.points = run.lambda_per_layer[l];
-      s.color = sequential_color(layers > 1 ? 0.88 * static_cast<double>(l) / static_cast<double>(layers - 1) : 0.0);
-      s.width = 1.8;
-      chart.series.push_back(std::move(s));
-    }
-    out += figure(chart, fmt::format("{}: the learned \u03bb of each layer (0-based, dark = first layer, "
-                                     "light = last), which scales the subtracted attention map.",
-                                     run.label));
-  }
-  if (!any) {
-    out += "<p class=\"note\">No &#955; curves: only DIFF V1 runs record &#955; per layer.</p>\n";
-  }
-  out += "</section>\n";
   return out;
 }
 
@@ -351,7 +262,7 @@ std::string render_compare_report(const CompareReport& report) {
   std::string out;
   out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  out += "<meta name=\"generator\" content=\"difftx compare\">\n";
+  out += fmt::format("<meta name=\"generator\" content=\"{}\">\n", escape_html(report.generator));
   out += fmt::format("<title>{}</title>\n<style>{}</style>\n</head>\n<body>\n<main>\n", escape_html(report.title),
                      kStyle);
   out += fmt::format("<header>\n<h1>{}</h1>\n", escape_html(report.title));
@@ -361,10 +272,14 @@ std::string render_compare_report(const CompareReport& report) {
   out += summary_table(report, baseline);
   out += "<p class=\"note\">Perplexity is exp(validation loss). &#916; columns: this run minus the "
          "softmax baseline (negative = lower loss = better); speed is the ratio of training "
-         "tokens per second.</p>\n</section>\n";
-  out += loss_section(report);
-  out += lambda_section(report);
-  out += "<footer>Generated by difftx compare. Self-contained page: no scripts, no network access.</footer>\n";
+         "tokens per second.</p>\n";
+  out += seeds_note(report);
+  out += "</section>\n";
+  out += detail::loss_section(report);
+  out += detail::training_curves_section(report);
+  out += detail::lambda_section(report);
+  out += fmt::format("<footer>Generated by {}. Self-contained page: no scripts, no network access.</footer>\n",
+                     escape_html(report.generator));
   out += "</main>\n</body>\n</html>\n";
   return out;
 }

@@ -1,369 +1,485 @@
-// The training loop (see trainer.h): setup, resume, steps, evaluation, checkpoints, metrics.
+// The Trainer (see trainer.h): setup and the run-folder rules, resume and --init-from,
+// steps, evaluation, checkpoints through the CheckpointStore, and the loop with its log.
 #include "difftx/train/trainer.h"
 
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
-#include <regex>
 
 #include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
+#include "difftx/core/number_format.h"
 #include "difftx/core/progress.h"
+#include "difftx/core/version.h"
 #include "difftx/data/loader.h"
-#include "difftx/data/tokenizer.h"
-#include "difftx/runtime/backend_factory.h"
 #include "difftx/model/checkpoint.h"
-#include "difftx/model/model.h"
+#include "difftx/runtime/backend_factory.h"
+#include "difftx/runtime/checkpoint_store.h"
+#include "difftx/runtime/device_info.h"
+#include "difftx/runtime/interrupt.h"
+#include "difftx/runtime/model_loading.h"
+#include "difftx/train/evaluation.h"
+#include "difftx/train/flops.h"
+#include "difftx/train/metrics_log.h"
 #include "difftx/train/optimizer.h"
 #include "difftx/train/train_state.h"
 
 namespace difftx {
 namespace fs = std::filesystem;
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr const char* kStateFile = "train_state.safetensors";
 
-fs::path checkpoint_dir(const fs::path& run_dir, int step) {
-  return run_dir / "checkpoints" / fmt::format("step_{:07d}", step);
-}
-
-bool complete_checkpoint(const fs::path& dir) {
-  for (const char* f : {"model.safetensors", "config.json", kStateFile}) {
-    if (!fs::exists(dir / f)) return false;
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::completed:
+      return "completed";
+    case StopReason::stop_after:
+      return "stop_after";
+    case StopReason::signal:
+      return "signal";
   }
-  return true;
+  return "?";
 }
 
-Tensor to_tensor(const std::vector<std::int32_t>& v, int batch, int seq) {
-  Tensor t = Tensor::empty({batch, seq}, DType::i32);
-  std::copy(v.begin(), v.end(), t.data<std::int32_t>());
-  return t;
-}
-
-// Unigram entropy (nats) of the training tokens: the loss of a model that ignores context.
-double unigram_entropy(const data::ShardSet& set) {
-  std::vector<double> counts(set.vocab_size(), 0.0);
-  double total = 0;
-  std::vector<std::int32_t> buf(1 << 16);
-  for (const auto& shard : set.shards()) {
-    for (std::uint64_t start = 0; start < shard.size(); start += buf.size()) {
-      std::uint64_t n = std::min<std::uint64_t>(buf.size(), shard.size() - start);
-      shard.copy(start, n, buf.data());
-      for (std::uint64_t i = 0; i < n; ++i) counts[buf[i]] += 1;
-      total += double(n);
+// The fields in which two model configs differ, for error messages.
+std::string differing_fields(const ModelConfig& a, const ModelConfig& b) {
+  const json ja = a.to_json(), jb = b.to_json();
+  std::string out;
+  for (auto it = ja.begin(); it != ja.end(); ++it) {
+    if (!jb.contains(it.key()) || jb.at(it.key()) != it.value()) {
+      out += fmt::format("{}{} ({} vs {})", out.empty() ? "" : ", ", it.key(), it.value().dump(),
+                         jb.contains(it.key()) ? jb.at(it.key()).dump() : "none");
     }
   }
-  double h = 0;
-  for (double c : counts) {
-    if (c > 0) h -= c / total * std::log(c / total);
-  }
-  return h;
+  return out;
 }
 
-class MetricsLog {
- public:
-  MetricsLog(const fs::path& file, int resume_step) : file_(file) {
-    if (resume_step >= 0 && fs::exists(file)) {
-      // Keep the lines up to the resumed step, so a resumed run's log reads like one run.
-      std::ifstream in(file);
-      std::string line, kept;
-      while (std::getline(in, line)) {
-        if (line.empty()) continue;
-        try {
-          if (json::parse(line).value("step", 0) <= resume_step) kept += line + "\n";
-        } catch (const json::exception&) {
-        }
-      }
-      write_file_atomic(file, kept);
-    } else if (resume_step < 0) {
-      write_file_atomic(file, "");
-    }
-    out_.open(file, std::ios::app);
-    if (!out_) fail("cannot append to metrics file '{}'", file.string());
-  }
-  void write(const json& j) {
-    out_ << j.dump() << "\n";
-    out_.flush();
-  }
-
- private:
-  fs::path file_;
-  std::ofstream out_;
-};
-
-struct Evaluator {
-  data::EvalLoader loader;
-  int max_batches;
-
-  double run(Model& model) {
-    loader.reset();
-    data::Batch batch;
-    double loss_sum = 0, counted = 0;
-    int n = 0;
-    while ((max_batches == 0 || n < max_batches) && loader.next(batch)) {
-      std::vector<std::int32_t> targets = batch.targets();
-      for (std::size_t i = 0; i < targets.size(); ++i) {
-        if (!batch.mask[i]) targets[i] = -1;
-      }
-      const double c = double(batch.counted_targets());
-      if (c == 0) continue;
-      loss_sum += c * model.forward_loss(to_tensor(batch.inputs(), batch.batch_size, batch.seq_len),
-                                         to_tensor(targets, batch.batch_size, batch.seq_len));
-      counted += c;
-      ++n;
-    }
-    DIFFTX_CHECK(counted > 0, "the validation split yields no targets at seq_len {}", batch.seq_len);
-    return loss_sum / counted;
-  }
-};
-
-void prune_checkpoints(const fs::path& run_dir, int keep_last) {
-  std::vector<fs::path> dirs;
+// Checks the data set against the model before anything is written; the hints agree with
+// each other (following one never leads to the other).
+void check_data(const RunConfig& cfg, const fs::path& tokenizer_path) {
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(run_dir / "checkpoints", ec)) {
-    if (e.is_directory() && std::regex_match(e.path().filename().string(), std::regex("step_\\d{7}"))) {
-      dirs.push_back(e.path());
-    }
+  if (!fs::exists(tokenizer_path, ec)) {
+    fail(
+        "no tokenizer at '{}': prepare the data first (`difftx data prepare --vocab-size {} --out "
+        "{}`)",
+        tokenizer_path.string(), cfg.model.vocab_size, cfg.data.path.string());
   }
-  std::sort(dirs.begin(), dirs.end());
-  for (std::size_t i = 0; i + std::size_t(keep_last) < dirs.size(); ++i) fs::remove_all(dirs[i], ec);
+}
+
+void check_vocab(const RunConfig& cfg, std::uint32_t data_vocab) {
+  if (data_vocab == std::uint32_t(cfg.model.vocab_size)) return;
+  const std::string other = fmt::format("{}-{}", cfg.data.path.string(), cfg.model.vocab_size);
+  fail(
+      "the model's vocab_size ({}) differs from the data's ({}) in '{}': prepare data with the "
+      "model's vocabulary (`difftx data prepare --vocab-size {} --out {}`) and train on it (--data "
+      "{}), or give the model the data's (--set model.vocab_size={})",
+      cfg.model.vocab_size, data_vocab, cfg.data.path.string(), cfg.model.vocab_size, other, other,
+      data_vocab);
 }
 
 }  // namespace
 
-fs::path latest_checkpoint(const fs::path& run_dir) {
-  std::vector<fs::path> dirs;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(run_dir / "checkpoints", ec)) {
-    if (e.is_directory() && std::regex_match(e.path().filename().string(), std::regex("step_\\d{7}")) &&
-        complete_checkpoint(e.path())) {
-      dirs.push_back(e.path());
-    }
-  }
-  std::sort(dirs.begin(), dirs.end());
-  return dirs.empty() ? fs::path() : dirs.back();
-}
+struct Trainer::State {
+  RunConfig cfg;
+  TrainOptions opt;
+  CheckpointStore store;
+  fs::path tokenizer_path;
+  std::unique_ptr<data::TrainLoader> loader;
+  std::unique_ptr<Evaluator> evaluator;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<AdamW> optimizer;
+  std::optional<MetricsLog> metrics;
+  GradientHook hook;
+  TrainStateMeta meta;
+  data::Batch batch;
 
-TrainSummary train_model(const RunConfig& cfg, const TrainOptions& options) {
-  const fs::path run_dir = cfg.output.dir;
-  ensure_writable_directory(run_dir);
-  ensure_writable_directory(run_dir / "checkpoints");
-  const fs::path tokenizer_path = cfg.data.path / "tokenizer.model";
-  if (!fs::exists(tokenizer_path)) {
-    fail("no tokenizer at '{}': prepare the data first (`difftx data prepare --out {}`)",
-         tokenizer_path.string(), cfg.data.path.string());
-  }
+  int step = 0;
+  int start_step = 0;
+  fs::path resumed_from, init_from;
+  double unigram = 0;
+  double tokens_per_step = 0;
+  FlopCount flops;
+  DeviceInfo device;
 
+  std::optional<Clock::time_point> t0;  // this process's first step
+  double train_seconds = 0;             // this process's step time
+  int steps_here = 0;                   // steps completed by this process
+  double last_loss = 0;
+  fs::path last_checkpoint;
+  int last_checkpoint_step = -1;
+  int last_eval_step = -1;
+  std::vector<EvalPoint> evals;
+
+  explicit State(const RunConfig& c, TrainOptions o)
+      : cfg(c), opt(std::move(o)), store(c.output.dir) {}
+
+  void setup();
+  void load_weights();
+  void open_run_folder();
+};
+
+void Trainer::State::setup() {
+  if (opt.resume && opt.overwrite) {
+    fail(
+        "--resume and --overwrite contradict each other: --resume continues the run in '{}', "
+        "--overwrite deletes it",
+        cfg.output.dir.string());
+  }
+  if (opt.resume && !opt.init_from.empty()) {
+    fail(
+        "--resume and --init-from contradict each other: --resume continues a run with its "
+        "optimizer state, --init-from starts a new run from a checkpoint's weights");
+  }
+  if (opt.stop_after && *opt.stop_after < 1)
+    fail("--stop-after must be at least 1, got {}", *opt.stop_after);
+
+  // Data first: nothing is written before the inputs are known to be usable.
+  tokenizer_path = cfg.data.path / "tokenizer.model";
+  check_data(cfg, tokenizer_path);
   data::LoaderOptions lo;
   lo.path = cfg.data.path;
   lo.seq_len = cfg.data.seq_len;
   lo.batch_size = cfg.data.batch_size;
   lo.seed = cfg.data.seed;
   lo.split = "train";
-  data::TrainLoader loader(lo);
-  if (loader.shards().vocab_size() != std::uint32_t(cfg.model.vocab_size)) {
-    fail("the model's vocab_size ({}) differs from the data's ({}) in '{}': set model.vocab_size to {}",
-         cfg.model.vocab_size, loader.shards().vocab_size(), cfg.data.path.string(),
-         loader.shards().vocab_size());
-  }
+  loader = std::make_unique<data::TrainLoader>(lo);
+  check_vocab(cfg, loader->shards().vocab_size());
   data::LoaderOptions vo = lo;
   vo.split = "val";
-  Evaluator evaluator{data::EvalLoader(vo), cfg.train.eval_batches};
+  evaluator = std::make_unique<Evaluator>(vo, cfg.train.eval_batches);
 
-  auto backend = make_backend(cfg.train.device);
-  TrainStateMeta meta;
+  // The run folder's state decides where the run starts.
+  if (opt.resume) {
+    auto latest = store.latest();
+    if (!latest) {
+      if (store.holds_run()) {
+        fail(
+            "--resume: the run in '{}' stopped before its first checkpoint, so there is nothing "
+            "to resume; start it again with --overwrite",
+            cfg.output.dir.string());
+      }
+      fail("--resume: no run in '{}' (no checkpoint under {}); start without --resume",
+           cfg.output.dir.string(), store.checkpoints_dir().string());
+    }
+    resumed_from = latest->dir;
+  } else if (store.holds_run() && !opt.overwrite) {
+    auto latest = store.latest();
+    fail(
+        "'{}' already holds a run ({}): a run folder belongs to one run. Continue it with "
+        "--resume, start it again with --overwrite (deletes its checkpoints and metrics), or "
+        "choose another --out",
+        cfg.output.dir.string(),
+        latest ? fmt::format("checkpoints up to step {}", latest->step)
+               : "metrics.jsonl, no checkpoint");
+  }
+  if (!opt.init_from.empty()) init_from = resolve_checkpoint(opt.init_from, "--init-from");
+
+  backend = make_backend(cfg.train.device);
+  device = device_info(*backend);
+  load_weights();
+  optimizer = std::make_unique<AdamW>(*model, cfg.optim);
   meta.init_seed = cfg.train.seed;
-  int start_step = 0;
-  ParamSet params;
-  fs::path resume_from;
-  if (options.resume) {
-    resume_from = latest_checkpoint(run_dir);
-    if (resume_from.empty()) {
-      fail("--resume: no complete checkpoint under '{}' (start without --resume)",
-           (run_dir / "checkpoints").string());
+  if (!resumed_from.empty()) {
+    meta = load_train_state(resumed_from / kStateFile, *optimizer);
+    loader->restore(data::LoaderState::from_json(meta.loader));
+    start_step = step = meta.step;
+    if (step >= cfg.train.steps) {
+      fail(
+          "the run in '{}' is already complete (step {} of train.steps {}): nothing to resume; "
+          "train further with --resume --steps N (N > {})",
+          cfg.output.dir.string(), step, cfg.train.steps, step);
     }
-    ModelCheckpoint ck = load_model_checkpoint(resume_from);
-    if (ck.config.to_json() != cfg.model.to_json()) {
-      fail("--resume: checkpoint '{}' is of another architecture than the run config's model",
-           resume_from.string());
-    }
-    for (std::size_t i = 0; i < ck.params.size(); ++i) {
-      Tensor t = ck.params.tensor(i).to_dtype(backend->param_dtype());
-      params.add(ck.params.name(i), backend->device() == Device::cpu ? t : t.to(backend->device()));
-    }
-  } else {
-    params = ParamSet::initialised(cfg.model, cfg.train.seed, backend->param_dtype(), backend->device());
-  }
-  Model model(cfg.model, *backend, std::move(params));
-  AdamW optimizer(model, cfg.optim);
-  if (!resume_from.empty()) {
-    meta = load_train_state(resume_from / kStateFile, optimizer);
-    loader.restore(data::LoaderState::from_json(meta.loader));
-    start_step = meta.step;
-  }
-
-  TrainSummary summary;
-  summary.parameters = model.params().numel();
-  summary.unigram_entropy = unigram_entropy(loader.shards());
-  MetricsLog metrics(run_dir / "metrics.jsonl", options.resume ? start_step : -1);
-  if (!options.resume) {
-    metrics.write({{"type", "run"}, {"step", 0}, {"parameters", summary.parameters},
-                   {"unigram_entropy", summary.unigram_entropy}, {"config", cfg.source},
-                   {"backend", backend->name()}});
-  }
-  const bool tty = !options.quiet && ::isatty(fileno(stderr));
-  auto say = [&](const std::string& line) {
-    if (options.quiet) return;
-    fmt::print(stderr, "{}{}\n", tty ? "\r\033[K" : "", line);
-  };
-  say(fmt::format("difftx train: {} {} parameters on {} ({}), {} steps of {} x {} x {} tokens; "
-                  "unigram entropy of the data {:.3f} nats{}",
-                  attention_kind_name(cfg.model.attention), summary.parameters, cfg.train.device,
-                  backend->name(), cfg.train.steps, cfg.optim.grad_accum, cfg.data.batch_size,
-                  cfg.data.seq_len, summary.unigram_entropy,
-                  resume_from.empty() ? "" : fmt::format("; resumed from {}", resume_from.string())));
-
-  auto save_checkpoint = [&](int step) {
-    const fs::path final_dir = checkpoint_dir(run_dir, step);
-    const fs::path partial = run_dir / "checkpoints" / fmt::format(".step_{:07d}.partial", step);
-    std::error_code ec;
-    fs::remove_all(partial, ec);
-    try {
-      save_model_checkpoint(partial, cfg.source, cfg.model, model.params(), tokenizer_path, step);
-      meta.step = step;
-      meta.loader = loader.state().to_json();
-      save_train_state(partial / kStateFile, optimizer, meta);
-      fs::remove_all(final_dir, ec);
-      fs::rename(partial, final_dir);
-    } catch (const Error& e) {
-      fs::remove_all(partial, ec);
-      fail("checkpoint at step {} failed: {} (earlier checkpoints are intact under {})", step, e.what(),
-           (run_dir / "checkpoints").string());
-    } catch (const fs::filesystem_error& e) {
-      fs::remove_all(partial, ec);
-      fail("checkpoint at step {} failed: {} (earlier checkpoints are intact)", step, e.what());
-    }
-    prune_checkpoints(run_dir, cfg.output.keep_last);
-    summary.checkpoint = final_dir;
-  };
-  auto evaluate = [&](int step) {
-    EvalPoint p{step, evaluator.run(model), model.lambdas()};
-    json lam = p.lambdas;
-    metrics.write({{"type", "eval"}, {"step", step}, {"val_loss", p.val_loss},
-                   {"val_ppl", std::exp(p.val_loss)}, {"lambda", lam}});
-    std::string lam_text;
-    for (double l : p.lambdas) lam_text += fmt::format(" {:.3f}", l);
-    say(fmt::format("step {:>6} | val loss {:.4f} | ppl {:.2f}{}", step, p.val_loss, std::exp(p.val_loss),
-                    lam_text.empty() ? "" : " | lambda" + lam_text));
-    summary.evals.push_back(p);
-    summary.final_val_loss = p.val_loss;
-  };
-
-  const int end_step = options.stop_after ? std::min(*options.stop_after, cfg.train.steps) : cfg.train.steps;
-  ProgressOptions po;
-  po.unit = "step";
-  po.mode = options.quiet ? ProgressMode::quiet : ProgressMode::automatic;
-  Progress progress("train", cfg.train.steps, po);
-  const double tokens_per_step = double(cfg.optim.grad_accum) * cfg.data.batch_size * cfg.data.seq_len;
-  const auto t0 = std::chrono::steady_clock::now();
-  double train_seconds = 0;
-  data::Batch batch;
-  for (int step = start_step; step < end_step; ++step) {
-    const auto ts = std::chrono::steady_clock::now();
-    const double lr = learning_rate(cfg.schedule, step);
-    model.zero_grads();
-    double loss = 0;
-    for (int micro = 0; micro < cfg.optim.grad_accum; ++micro) {
-      loader.next_batch(batch);
-      loss += model.forward_backward(to_tensor(batch.inputs(), batch.batch_size, batch.seq_len),
-                                     to_tensor(batch.targets(), batch.batch_size, batch.seq_len),
-                                     1.0 / cfg.optim.grad_accum) /
-              cfg.optim.grad_accum;
-    }
-    double norm = std::isfinite(loss) ? optimizer.step(lr) : loss;
-    if (!std::isfinite(loss) || !std::isfinite(norm)) {
-      const std::string what = !std::isfinite(loss) ? fmt::format("loss is {}", loss)
-                                                     : fmt::format("gradient norm is {}", norm);
-      if (cfg.train.nan_policy == NanPolicy::stop) {
-        fail("{} at step {}; stopped without updating the weights (last checkpoint: {}). Lower "
-             "schedule.lr or set train.nan_policy to \"skip\"",
-             what, step + 1, summary.checkpoint.empty() ? "none" : summary.checkpoint.string());
-      }
-      if (++meta.skipped_in_a_row > cfg.train.max_skipped_steps) {
-        fail("{} at step {}: {} non-finite steps in a row (train.max_skipped_steps = {}); stopping",
-             what, step + 1, meta.skipped_in_a_row, cfg.train.max_skipped_steps);
-      }
-      say(fmt::format("step {}: {}; step skipped (weights unchanged, {} in a row)", step + 1, what,
-                      meta.skipped_in_a_row));
-      metrics.write({{"type", "skip"}, {"step", step + 1}, {"reason", what}});
-      continue;
-    }
-    meta.skipped_in_a_row = 0;
-    backend->synchronize();
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
-    train_seconds += dt;
-    const int done = step + 1;
-    summary.steps_done = done;
-    summary.last_train_loss = loss;
-    summary.train_losses.emplace_back(done, loss);
-    metrics.write({{"type", "train"}, {"step", done}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                   {"tokens_per_s", tokens_per_step / dt},
-                   {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}});
-    progress.update(done, fmt::format("loss {:.4f} | lr {:.2e} | {:.0f} tok/s", loss, lr, tokens_per_step / dt));
-    if (!tty && done % cfg.train.log_every == 0) {
-      say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s", done,
-                      cfg.train.steps, loss, lr, norm, tokens_per_step / dt));
-    }
-    if (cfg.train.eval_every > 0 && done % cfg.train.eval_every == 0 && done != cfg.train.steps) evaluate(done);
-    if (cfg.output.checkpoint_every > 0 && done % cfg.output.checkpoint_every == 0 && done != end_step) {
-      save_checkpoint(done);
+    if (opt.stop_after && *opt.stop_after <= step) {
+      fail("--stop-after {}: the run in '{}' is already at step {}; give a larger value",
+           *opt.stop_after, cfg.output.dir.string(), step);
     }
   }
-  summary.steps_done = std::max(summary.steps_done, start_step);
-  if (end_step == cfg.train.steps) evaluate(cfg.train.steps);
-  if (summary.steps_done > start_step || summary.checkpoint.empty()) save_checkpoint(summary.steps_done);
-  progress.finish(fmt::format("loss {:.4f}", summary.last_train_loss));
-  const int steps_run = summary.steps_done - start_step;
-  summary.tokens_per_second = train_seconds > 0 ? steps_run * tokens_per_step / train_seconds : 0;
-  metrics.write({{"type", "summary"}, {"step", summary.steps_done}, {"tokens_per_s", summary.tokens_per_second},
-                 {"final_val_loss", summary.final_val_loss}, {"checkpoint", summary.checkpoint.string()}});
-  return summary;
+  unigram = unigram_entropy(loader->shards());
+  tokens_per_step = double(cfg.optim.grad_accum) * cfg.data.batch_size * cfg.data.seq_len;
+  flops = training_flops_per_token(cfg.model, cfg.data.seq_len);
+  open_run_folder();
 }
 
-TrainSummary read_metrics(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) fail("cannot read metrics file '{}'", file.string());
-  TrainSummary s;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      fail("{}: malformed line: {}", file.string(), e.what());
+void Trainer::State::load_weights() {
+  ParamSet params;
+  if (!resumed_from.empty() || !init_from.empty()) {
+    const fs::path from = resumed_from.empty() ? init_from : resumed_from;
+    const char* option = resumed_from.empty() ? "--init-from" : "--resume";
+    ModelCheckpoint ck = load_model_checkpoint(from);
+    if (ck.config.to_json() != cfg.model.to_json()) {
+      fail(
+          "{}: checkpoint '{}' is of another architecture than the run config's model (differs in "
+          "{}): make the config's \"model\" section equal to the checkpoint's config.json "
+          "\"model\"",
+          option, from.string(), differing_fields(ck.config, cfg.model));
     }
-    const std::string type = j.value("type", "");
-    if (type == "run") {
-      s.parameters = j.value("parameters", std::int64_t(0));
-      s.unigram_entropy = j.value("unigram_entropy", 0.0);
-    } else if (type == "train") {
-      s.train_losses.emplace_back(j.at("step").get<int>(), j.at("loss").get<double>());
-      s.steps_done = j.at("step").get<int>();
-      s.last_train_loss = j.at("loss").get<double>();
-    } else if (type == "eval") {
-      s.evals.push_back({j.at("step").get<int>(), j.at("val_loss").get<double>(),
-                         j.at("lambda").get<std::vector<double>>()});
-      s.final_val_loss = s.evals.back().val_loss;
-    } else if (type == "summary") {
-      s.tokens_per_second = j.value("tokens_per_s", 0.0);
+    if (!init_from.empty() && !resumed_from.empty()) fail("internal: resume and init-from");
+    if (!init_from.empty() && !ck.tokenizer.empty() &&
+        read_file_bytes(ck.tokenizer) != read_file_bytes(tokenizer_path)) {
+      fail(
+          "--init-from: the data in '{}' was tokenized with another tokenizer than the "
+          "checkpoint's '{}': prepare the data with the checkpoint's tokenizer (`difftx data "
+          "prepare --tokenizer {} ...`)",
+          cfg.data.path.string(), ck.tokenizer.string(), ck.tokenizer.string());
+    }
+    if (!resumed_from.empty() && !fs::exists(from / kStateFile)) {
+      fail(
+          "--resume: checkpoint '{}' has no {} (it holds weights only); use --init-from to start a "
+          "new run from its weights",
+          from.string(), kStateFile);
+    }
+    params = params_for_backend(ck.params, *backend);
+  } else {
+    params =
+        ParamSet::initialised(cfg.model, cfg.train.seed, backend->param_dtype(), backend->device());
+  }
+  model = std::make_unique<Model>(cfg.model, *backend, std::move(params));
+}
+
+void Trainer::State::open_run_folder() {
+  if (opt.overwrite) store.clear();
+  store.prepare();
+  json common = {
+      {"difftx_version", difftx_version()}, {"backend", backend->name()}, {"device", device.name}};
+  if (resumed_from.empty()) {
+    metrics.emplace(MetricsLog::start(store.metrics_file()));
+    json run = {{"type", "run"},
+                {"step", 0},
+                {"parameters", model->params().numel()},
+                {"unigram_entropy", unigram},
+                {"tokens_per_step", tokens_per_step},
+                {"flops_per_token", flops.per_token},
+                {"peak_flops", device.peak_flops ? json(*device.peak_flops) : json(nullptr)},
+                {"init_from", init_from.empty() ? json(nullptr) : json(init_from.string())},
+                {"config", cfg.source}};
+    run.update(common);
+    metrics->write(run);
+    const auto lambdas = model->lambdas();
+    if (!lambdas.empty()) metrics->write({{"type", "lambda"}, {"step", 0}, {"lambda", lambdas}});
+  } else {
+    metrics.emplace(MetricsLog::resume(store.metrics_file(), step));
+    json resume = {{"type", "resume"},
+                   {"step", step},
+                   {"from", resumed_from.string()},
+                   {"config", cfg.source}};
+    resume.update(common);
+    metrics->write(resume);
+    last_checkpoint = resumed_from;
+    last_checkpoint_step = step;
+  }
+}
+
+Trainer::Trainer(const RunConfig& config, TrainOptions options)
+    : s_(std::make_unique<State>(config, std::move(options))) {
+  s_->setup();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::set_gradient_hook(GradientHook hook) {
+  s_->hook = std::move(hook);
+}
+int Trainer::step_index() const {
+  return s_->step;
+}
+int Trainer::start_step() const {
+  return s_->start_step;
+}
+Model& Trainer::model() {
+  return *s_->model;
+}
+const RunConfig& Trainer::config() const {
+  return s_->cfg;
+}
+
+StepResult Trainer::step() {
+  State& s = *s_;
+  const auto ts = Clock::now();
+  if (!s.t0) s.t0 = ts;
+  const RunConfig& cfg = s.cfg;
+  StepResult r;
+  r.lr = learning_rate(cfg.schedule, s.step);
+  Model& model = *s.model;
+  model.zero_grads();
+  double loss = 0;
+  for (int micro = 0; micro < cfg.optim.grad_accum; ++micro) {
+    s.loader->next_batch(s.batch);
+    const data::Batch& b = s.batch;
+    loss += model.forward_backward(token_tensor(b.inputs(), b.batch_size, b.seq_len),   // (B, T)
+                                   token_tensor(b.targets(), b.batch_size, b.seq_len),  // (B, T)
+                                   1.0 / cfg.optim.grad_accum) /
+            cfg.optim.grad_accum;
+  }
+  if (s.hook) s.hook(model, loss);
+  const double norm = std::isfinite(loss) ? s.optimizer->step(r.lr) : loss;
+  r.loss = loss;
+  r.grad_norm = norm;
+  if (!std::isfinite(loss) || !std::isfinite(norm)) {
+    const std::string what = !std::isfinite(loss) ? fmt::format("loss is {}", loss)
+                                                  : fmt::format("gradient norm is {}", norm);
+    if (cfg.train.nan_policy == NanPolicy::stop) {
+      fail(
+          "{} at step {}; stopped without updating the weights (last checkpoint: {}). Lower "
+          "schedule.lr or set train.nan_policy to \"skip\"",
+          what, s.step + 1, s.last_checkpoint.empty() ? "none" : s.last_checkpoint.string());
+    }
+    if (++s.meta.skipped_in_a_row > cfg.train.max_skipped_steps) {
+      fail("{} at step {}: {} non-finite steps in a row (train.max_skipped_steps = {}); stopping",
+           what, s.step + 1, s.meta.skipped_in_a_row, cfg.train.max_skipped_steps);
+    }
+    ++s.step;
+    s.metrics->write({{"type", "skip"}, {"step", s.step}, {"reason", what}});
+    r.step = s.step;
+    r.skipped = true;
+    return r;
+  }
+  s.meta.skipped_in_a_row = 0;
+  s.backend->synchronize();
+  const auto te = Clock::now();
+  r.seconds = std::chrono::duration<double>(te - ts).count();
+  s.train_seconds += r.seconds;
+  ++s.steps_here;
+  r.step = ++s.step;
+  s.last_loss = loss;
+  const double tokens_per_s = s.tokens_per_step / r.seconds;
+  json record = {{"type", "train"},
+                 {"step", s.step},
+                 {"loss", loss},
+                 {"lr", r.lr},
+                 {"grad_norm", norm},
+                 {"tokens_per_s", tokens_per_s},
+                 {"tokens", s.tokens_per_step * s.step},
+                 {"elapsed_s",
+                  s.metrics->elapsed_before() + std::chrono::duration<double>(te - *s.t0).count()}};
+  if (s.device.peak_flops) record["mfu"] = tokens_per_s * s.flops.per_token / *s.device.peak_flops;
+  s.metrics->write(record);
+  return r;
+}
+
+EvalPoint Trainer::evaluate() {
+  State& s = *s_;
+  EvalPoint p{s.step, s.evaluator->mean_loss(*s.model), s.model->lambdas()};
+  s.metrics->write({{"type", "eval"},
+                    {"step", p.step},
+                    {"val_loss", p.val_loss},
+                    {"val_ppl", std::exp(p.val_loss)},
+                    {"lambda", p.lambdas}});
+  s.evals.push_back(p);
+  s.last_eval_step = s.step;
+  return p;
+}
+
+fs::path Trainer::checkpoint() {
+  State& s = *s_;
+  const int step = s.step;
+  const fs::path dir = s.store.save(step, [&](const fs::path& partial) {
+    save_model_checkpoint(partial, s.cfg.source, s.cfg.model, s.model->params(), s.tokenizer_path,
+                          step);
+    s.meta.step = step;
+    s.meta.loader = s.loader->state().to_json();
+    save_train_state(partial / kStateFile, *s.optimizer, s.meta);
+  });
+  s.store.prune(s.cfg.output.keep_last, step);
+  s.last_checkpoint = dir;
+  s.last_checkpoint_step = step;
+  return dir;
+}
+
+TrainSummary Trainer::run() {
+  State& s = *s_;
+  const RunConfig& cfg = s.cfg;
+  const bool tty = !s.opt.quiet && ::isatty(fileno(stderr));
+  auto say = [&](const std::string& line) {
+    if (s.opt.quiet) return;
+    fmt::print(stderr, "{}{}\n", tty ? "\r\033[K" : "", line);
+  };
+  std::string from;
+  if (!s.resumed_from.empty()) from = fmt::format("; resumed from {}", s.resumed_from.string());
+  if (!s.init_from.empty()) from = fmt::format("; weights from {}", s.init_from.string());
+  say(
+      fmt::format("difftx train: {} {} parameters on {} ({}), {} steps of {} x {} x {} tokens; "
+                  "unigram entropy of the data {:.3f} nats{}",
+                  attention_kind_name(cfg.model.attention),
+                  with_thousands(s.model->params().numel()), cfg.train.device,
+                  s.device.name == "cpu" ? std::string(s.backend->name())
+                                         : s.device.name + ", " + s.backend->name(),
+                  with_thousands(std::int64_t(cfg.train.steps)), cfg.optim.grad_accum,
+                  cfg.data.batch_size, cfg.data.seq_len, s.unigram, from));
+  auto say_eval = [&](const EvalPoint& p) {
+    std::string lam;
+    for (double l : p.lambdas) lam += fmt::format(" {:.3f}", l);
+    say(fmt::format("step {:>6} | val loss {:.4f} | ppl {:.2f}{}", p.step, p.val_loss,
+                    std::exp(p.val_loss), lam.empty() ? "" : " | lambda" + lam));
+  };
+
+  TrainSummary summary;
+  summary.start_step = s.start_step;
+  summary.parameters = s.model->params().numel();
+  summary.unigram_entropy = s.unigram;
+  const int end_step =
+      s.opt.stop_after ? std::min(*s.opt.stop_after, cfg.train.steps) : cfg.train.steps;
+  summary.stop_reason = end_step < cfg.train.steps ? StopReason::stop_after : StopReason::completed;
+
+  ProgressOptions po;
+  po.unit = "step";
+  po.mode = s.opt.quiet ? ProgressMode::quiet : ProgressMode::automatic;
+  po.start_done = s.start_step;
+  Progress progress("train", cfg.train.steps, po);
+  while (s.step < end_step) {
+    if (s.opt.stop_on_signal && stop_requested() != 0) {
+      summary.stop_reason = StopReason::signal;
+      summary.signal = stop_requested();
+      break;
+    }
+    const StepResult r = step();
+    if (r.skipped) {
+      say(fmt::format("step {}: {}; step skipped (weights unchanged, {} in a row)", r.step,
+                      !std::isfinite(r.loss) ? fmt::format("loss is {}", r.loss)
+                                             : fmt::format("gradient norm is {}", r.grad_norm),
+                      s.meta.skipped_in_a_row));
+      continue;
+    }
+    const std::string rate = with_thousands(s.tokens_per_step / r.seconds, 0);
+    progress.update(r.step, fmt::format("loss {:.4f} | lr {:.2e} | {} tok/s", r.loss, r.lr, rate));
+    if (!tty && r.step % cfg.train.log_every == 0) {
+      say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {} tok/s", r.step,
+                      cfg.train.steps, r.loss, r.lr, r.grad_norm, rate));
+    }
+    if (cfg.train.eval_every > 0 && r.step % cfg.train.eval_every == 0 &&
+        r.step != cfg.train.steps) {
+      say_eval(evaluate());
+    }
+    if (cfg.output.checkpoint_every > 0 && r.step % cfg.output.checkpoint_every == 0 &&
+        r.step != end_step) {
+      checkpoint();
     }
   }
-  return s;
+  if (s.step == cfg.train.steps && s.last_eval_step != s.step) say_eval(evaluate());
+  if (s.steps_here > 0 && s.last_checkpoint_step != s.step) checkpoint();
+  progress.finish(s.steps_here > 0 ? fmt::format("loss {:.4f}", s.last_loss) : std::string());
+
+  summary.steps_done = s.step;
+  summary.last_train_loss = s.last_loss;
+  summary.evals = s.evals;
+  if (!s.evals.empty()) summary.final_val_loss = s.evals.back().val_loss;
+  summary.checkpoint = s.last_checkpoint;
+  summary.tokens_per_second =
+      s.train_seconds > 0 ? s.steps_here * s.tokens_per_step / s.train_seconds : 0;
+  s.metrics->write(
+      {{"type", "summary"},
+       {"step", s.step},
+       {"steps_this_process", s.steps_here},
+       {"tokens_per_s", summary.tokens_per_second},
+       {"final_val_loss", summary.final_val_loss ? json(*summary.final_val_loss) : json(nullptr)},
+       {"stop_reason", stop_reason_name(summary.stop_reason)},
+       {"checkpoint", summary.checkpoint.string()}});
+  return summary;
 }
 
 }  // namespace difftx

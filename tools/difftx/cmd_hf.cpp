@@ -7,9 +7,11 @@
 
 #include "command_registry.h"
 #include "difftx/core/error.h"
+#include "difftx/core/number_format.h"
 #include "difftx/hf/hf_export.h"
 #include "difftx/hf/hf_import.h"
 #include "difftx/model/params.h"
+#include "difftx/runtime/checkpoint_store.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -29,7 +31,7 @@ void add_export(CLI::App& group) {
       "transformers' AutoModelForCausalLM and AutoTokenizer load; DIFF V2 has no transformers "
       "class and is refused");
   cmd->add_option("--checkpoint", args->checkpoint,
-                  "difftx checkpoint folder (model.safetensors, config.json, tokenizer.model)")
+                  "A difftx checkpoint folder, or a run folder (its newest checkpoint)")
       ->required()
       ->type_name("DIR");
   cmd->add_option("--out", args->out, "Output folder (created if missing)")
@@ -41,9 +43,11 @@ void add_export(CLI::App& group) {
   cmd->callback([args] {
     hf::HfExportOptions options;
     options.dtype = args->dtype == "bf16" ? DType::bf16 : DType::f32;
-    const hf::HfExportResult r = hf::export_hf(args->checkpoint, args->out, options);
+    const fs::path checkpoint = resolve_checkpoint(args->checkpoint);
+    refuse_export_into_run_folder(args->out, "--out", "a Hugging Face export");
+    const hf::HfExportResult r = hf::export_hf(checkpoint, args->out, options);
     fmt::print("exported {} -> {} (model_type \"{}\", {} parameters as {}{})\n",
-               args->checkpoint.string(), args->out.string(), r.model_type, r.parameters,
+               checkpoint.string(), args->out.string(), r.model_type, with_thousands(r.parameters),
                args->dtype, r.head_gain_folded ? ", per-head norm gain folded into o_proj" : "");
     for (const auto& f : r.files) fmt::print("  {}\n", f);
     if (!r.tokenizer) {
@@ -88,6 +92,7 @@ void add_import(CLI::App& group) {
     if (args->rope_style == "interleaved") options.rope_style = RopeStyle::interleaved;
     if (args->rope_style == "half_split") options.rope_style = RopeStyle::half_split;
     const fs::path out = args->out.empty() ? default_import_out(args->in) : args->out;
+    refuse_import_into_run_folder(out, "--out");
     const hf::HfImportResult r = hf::import_hf(args->in, out, options);
     const ModelConfig& c = r.model.config;
     fmt::print("imported {} (model_type \"{}\", {} file{}) -> {}\n", args->in.string(),
@@ -96,7 +101,7 @@ void add_import(CLI::App& group) {
     fmt::print("  {}: {} layers, d_model {}, {} heads ({} kv) of dim {}, vocab {}, rope {}, "
                "{} parameters\n",
                attention_kind_name(c.attention), c.n_layers, c.d_model, c.n_heads, c.n_kv_heads,
-               c.head_dim, c.vocab_size, rope_style_name(c.rope_style), parameter_count(c));
+               c.head_dim, c.vocab_size, rope_style_name(c.rope_style), with_thousands(parameter_count(c)));
     if (r.model.tokenizer.empty()) {
       fmt::print("note: '{}' has no tokenizer.model; the checkpoint has no tokenizer\n",
                  args->in.string());

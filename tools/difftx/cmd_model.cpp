@@ -1,26 +1,19 @@
 // `difftx model info` (architecture and parameter count per tensor group) and `difftx model
-// match` (the parameter-matched softmax baseline of a DIFF config).
+// match` (the parameter-matched softmax baseline of a DIFF config: a run config in, a run
+// config out that `difftx train --config` accepts; a bare model object in, a bare one out).
 #include <fmt/core.h>
 
 #include <map>
 
 #include "command_registry.h"
 #include "difftx/core/atomic_file.h"
+#include "difftx/core/number_format.h"
 #include "difftx/model/config.h"
 #include "difftx/model/params.h"
+#include "difftx/train/run_config.h"
 
 namespace difftx::cli {
 namespace {
-
-std::string with_commas(std::int64_t n) {
-  std::string s = std::to_string(n), out;
-  int count = 0;
-  for (auto it = s.rbegin(); it != s.rend(); ++it) {
-    if (count++ % 3 == 0 && count > 1) out.insert(out.begin(), ',');
-    out.insert(out.begin(), *it);
-  }
-  return out;
-}
 
 void print_info(const ModelConfig& c) {
   fmt::print("attention      {}\n", attention_kind_name(c.attention));
@@ -57,8 +50,8 @@ void print_info(const ModelConfig& c) {
     g.second += shape_numel(s.shape);
   }
   fmt::print("\n{:<12} {:>8} {:>16}\n", "group", "tensors", "parameters");
-  for (const auto& [name, g] : groups) fmt::print("{:<12} {:>8} {:>16}\n", name, g.first, with_commas(g.second));
-  fmt::print("{:<12} {:>8} {:>16}\n", "total", parameter_specs(c).size(), with_commas(parameter_count(c)));
+  for (const auto& [name, g] : groups) fmt::print("{:<12} {:>8} {:>16}\n", name, g.first, with_thousands(g.second));
+  fmt::print("{:<12} {:>8} {:>16}\n", "total", parameter_specs(c).size(), with_thousands(parameter_count(c)));
 }
 
 const CommandRegistration info_reg{10, [](CLI::App& app) {
@@ -70,10 +63,13 @@ const CommandRegistration info_reg{10, [](CLI::App& app) {
   info->callback([config] { print_info(load_model_config(*config)); });
 
   auto* match = model->add_subcommand(
-      "match", "Derive the parameter-matched softmax baseline of a DIFF config (2h heads of the same d)");
+      "match",
+      "Derive the parameter-matched softmax baseline of a DIFF config (2h heads of the same d). Given a run "
+      "config, writes a run config (model replaced, output.dir + \"-baseline\") that `difftx train` accepts; "
+      "given a bare model object, writes a bare model object");
   auto in = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
-  match->add_option("--config", *in, "DIFF model config (or run config)")->required();
+  match->add_option("--config", *in, "DIFF run config (or a bare model config)")->required();
   match->add_option("--out", *out, "Write the baseline config JSON here (default: print it)");
   match->callback([in, out] {
     ModelConfig diff = load_model_config(*in);
@@ -81,16 +77,41 @@ const CommandRegistration info_reg{10, [](CLI::App& app) {
       fail("{} is already a softmax model; `model match` derives the baseline of a diff_v1 or diff_v2 config", *in);
     }
     ModelConfig base = matched_baseline(diff);
-    std::string text = base.to_json().dump(2) + "\n";
+    const nlohmann::json given = nlohmann::json::parse(read_file_text(*in));
+    const bool run_config = given.is_object() && given.contains("model");
+    nlohmann::json result;
+    if (run_config) {
+      result = given;
+      result["comment"] = fmt::format("Parameter-matched softmax baseline of {} (written by `difftx model match`).", *in);
+      result["model"] = base.to_json();
+      const std::string dir = given.contains("output") && given["output"].contains("dir") &&
+                                      given["output"]["dir"].is_string()
+                                  ? given["output"]["dir"].get<std::string>()
+                                  : OutputSettings{}.dir.string();
+      result["output"]["dir"] = dir + "-baseline";
+      (void)RunConfig::from_json(result, "the matched run config");  // what train will read
+    } else {
+      result = base.to_json();
+    }
+    std::string text = result.dump(2) + "\n";
     if (out->empty()) {
       fmt::print("{}", text);
     } else {
       write_file_atomic(*out, text);
     }
     fmt::print(stderr, "{}: {} parameters; matched softmax baseline: {} parameters ({:+.4f}%)\n",
-               attention_kind_name(diff.attention), with_commas(parameter_count(diff)),
-               with_commas(parameter_count(base)),
+               attention_kind_name(diff.attention), with_thousands(parameter_count(diff)),
+               with_thousands(parameter_count(base)),
                100.0 * double(parameter_count(base) - parameter_count(diff)) / double(parameter_count(diff)));
+    if (!out->empty()) {
+      if (run_config) {
+        fmt::print(stderr, "wrote a run config to {} (output.dir {}): train it with `difftx train --config {}`\n",
+                   *out, result["output"]["dir"].get<std::string>(), *out);
+      } else {
+        fmt::print(stderr, "wrote a model config (a bare \"model\" object, like the input) to {}: put it under "
+                   "\"model\" in a run file to train it, or give `model match` a run config\n", *out);
+      }
+    }
   });
 }};
 

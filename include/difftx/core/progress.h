@@ -27,6 +27,14 @@ struct ProgressOptions {
   double line_interval_s = 10.0;
   // Seconds since an arbitrary origin; defaults to a steady clock. Tests inject a fake one.
   std::function<double()> clock;
+  // Columns a terminal line may use; 0: the COLUMNS environment variable if it holds a
+  // positive number, else the width of `out`'s terminal (ioctl TIOCGWINSZ), else 80. A redrawn
+  // line is kept to width - 1 characters (the bar is dropped first, then the end is cut), so
+  // it never wraps and scrolls.
+  int width = 0;
+  // Units already done before this job started (e.g. the steps of a resumed training run):
+  // `done` stays absolute, but the rate, the ETA and the final count use only done - start_done.
+  double start_done = 0;
 };
 
 class Progress {
@@ -52,8 +60,11 @@ class Progress {
   bool uses_terminal() const { return mode_ == ProgressMode::terminal; }
 
   // The text of one status line for the given state (no "\r", no newline); exposed for tests.
+  // In terminal mode it is fitted to terminal_width() - 1 characters.
   std::string status_line(double done, double elapsed_s, std::string_view extra,
                           bool final) const;
+  // The width used for terminal lines (see ProgressOptions::width), looked up on each call.
+  int terminal_width() const;
 
  private:
   double now() const;

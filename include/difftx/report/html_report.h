@@ -1,5 +1,6 @@
-// The `difftx compare` report: one self-contained HTML page (inline CSS and SVG, no script, no
-// network) comparing a DIFF model with its parameter-matched softmax baseline.
+// The training report of `difftx compare` and `difftx report`: one self-contained HTML page
+// (inline CSS and SVG, no script, no network) comparing any number of runs, e.g. a DIFF model
+// with its parameter-matched softmax baseline, over several seeds.
 #pragma once
 
 #include <cstdint>
@@ -22,11 +23,20 @@ struct RunSeries {
   std::vector<std::vector<std::pair<double, double>>> lambda_per_layer;
   double tokens_per_second = 0;  // training throughput
   double final_val_loss = 0;     // nats per token
+  // Optional per-step curves; a panel is drawn when any run has its curve.
+  std::vector<std::pair<double, double>> learning_rate;  // (step, lr)
+  std::vector<std::pair<double, double>> grad_norm;      // (step, global norm before clipping)
+  std::vector<std::pair<double, double>> throughput;     // (step, tokens per second)
+  // Runs with the same non-empty `configuration` differ only in their seeds; `seed` says
+  // which (e.g. "init 1, data 1"). Used for the seed caveat and the spread over seeds.
+  std::string configuration;
+  std::string seed;
 };
 
 struct CompareReport {
   std::string title;     // page heading and <title>
   std::string subtitle;  // config, corpus, date...; line breaks are kept
+  std::string generator = "difftx compare";  // named in the page's footer and meta tag
   std::vector<RunSeries> runs;
 };
 
@@ -39,8 +49,16 @@ struct CompareReport {
 //     loss (dashed with points; data-series="<label> val") over steps; then the same zoomed
 //     to the second half of training, training loss as a centered moving average
 //     (data-series="<label> train (smoothed)").
+//     The smoothed legend names the window ("moving average of 5 steps"), or says "not
+//     smoothed" when there are too few points for a window.
+//   Seeds: when runs carry a `configuration`, a note per configuration with two or more
+//     seeds (mean and range of the final validation loss), and a caveat whenever two or more
+//     configurations are compared and one of them rests on a single seed.
+//   Learning rate, Gradient norm, Throughput: one chart each (data-series="<label> lr",
+//     "<label> grad norm", "<label> tokens/s"), drawn when any run has the curve.
 //   Lambda: per DIFF run with lambda_per_layer, one chart with a line per layer
-//     (data-series="<label> lambda layer <l>", l 0-based, viridis from first to last layer).
+//     (data-series="<label> lambda layer <l>", l 0-based, viridis from first to last layer),
+//     over the same steps as the loss chart (from step 0 when the run logged it).
 // All text is HTML-escaped. Deterministic: the same report renders to the same bytes.
 std::string render_compare_report(const CompareReport& report);
 
