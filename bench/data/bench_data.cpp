@@ -1,16 +1,21 @@
-// Data pipeline speed: encode throughput (MB/s) of the library path and the cached encoder,
-// and the wall time of `difftx data prepare` on the default Brown corpus. Needs the corpus
-// installed by scripts/fetch-corpus.sh.
+// Data pipeline speed: encode throughput (MB/s) of SentencePiece's own encoder on one core
+// (the baseline: line by line, as spm_encode does), of difftx's library path, of its cached
+// encoder (one core) and of the parallel encoder `data prepare` uses (all cores); and the wall
+// time of `difftx data prepare` on the default Brown corpus. Needs the corpus installed by
+// scripts/fetch-corpus.sh.
 #include <benchmark/benchmark.h>
+#include <sentencepiece_processor.h>
 #include <fmt/core.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "difftx/core/error.h"
 #include "difftx/data/brown.h"
 #include "difftx/data/corpus.h"
+#include "difftx/data/parallel_encoder.h"
 #include "difftx/data/prepare.h"
 #include "difftx/data/tokenizer.h"
 
@@ -66,6 +71,36 @@ void report_mb_per_s(benchmark::State& state, std::size_t bytes) {
   state.counters["text_MB"] = static_cast<double>(bytes) / 1e6;
 }
 
+// SentencePiece's own encoder on one core: the text line by line through
+// SentencePieceProcessor::Encode, as `spm_encode` does (the throughput baseline).
+void BM_EncodeSentencePieceOneCore(benchmark::State& state) {
+  const BrownFixture& b = brown();
+  sentencepiece::SentencePieceProcessor sp;
+  if (!sp.LoadFromSerializedProto(b.tokenizer.serialized()).ok()) {
+    state.SkipWithError("SentencePiece cannot load the tokenizer");
+    return;
+  }
+  std::vector<std::string_view> lines;
+  for (std::size_t pos = 0; pos < b.text.size();) {
+    std::size_t end = b.text.find('\n', pos);
+    if (end == std::string::npos) end = b.text.size();
+    lines.emplace_back(b.text.data() + pos, end - pos);
+    pos = end + 1;
+  }
+  std::size_t tokens = 0;
+  std::vector<int> ids;
+  for (auto _ : state) {
+    tokens = 0;
+    for (std::string_view line : lines) {
+      (void)sp.Encode(line, &ids);
+      tokens += ids.size() + 1;  // + the newline
+    }
+    benchmark::DoNotOptimize(tokens);
+  }
+  report_mb_per_s(state, b.text.size());
+  state.counters["tokens"] = static_cast<double>(tokens);
+}
+
 // Tokenizer::encode: every word through SentencePiece (16 kB per library call).
 void BM_EncodeLibrary(benchmark::State& state) {
   const BrownFixture& b = brown();
@@ -105,6 +140,28 @@ void BM_EncodeCachedWarm(benchmark::State& state) {
   report_mb_per_s(state, b.text.size());
 }
 
+// ParallelEncoder as `data prepare` runs it: 1 MB pieces on `threads` threads, each encoder's
+// cache warm (the steady state of a long run).
+void BM_EncodeParallel(benchmark::State& state) {
+  const BrownFixture& b = brown();
+  const int threads = static_cast<int>(state.range(0));
+  ParallelEncoder encoder(b.tokenizer, threads);
+  std::vector<std::string_view> pieces;
+  std::size_t at = 0;
+  for (std::size_t len : cut_at_unit_boundaries(b.text, 1 << 20)) {
+    pieces.emplace_back(b.text.data() + at, len);
+    at += len;
+  }
+  std::vector<std::vector<std::int32_t>> ids;
+  encoder.run(pieces, ids);
+  for (auto _ : state) {
+    encoder.run(pieces, ids);
+    benchmark::DoNotOptimize(ids.data());
+  }
+  report_mb_per_s(state, b.text.size());
+  state.counters["threads"] = threads;
+}
+
 // `difftx data prepare` with its defaults on the Brown corpus (all cores).
 void BM_PrepareBrown(benchmark::State& state) {
   PrepareSummary s;
@@ -124,9 +181,16 @@ void BM_PrepareBrown(benchmark::State& state) {
   state.counters["total_s"] = s.seconds;
 }
 
+BENCHMARK(BM_EncodeSentencePieceOneCore)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_EncodeLibrary)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_EncodeCachedCold)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_EncodeCachedWarm)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_EncodeParallel)
+    ->Arg(1)
+    ->Arg(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())))
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0)
+    ->UseRealTime();
 BENCHMARK(BM_PrepareBrown)->Unit(benchmark::kSecond)->Iterations(1)->Repetitions(3)->UseRealTime();
 
 }  // namespace

@@ -1,32 +1,23 @@
-// FNV-1a-64 over named tensors (see tensor_checksum.h).
+// The checksum of named tensors (see tensor_checksum.h), through the one checksum of core.
 #include "difftx/core/tensor_checksum.h"
 
-#include <fmt/core.h>
+#include <string_view>
+
+#include "difftx/core/checksum.h"
 
 namespace difftx {
-namespace {
-
-struct Fnv {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  void add(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
-  }
-};
-
-}  // namespace
 
 std::string tensors_checksum(const std::vector<std::pair<std::string, Tensor>>& tensors) {
-  Fnv f;
+  Checksum64 sum;
   for (const auto& [name, t] : tensors) {
     Tensor host = t.device() == Device::cpu ? t : t.to(Device::cpu);
-    f.add(name.data(), name.size() + 1);
-    const char* dt = dtype_name(host.dtype());
-    f.add(dt, 4);
-    for (auto d : host.shape()) f.add(&d, sizeof d);
-    f.add(host.raw(), host.nbytes());
+    sum.update(name.data(), name.size() + 1);  // with its terminating NUL: names cannot run on
+    const std::string_view dt = dtype_name(host.dtype());
+    sum.update(dt.data(), dt.size() + 1);
+    for (auto d : host.shape()) sum.update_u64(static_cast<std::uint64_t>(d));
+    sum.update(host.raw(), host.nbytes());
   }
-  return fmt::format("{:016x}", f.h);
+  return checksum_text(sum.value());
 }
 
 }  // namespace difftx

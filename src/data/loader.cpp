@@ -3,9 +3,12 @@
 
 #include <algorithm>
 
+#include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
-#include "difftx/data/checksum.h"
+#include "difftx/data/data_folder.h"
+#include "difftx/data/file_check.h"
 #include "difftx/data/permutation.h"
+#include "difftx/data/random.h"
 #include "difftx/data/tokenizer.h"
 
 namespace difftx::data {
@@ -24,6 +27,14 @@ std::vector<std::int32_t> Batch::targets() const {
   std::vector<std::int32_t> v(static_cast<std::size_t>(batch_size) * seq_len);
   for (int b = 0; b < batch_size; ++b)
     for (int t = 0; t < seq_len; ++t) v[static_cast<std::size_t>(b) * seq_len + t] = target(b, t);
+  return v;
+}
+
+std::vector<std::int32_t> Batch::labels() const {
+  std::vector<std::int32_t> v = targets();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!mask[i]) v[i] = -1;
+  }
   return v;
 }
 
@@ -55,42 +66,41 @@ void check_options(const LoaderOptions& o) {
 
 std::vector<fs::path> find_shards(const fs::path& path, const std::string& split) {
   std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return {path};
-  if (!fs::is_directory(path, ec)) {
+  if (fs::is_directory(path, ec)) return split_shards(check_data_folder(path), split);
+  const std::string kind = describe_path_kind(path);
+  if (kind == "missing") {
     fail("token data '{}' does not exist: pass a shard file or the folder written by `difftx "
          "data prepare`",
          path.string());
   }
-  std::vector<fs::path> found;
-  const std::string prefix = split + "-";
-  for (const auto& entry : fs::directory_iterator(path, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file() && name.rfind(prefix, 0) == 0 &&
-        entry.path().extension() == ".tokens") {
-      found.push_back(entry.path());
-    }
-  }
-  if (ec) fail("cannot list '{}': {}", path.string(), ec.message());
-  if (found.empty()) {
-    fail("folder '{}' holds no '{}-*.tokens' shards: run `difftx data prepare --out {}`",
-         path.string(), split, path.string());
-  }
-  std::sort(found.begin(), found.end());
-  return found;
+  require_regular_file(path, "token data",
+                       "pass a shard file or the folder written by `difftx data prepare`");
+  return {path};
 }
 
 ShardSet::ShardSet(const std::vector<fs::path>& paths, bool verify) {
-  Fnv1a64 h;
+  Checksum64 h;
   for (const auto& p : paths) {
     ShardReader r(p, verify);
-    if (vocab_size_ == 0) {
+    if (shards_.empty()) {
       vocab_size_ = r.vocab_size();
+      record_tokens_ = r.record_tokens();
       h.update_u64(vocab_size_);
+      h.update_u64(record_tokens_);
     } else if (r.vocab_size() != vocab_size_) {
       fail("shard '{}' has vocabulary size {}, but '{}' has {}: shards of one data set must come "
            "from one tokenizer",
            p.string(), r.vocab_size(), shards_.front().path().string(), vocab_size_);
+    } else if (r.record_tokens() != record_tokens_) {
+      fail("shard '{}' holds {}, but '{}' holds {}: shards of one split must have one layout",
+           p.string(),
+           r.record_tokens() ? fmt::format("examples of {} tokens", r.record_tokens())
+                             : std::string("a token stream"),
+           shards_.front().path().string(),
+           record_tokens_ ? fmt::format("examples of {} tokens", record_tokens_)
+                          : std::string("a token stream"));
     }
+    has_label_mask_ = has_label_mask_ || r.has_label_mask();
     h.update_u64(r.size());
     h.update_u64(r.header().payload_checksum);
     total_tokens_ += r.size();
@@ -98,6 +108,30 @@ ShardSet::ShardSet(const std::vector<fs::path>& paths, bool verify) {
   }
   fingerprint_ = hex64(h.value());
 }
+
+namespace {
+
+// Record data needs windows of exactly one example.
+void check_record_length(const ShardSet& set, const LoaderOptions& o) {
+  const std::uint32_t R = set.record_tokens();
+  if (R > 0 && static_cast<std::uint64_t>(o.seq_len) + 1 != R) {
+    fail("'{}' holds task examples of {} tokens each, so seq_len must be {} (it is {}): set "
+         "data.seq_len to {}",
+         o.path.string(), R, R - 1, o.seq_len, R - 1);
+  }
+}
+
+// Sets mask row `m` (T entries) from the labels of the targets, tokens [start + 1, start + 1 +
+// count) of `shard`, keeping entries that are already 0.
+void apply_labels(const ShardReader& shard, std::uint64_t start, std::uint32_t count,
+                  std::uint8_t* m) {
+  if (!shard.has_label_mask()) return;
+  for (std::uint32_t t = 0; t < count; ++t) {
+    if (m[t] && !shard.label(start + 1 + t)) m[t] = 0;
+  }
+}
+
+}  // namespace
 
 // ---- LoaderState ------------------------------------------------------------------------
 
@@ -127,11 +161,16 @@ LoaderState LoaderState::from_json(const nlohmann::json& j) {
 TrainLoader::TrainLoader(const LoaderOptions& options)
     : options_(options), set_((check_options(options), find_shards(options.path, options.split)),
                               options.verify) {
+  check_record_length(set_, options_);
   // Every epoch must hold at least one step, whatever its offset (at most T - 1).
   const auto T = static_cast<std::uint64_t>(options_.seq_len);
   std::uint64_t worst = 0;
   for (const auto& s : set_.shards()) {
-    if (s.size() >= 2 * T) worst += (s.size() - T) / T;
+    if (set_.record_tokens() > 0) {
+      worst += s.size() / set_.record_tokens();
+    } else if (s.size() >= 2 * T) {
+      worst += (s.size() - T) / T;
+    }
   }
   const auto need = static_cast<std::uint64_t>(options_.batch_size) * options_.world;
   if (worst < need) {
@@ -146,12 +185,18 @@ TrainLoader::TrainLoader(const LoaderOptions& options)
 
 void TrainLoader::layout_epoch() {
   const auto T = static_cast<std::uint64_t>(options_.seq_len);
+  const std::uint64_t R = set_.record_tokens();
   const std::uint64_t epoch_key = mix64(options_.seed ^ mix64(epoch_ + 0x5eedULL));
-  offset_ = T > 1 ? epoch_key % T : 0;
+  offset_ = R == 0 && T > 1 ? epoch_key % T : 0;  // examples always start at their first token
   prefix_.assign(1, 0);
   for (const auto& s : set_.shards()) {
     const std::uint64_t n = s.size();
-    const std::uint64_t count = n >= offset_ + T + 1 ? (n - 1 - offset_) / T : 0;
+    std::uint64_t count = 0;
+    if (R > 0) {
+      count = n / R;
+    } else if (n >= offset_ + T + 1) {
+      count = (n - 1 - offset_) / T;
+    }
     prefix_.push_back(prefix_.back() + count);
   }
   perm_key_ = mix64(epoch_key ^ 0xa5a5a5a5a5a5a5a5ULL);
@@ -165,7 +210,9 @@ std::uint64_t TrainLoader::window_start(std::uint64_t global, std::size_t* shard
   const auto it = std::upper_bound(prefix_.begin(), prefix_.end(), global);
   const auto s = static_cast<std::size_t>(it - prefix_.begin() - 1);
   *shard = s;
-  return offset_ + (global - prefix_[s]) * static_cast<std::uint64_t>(options_.seq_len);
+  const std::uint64_t stride =
+      set_.record_tokens() > 0 ? set_.record_tokens() : static_cast<std::uint64_t>(options_.seq_len);
+  return offset_ + (global - prefix_[s]) * stride;
 }
 
 Batch TrainLoader::next_batch() {
@@ -190,8 +237,11 @@ void TrainLoader::next_batch(Batch& out) {
         (step_ * static_cast<std::uint64_t>(options_.world) + options_.rank) * B + b;
     std::size_t shard = 0;
     const std::uint64_t start = window_start(perm(i), &shard);
-    set_.shards()[shard].copy(start, static_cast<std::uint64_t>(T) + 1,
-                              out.tokens.data() + static_cast<std::size_t>(b) * (T + 1));
+    const ShardReader& reader = set_.shards()[shard];
+    reader.copy(start, static_cast<std::uint64_t>(T) + 1,
+                out.tokens.data() + static_cast<std::size_t>(b) * (T + 1));
+    apply_labels(reader, start, static_cast<std::uint32_t>(T),
+                 out.mask.data() + static_cast<std::size_t>(b) * T);
   }
   ++step_;
 }
@@ -235,9 +285,17 @@ void TrainLoader::restore(const LoaderState& s) {
 EvalLoader::EvalLoader(const LoaderOptions& options)
     : options_(options), set_((check_options(options), find_shards(options.path, options.split)),
                               options.verify) {
+  check_record_length(set_, options_);
   const auto T = static_cast<std::uint64_t>(options_.seq_len);
+  const std::uint64_t R = set_.record_tokens();
   for (std::uint32_t s = 0; s < set_.shards().size(); ++s) {
     const std::uint64_t n = set_.shards()[s].size();
+    if (R > 0) {
+      for (std::uint64_t k = 0; k < n / R; ++k) {
+        windows_.push_back({s, k * R, static_cast<std::uint32_t>(R), 0});
+      }
+      continue;
+    }
     if (n < 2) continue;  // no target
     const std::uint64_t targets = n - 1;
     const std::uint64_t full = targets / T;
@@ -266,7 +324,16 @@ EvalLoader::EvalLoader(const LoaderOptions& options)
 
 std::uint64_t EvalLoader::total_targets() const {
   std::uint64_t total = 0;
-  for (const auto& s : set_.shards()) total += s.size() > 0 ? s.size() - 1 : 0;
+  for (const Window& w : windows_) {
+    const ShardReader& shard = set_.shards()[w.shard];
+    if (!shard.has_label_mask()) {
+      total += w.length - 1 - w.mask_from;
+      continue;
+    }
+    for (std::uint64_t t = w.mask_from; t + 1 < w.length; ++t) {
+      if (shard.label(w.start + 1 + t)) ++total;
+    }
+  }
   return total;
 }
 
@@ -283,6 +350,7 @@ bool EvalLoader::next(Batch& out) {
     set_.shards()[w.shard].copy(w.start, w.length, row);
     std::uint8_t* m = out.mask.data() + static_cast<std::size_t>(b) * T;
     for (std::uint32_t t = w.mask_from; t + 1 < w.length; ++t) m[t] = 1;
+    apply_labels(set_.shards()[w.shard], w.start, w.length - 1, m);
     out.rows = b + 1;
   }
   ++next_batch_;

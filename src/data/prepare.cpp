@@ -1,37 +1,40 @@
-// The data preparation pipeline: read and check the corpus, split it, train the tokenizer,
-// encode in parallel, write shards to a staging folder and move everything into place.
+// The data preparation pipeline: check the options and the corpus, plan the split, get a
+// tokenizer (reused, resumed or trained on a sample), stream the corpus into shards in a
+// resumable staging folder, write meta.json and move everything into place.
 #include "difftx/data/prepare.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
 #include "difftx/core/atomic_file.h"
+#include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
 #include "difftx/data/brown.h"
-#include "difftx/data/checksum.h"
 #include "difftx/data/corpus.h"
-#include "difftx/data/shard.h"
-#include "difftx/data/text.h"
+#include "difftx/data/file_check.h"
+#include "difftx/data/prepare_state.h"
+#include "difftx/data/split_plan.h"
+#include "difftx/data/split_sink.h"
 #include "difftx/data/tokenizer.h"
+#include "difftx/data/tokenizer_sample.h"
+#include "prepare_stages.h"
 
 namespace difftx::data {
 namespace fs = std::filesystem;
+using nlohmann::json;
 
 double PrepareSummary::bytes_per_token() const {
-  const std::uint64_t text_tokens = tokens() - documents;
+  if (token_input) return 0.0;
+  const std::uint64_t text_tokens = tokens() - train.documents - validation.documents;  // no EOS
   return text_tokens > 0 ? static_cast<double>(bytes()) / static_cast<double>(text_tokens) : 0.0;
 }
 
@@ -41,11 +44,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
-constexpr std::uint64_t kHeldTextLimit = 512'000'000;  // keep texts in memory up to this
-constexpr std::size_t kSentenceBytes = 4096;            // tokenizer training line length
-constexpr std::size_t kItemBytes = 1 << 20;             // encoding work item size
-constexpr std::size_t kBatchBytes = 16 << 20;           // text encoded between shard appends
 
 // Fails early, before any work, if `out` cannot become a writable folder: probes the folder
 // (or its nearest existing ancestor) by creating and removing a uniquely named entry, which
@@ -61,453 +59,369 @@ void check_output_location(const fs::path& out) {
     probe = fs::absolute(probe, ec);
     while (!fs::exists(probe, ec) && probe.has_relative_path()) probe = probe.parent_path();
     if (!fs::is_directory(probe, ec)) {
-      fail("cannot create output folder '{}': '{}' is not a folder; pass another folder with "
-           "--out",
-           out.string(), probe.string());
+      fail(
+          "cannot create output folder '{}': '{}' is not a folder; pass another folder with "
+          "--out",
+          out.string(), probe.string());
     }
   }
   std::random_device rd;
   const fs::path test = probe / fmt::format(".difftx-write-test-{}-{:08x}", ::getpid(), rd());
   if (::mkdir(test.c_str(), 0700) != 0) {
-    fail("output folder '{}' cannot be written (creating an entry in '{}' failed: {}): choose "
-         "another folder with --out or fix its permissions",
-         out.string(), probe.string(), std::strerror(errno));
+    fail(
+        "output folder '{}' cannot be written (creating an entry in '{}' failed: {}): choose "
+        "another folder with --out or fix its permissions",
+        out.string(), probe.string(), std::strerror(errno));
   }
   ::rmdir(test.c_str());
 }
 
-// Documents' texts: all held in memory for corpora up to kHeldTextLimit, else read on use.
-class TextStore {
- public:
-  TextStore(const Corpus& corpus, bool hold) : corpus_(corpus), held_(hold ? corpus.size() : 0) {}
-  std::shared_ptr<const std::string> get(std::size_t i) {
-    if (!held_.empty() && held_[i]) return held_[i];
-    auto text = std::make_shared<const std::string>(corpus_.text(i));
-    if (!held_.empty()) held_[i] = text;
-    return text;
+void check_options(const PrepareOptions& o) {
+  if (!o.inputs.empty() && o.out_dir.empty()) {
+    fail(
+        "--input needs --out: the default output folder {} belongs to the Brown corpus; pass "
+        "--out DIR for the prepared data of your files (e.g. --out data/mycorpus)",
+        kDefaultOutDir);
   }
-
- private:
-  const Corpus& corpus_;
-  std::vector<std::shared_ptr<const std::string>> held_;
-};
-
-struct Part {
-  std::size_t doc;
-  std::size_t begin, end;  // byte range of the document's text
-  bool validation;
-};
-
-// Lines of the training parts, cut to at most kSentenceBytes at spaces, sampled down to
-// `budget` bytes with a seeded hash when there is more text than that.
-std::vector<std::string> training_sentences(TextStore& store, const std::vector<Part>& parts,
-                                            std::uint64_t train_bytes, std::uint64_t budget,
-                                            std::uint64_t seed) {
-  const double keep = train_bytes > budget ? static_cast<double>(budget) / train_bytes : 1.0;
-  std::vector<std::string> sentences;
-  std::uint64_t counter = 0;
-  auto add = [&](std::string_view s) {
-    const std::uint64_t h = mix64(seed ^ mix64(counter++));
-    if (keep < 1.0 && static_cast<double>(h >> 11) * 0x1.0p-53 >= keep) return;
-    sentences.emplace_back(s);
-  };
-  for (const Part& part : parts) {
-    if (part.validation) continue;
-    const auto text = store.get(part.doc);
-    std::string_view rest = std::string_view(*text).substr(part.begin, part.end - part.begin);
-    while (!rest.empty()) {
-      std::size_t eol = rest.find('\n');
-      std::string_view line = rest.substr(0, eol);
-      rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
-      while (!line.empty()) {
-        std::size_t len = line.size();
-        if (len > kSentenceBytes) {
-          const std::size_t space = line.rfind(' ', kSentenceBytes);
-          len = space != std::string_view::npos && space > 0 ? space
-                                                             : utf8_prefix_length(line, kSentenceBytes);
-        }
-        add(line.substr(0, len));
-        line.remove_prefix(len);
-      }
-    }
+  if (o.inputs.empty() && !o.validation_inputs.empty()) {
+    fail("--val-input needs --input: pass the training files with --input");
   }
-  return sentences;
+  if (o.vocab_size != 0 && (o.vocab_size < kReservedCount + 64 || o.vocab_size > (1 << 24))) {
+    fail("--vocab-size {} is out of range: use a value from {} to {}", o.vocab_size,
+         kReservedCount + 64, 1 << 24);
+  }
+  if (!(o.val_fraction >= 0.0 && o.val_fraction <= 0.5)) {
+    fail("--val-fraction {} is out of range: use a value from 0 to 0.5", o.val_fraction);
+  }
+  if (o.shard_tokens < 1024) {
+    fail("--shard-tokens {} is too small: use at least 1024", o.shard_tokens);
+  }
+  if (o.tokenizer_sample_bytes < 1024) {
+    fail("--tokenizer-sample-bytes {} is too small: use at least 1024", o.tokenizer_sample_bytes);
+  }
+  if (o.jsonl_field.empty()) fail("--jsonl-field must name a field, e.g. --jsonl-field text");
+  if (o.threads < 0) fail("--threads {} is negative: use 0 for all cores", o.threads);
+  if (o.eot_id < -1 || o.eot_id >= (std::int64_t{1} << 24)) {
+    fail("--eot-id {} is out of range", o.eot_id);
+  }
 }
 
-// Accumulates one split's token stream and writes it as numbered shards into `dir`.
-class ShardSink {
- public:
-  ShardSink(std::string name, fs::path dir, std::uint32_t vocab, std::uint64_t shard_tokens)
-      : name_(std::move(name)), dir_(std::move(dir)), vocab_(vocab), limit_(shard_tokens) {}
-
-  void append(const std::vector<std::int32_t>& ids) {
-    buffer_.insert(buffer_.end(), ids.begin(), ids.end());
-    while (buffer_.size() >= limit_) write(limit_);
-  }
-  void end_document() {
-    buffer_.push_back(kEosId);
-    ++documents_;
-    if (buffer_.size() >= limit_) write(limit_);
-  }
-  void finish() {
-    if (!buffer_.empty()) write(buffer_.size());
-  }
-  std::uint64_t tokens() const { return tokens_; }
-  std::uint64_t documents() const { return documents_; }
-  const std::vector<std::string>& files() const { return files_; }
-  const std::vector<nlohmann::json>& shard_json() const { return shard_json_; }
-
- private:
-  void write(std::size_t count) {
-    const std::string file = fmt::format("{}-{:05}.tokens", name_, files_.size());
-    std::span<const std::int32_t> tokens(buffer_.data(), count);
-    const auto docs = static_cast<std::uint64_t>(std::count(tokens.begin(), tokens.end(), kEosId));
-    write_shard(dir_ / file, tokens, vocab_, docs);
-    shard_json_.push_back({{"file", file}, {"tokens", count}, {"documents", docs}});
-    files_.push_back(file);
-    tokens_ += count;
-    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(count));
-  }
-
-  std::string name_;
-  fs::path dir_;
-  std::uint32_t vocab_;
-  std::uint64_t limit_;
-  std::vector<std::int32_t> buffer_;
-  std::uint64_t tokens_ = 0, documents_ = 0;
-  std::vector<std::string> files_;
-  std::vector<nlohmann::json> shard_json_;
-};
-
-// A hidden folder inside the output folder holding the new files until commit() moves them
-// into place; removed with everything in it if the preparation fails.
-class Staging {
- public:
-  explicit Staging(const fs::path& out) : out_(out) {
-    ensure_writable_directory(out_);
-    std::random_device rd;
-    dir_ = out_ / fmt::format(".prepare-{}-{:08x}", ::getpid(), rd());
-    std::error_code ec;
-    fs::create_directory(dir_, ec);
-    if (ec) fail("cannot create staging folder '{}': {}", dir_.string(), ec.message());
-  }
-  Staging(const Staging&) = delete;
-  Staging& operator=(const Staging&) = delete;
-  ~Staging() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  const fs::path& dir() const { return dir_; }
-
-  // Removes the previous data set (meta.json first, so a half-replaced folder never looks
-  // complete), moves the new files in, meta.json last.
-  void commit(const std::vector<std::string>& files) {
-    std::error_code ec;
-    fs::remove(out_ / kMetaFile, ec);
-    for (const auto& entry : fs::directory_iterator(out_, ec)) {
-      const std::string name = entry.path().filename().string();
-      const bool old_shard = entry.path().extension() == ".tokens" &&
-                             (name.rfind("train-", 0) == 0 || name.rfind("val-", 0) == 0);
-      if (old_shard || name == kTokenizerFile) fs::remove(entry.path(), ec);
-    }
-    for (const auto& name : files) {
-      fs::rename(dir_ / name, out_ / name, ec);
-      if (ec) fail("cannot move '{}' into '{}': {}", name, out_.string(), ec.message());
-    }
-    fs::rename(dir_ / kMetaFile, out_ / kMetaFile, ec);
-    if (ec) fail("cannot move '{}' into '{}': {}", kMetaFile, out_.string(), ec.message());
-    const int dfd = ::open(out_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);  // make the renames durable
-      ::close(dfd);
-    }
-  }
-
- private:
-  fs::path out_;
-  fs::path dir_;
-};
-
-struct Item {
-  std::size_t part;
-  std::string_view text;
-};
-
-// Encodes items in parallel (one CachedEncoder per thread); results keep the items' order.
-class ParallelEncoder {
- public:
-  ParallelEncoder(const Tokenizer& tokenizer, int threads) {
-    for (int i = 0; i < threads; ++i) encoders_.emplace_back(tokenizer);
-  }
-  std::vector<std::vector<std::int32_t>> run(const std::vector<Item>& items) {
-    std::vector<std::vector<std::int32_t>> out(items.size());
-    std::atomic<std::size_t> next{0};
-    auto work = [&](CachedEncoder& enc) {
-      for (std::size_t i = next++; i < items.size(); i = next++) {
-        out[i].reserve(items[i].text.size() / 3 + 8);
-        enc.encode(items[i].text, out[i]);
+// What a resumed run must share with the interrupted one: every option that changes the
+// output, and each input file's name, size and modification time.
+std::string preparation_key(const Corpus& corpus, const PrepareOptions& o,
+                            const std::string& tokenizer_fp) {
+  json inputs = json::array();
+  for (std::size_t i = 0; i < corpus.size(); ++i) {
+    json entry = {{"key", corpus.key(i)},
+                  {"source", corpus.source(i)},
+                  {"size", corpus.size_hint(i)},
+                  {"validation", corpus.validation_input(i)}};
+    if (!corpus.path(i).empty()) {
+      struct stat st {};
+      if (::stat(corpus.path(i).c_str(), &st) == 0) {
+        entry["mtime_ns"] =
+            static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
       }
-    };
-    const std::size_t n = std::min(encoders_.size(), items.size());
-    std::vector<std::thread> pool;
-    std::exception_ptr error;
-    std::mutex error_mutex;
-    for (std::size_t t = 1; t < n; ++t) {
-      pool.emplace_back([&, t] {
-        try {
-          work(encoders_[t]);
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (!error) error = std::current_exception();
-        }
-      });
+    } else {
+      entry["text"] = hex64(checksum64(corpus.held_text(i)));
     }
-    try {
-      work(encoders_[0]);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
-    }
-    for (auto& th : pool) th.join();
-    if (error) std::rethrow_exception(error);
-    return out;
+    inputs.push_back(entry);
   }
+  const json key = {{"inputs", inputs},
+                    {"vocab_size", o.vocab_size},
+                    {"tokenizer", tokenizer_fp},
+                    {"jsonl_field", o.jsonl_field},
+                    {"eot_id", o.eot_id},
+                    {"val_fraction", o.val_fraction},
+                    {"seed", o.seed},
+                    {"shard_tokens", o.shard_tokens},
+                    {"tokenizer_sample_bytes", o.tokenizer_sample_bytes},
+                    {"shard_version", ShardHeader::kVersion}};
+  return hex64(checksum64(key.dump()));
+}
 
- private:
-  std::vector<CachedEncoder> encoders_;
-};
-
-// Cuts [begin, end) of `text` into items of about kItemBytes, each cut just before a space or
-// a newline (a unit boundary of Tokenizer::segments, so the ids are the same as unsplit).
-void add_items(std::size_t part, std::string_view text, std::vector<Item>& items) {
-  while (!text.empty()) {
-    std::size_t cut = text.size();
-    if (text.size() > kItemBytes) {
-      const std::size_t at = text.find_first_of(" \n", kItemBytes);
-      if (at != std::string_view::npos) cut = at;
-    }
-    items.push_back({part, text.substr(0, cut)});
-    text.remove_prefix(cut);
+const char* split_mode_name(SplitPlan::Mode m) {
+  switch (m) {
+    case SplitPlan::Mode::none:
+      return "none";
+    case SplitPlan::Mode::files:
+      return "files";
+    case SplitPlan::Mode::documents:
+      return "documents";
+    case SplitPlan::Mode::tail:
+      return "tail";
+    case SplitPlan::Mode::inputs:
+      return "inputs";
   }
+  return "?";
+}
+
+json tokenizer_json(const Tokenizer& tok, const std::string& source) {
+  return {{"file", kTokenizerFile},
+          {"type", "sentencepiece-bpe-byte-fallback"},
+          {"vocab_size", tok.vocab_size()},
+          {"fingerprint", tok.fingerprint()},
+          {"source", source},
+          {"reserved_ids",
+           {{"pad", kPadId},
+            {"bos", kBosId},
+            {"eos", kEosId},
+            {"unk", kUnkId},
+            {"newline", kNewlineId},
+            {"bytes", {kFirstByteId, kFirstByteId + 255}}}}};
 }
 
 }  // namespace
 
-PrepareSummary prepare_data(const PrepareOptions& options) {
+PrepareSummary prepare_data(const PrepareOptions& options_in) {
   const auto t_start = Clock::now();
-  if (options.vocab_size < kReservedCount + 64 || options.vocab_size > (1 << 24)) {
-    fail("--vocab-size {} is out of range: use a value from {} to {}", options.vocab_size,
-         kReservedCount + 64, 1 << 24);
-  }
-  if (!(options.val_fraction >= 0.0 && options.val_fraction <= 0.5)) {
-    fail("--val-fraction {} is out of range: use a value from 0 to 0.5", options.val_fraction);
-  }
-  if (options.shard_tokens < 1024) {
-    fail("--shard-tokens {} is too small: use at least 1024", options.shard_tokens);
-  }
+  check_options(options_in);
+  PrepareOptions options = options_in;
+  if (options.out_dir.empty()) options.out_dir = kDefaultOutDir;
   check_output_location(options.out_dir);
 
   ProgressOptions popts;
   popts.mode = options.progress;
   popts.unit = "B";
 
-  // 1. The corpus, every document read and checked before anything is written.
-  const Corpus corpus = options.inputs.empty()
-                            ? Corpus::brown(options.brown_dir.empty() ? default_brown_dir()
-                                                                      : options.brown_dir)
-                            : Corpus::files(options.inputs);
+  // 1. The corpus and its split.
+  const Corpus corpus =
+      options.inputs.empty()
+          ? Corpus::brown(options.brown_dir.empty() ? default_brown_dir() : options.brown_dir)
+          : Corpus::files(options.inputs, options.validation_inputs);
   if (corpus.size() == 0) {
     fail("the corpus is empty: {} holds no files; pass text files or folders with --input",
          corpus.description());
   }
-  TextStore store(corpus, corpus.total_size_hint() <= kHeldTextLimit);
-  std::vector<std::size_t> docs;  // non-empty documents
-  std::vector<std::uint64_t> sizes(corpus.size(), 0);
-  PrepareSummary summary;
-  summary.corpus = corpus.description();
-  {
-    Progress progress("checking text", static_cast<double>(corpus.total_size_hint()), popts);
-    std::uint64_t done = 0;
-    for (std::size_t i = 0; i < corpus.size(); ++i) {
-      sizes[i] = store.get(i)->size();
-      done += sizes[i];
-      if (sizes[i] == 0) {
-        ++summary.skipped_empty;
-      } else {
-        docs.push_back(i);
-      }
-      progress.update(static_cast<double>(done), fmt::format("{} documents", i + 1));
-    }
-    progress.finish(fmt::format("{} documents", docs.size()));
+  std::size_t token_files = 0;
+  for (std::size_t i = 0; i < corpus.size(); ++i) {
+    token_files += corpus.format(i) == InputFormat::tokens;
   }
-  if (docs.empty()) {
+  const bool token_input = token_files > 0;
+  if (token_input && token_files != corpus.size()) {
+    fail(
+        "the inputs mix token files (*.bin) with text: prepare them separately (token files "
+        "already carry the ids of their own tokenizer)");
+  }
+  if (!token_input && options.eot_id >= 0) {
+    fail("--eot-id is for token files (*.bin); text documents are ended by difftx's EOS");
+  }
+  Tokenizer reused;
+  if (!options.tokenizer.empty()) {
+    require_regular_file(options.tokenizer, "tokenizer model",
+                         "pass a SentencePiece model file, e.g. a checkpoint's tokenizer.model");
+    reused = Tokenizer::load(options.tokenizer);
+    if (options.vocab_size != 0 && options.vocab_size != reused.vocab_size()) {
+      fail(
+          "--vocab-size {} differs from the {} pieces of --tokenizer '{}': leave --vocab-size "
+          "out when reusing a tokenizer",
+          options.vocab_size, reused.vocab_size(), options.tokenizer.string());
+    }
+  }
+  if (token_input && options.vocab_size == 0 && !reused.loaded()) {
+    fail(
+        "token files need the vocabulary size of the tokenizer that made them: pass "
+        "--vocab-size N (50257 for GPT-2 token files) or its model with --tokenizer");
+  }
+  if (!token_input && options.vocab_size == 0) options.vocab_size = kDefaultVocabSize;
+  const SplitPlan plan =
+      plan_split(corpus, options.val_fraction, options.seed, options.jsonl_field);
+  bool any_nonempty = false;
+  for (std::size_t i = 0; i < corpus.size(); ++i)
+    any_nonempty = any_nonempty || !plan.empty_file[i];
+  if (!any_nonempty) {
     fail("the corpus is empty: {} contains {} file{}, all empty; pass files that hold text",
          corpus.description(), corpus.size(), corpus.size() == 1 ? "" : "s");
   }
+  PrepareSummary summary;
+  summary.corpus = corpus.description();
+  summary.token_input = token_input;
   summary.read_seconds = seconds_since(t_start);
 
-  // 2. The split, by document (or, for a single document, its tail).
-  std::vector<Part> parts;
-  if (docs.size() == 1 && options.val_fraction > 0) {
-    const std::size_t d = docs[0];
-    const std::size_t cut = single_document_cut(*store.get(d), options.val_fraction);
-    parts.push_back({d, 0, cut, false});
-    if (cut < sizes[d]) parts.push_back({d, cut, sizes[d], true});
-  } else {
-    std::vector<std::string> keys;
-    for (std::size_t d : docs) keys.push_back(corpus.key(d));
-    const std::vector<bool> val = choose_validation(keys, options.val_fraction, options.seed);
-    for (std::size_t k = 0; k < docs.size(); ++k) parts.push_back({docs[k], 0, sizes[docs[k]], val[k]});
+  // 2. The staging folder (resumed when an interrupted run had the same options and inputs).
+  const std::string key =
+      preparation_key(corpus, options, reused.loaded() ? reused.fingerprint() : "");
+  PrepareStaging staging(options.out_dir, key);
+  if (!staging.note().empty()) {
+    fmt::print(stderr, "difftx: {}: {}\n", (options.out_dir / kPartialDir).string(),
+               staging.note());
   }
-  std::uint64_t train_bytes = 0;
-  for (const Part& p : parts) {
-    (p.validation ? summary.validation.bytes : summary.train.bytes) += p.end - p.begin;
-    (p.validation ? summary.validation.documents : summary.train.documents) += 1;
-  }
-  train_bytes = summary.train.bytes;
-  if (options.val_fraction > 0 && summary.validation.bytes == 0) {
-    fail("the validation split is empty: the corpus is too small to split; add text or pass "
-         "--val-fraction 0");
-  }
-  summary.documents = docs.size();
 
-  // 3. The tokenizer, trained on the training part only.
+  // 3. The tokenizer: resumed, reused or trained on a sample of the training text.
   const auto t_tok = Clock::now();
-  std::vector<std::string> sentences = training_sentences(
-      store, parts, train_bytes, options.tokenizer_sample_bytes, options.seed);
-  std::uint64_t sample_bytes = 0;
-  for (const auto& s : sentences) sample_bytes += s.size();
   Tokenizer tokenizer;
-  {
-    Progress progress("training tokenizer", static_cast<double>(sample_bytes), popts);
+  std::string tokenizer_source = "none";
+  if (staging.resumed() && staging.tokenizer_fingerprint() != "none") {
+    tokenizer = Tokenizer::load(staging.dir() / kTokenizerFile);
+    if (tokenizer.fingerprint() != staging.tokenizer_fingerprint()) {
+      fail("the interrupted run's tokenizer in '{}' was changed: remove that folder to start over",
+           staging.dir().string());
+    }
+  } else if (reused.loaded()) {
+    tokenizer = reused;
+    tokenizer.save(staging.dir() / kTokenizerFile);
+  } else if (!token_input) {
+    const TokenizerSample sample = sample_tokenizer_text(
+        corpus, plan, options.jsonl_field, options.tokenizer_sample_bytes, options.seed, popts);
+    if (sample.sentences.empty())
+      fail("cannot train a tokenizer: the training split holds no text");
+    Progress progress("training tokenizer", static_cast<double>(sample.bytes), popts);
     progress.update(0, fmt::format("BPE, {} pieces", options.vocab_size));
     TokenizerTrainOptions topts;
     topts.vocab_size = options.vocab_size;
-    tokenizer = Tokenizer::train(sentences, topts);
-    progress.finish(static_cast<double>(sample_bytes),
+    tokenizer = Tokenizer::train(sample.sentences, topts);
+    progress.finish(static_cast<double>(sample.bytes),
                     fmt::format("BPE, {} pieces", tokenizer.vocab_size()));
+    tokenizer.save(staging.dir() / kTokenizerFile);
   }
-  sentences.clear();
-  sentences.shrink_to_fit();
+  if (tokenizer.loaded()) {
+    tokenizer_source = reused.loaded() ? "reused " + options.tokenizer.string()
+                                       : "trained on a sample of the training text";
+  }
   summary.tokenizer_seconds = seconds_since(t_tok);
-  summary.vocab_size = tokenizer.vocab_size();
+  const std::string tokenizer_fp = tokenizer.loaded() ? tokenizer.fingerprint() : "none";
+  const auto vocab =
+      static_cast<std::uint32_t>(tokenizer.loaded() ? tokenizer.vocab_size() : options.vocab_size);
+  summary.vocab_size = static_cast<int>(vocab);
+  summary.tokenizer_source = tokenizer_source;
 
-  // 4. Encoding into shards in a staging folder.
+  // 4. The corpus streamed into shards; the state is saved whenever a shard begins.
   const auto t_enc = Clock::now();
-  Staging staging(options.out_dir);
-  const auto vocab = static_cast<std::uint32_t>(tokenizer.vocab_size());
-  ShardSink train_sink("train", staging.dir(), vocab, options.shard_tokens);
-  ShardSink val_sink("val", staging.dir(), vocab, options.shard_tokens);
+  SplitSink* sinks[2] = {nullptr, nullptr};
+  auto save_state = [&] {
+    if (sinks[0] && sinks[1])
+      staging.save(tokenizer_fp, sinks[0]->progress(), sinks[1]->progress());
+  };
+  SplitSink train("train", staging.dir(), vocab, options.shard_tokens, staging.progress("train"),
+                  save_state);
+  SplitSink validation("val", staging.dir(), vocab, options.shard_tokens,
+                       staging.progress("validation"), save_state);
+  sinks[0] = &train;
+  sinks[1] = &validation;
+  summary.resumed = staging.resumed();
+  summary.resumed_shards = train.shards().size() + validation.shards().size();
+  if (summary.resumed) {
+    fmt::print(stderr, "difftx: resuming the interrupted preparation in '{}': {} shard{} kept\n",
+               staging.dir().string(), summary.resumed_shards,
+               summary.resumed_shards == 1 ? "" : "s");
+  }
+  save_state();
+  const StageInput stage{corpus, plan, options, train, validation, popts};
   const int threads = options.threads > 0
                           ? options.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  ParallelEncoder encoder(tokenizer, threads);
-  {
-    Progress progress("encoding", static_cast<double>(summary.bytes()), popts);
-    std::uint64_t done = 0, tokens = 0;
-    std::size_t next_part = 0;
-    while (next_part < parts.size()) {
-      // A batch of whole parts (at least one) of about kBatchBytes.
-      std::vector<std::shared_ptr<const std::string>> alive;
-      std::vector<Item> items;
-      std::size_t batch_bytes = 0;
-      const std::size_t first = next_part;
-      while (next_part < parts.size() && (next_part == first || batch_bytes < kBatchBytes)) {
-        const Part& p = parts[next_part];
-        alive.push_back(store.get(p.doc));
-        add_items(next_part, std::string_view(*alive.back()).substr(p.begin, p.end - p.begin),
-                  items);
-        batch_bytes += p.end - p.begin;
-        ++next_part;
-      }
-      const auto ids = encoder.run(items);
-      std::size_t item = 0;
-      for (std::size_t pi = first; pi < next_part; ++pi) {
-        ShardSink& sink = parts[pi].validation ? val_sink : train_sink;
-        for (; item < items.size() && items[item].part == pi; ++item) {
-          sink.append(ids[item]);
-          tokens += ids[item].size();
-        }
-        sink.end_document();
-        ++tokens;
-      }
-      done += batch_bytes;
-      progress.update(static_cast<double>(done),
-                      fmt::format("{} tokens", format_count(static_cast<double>(tokens))));
-    }
-    train_sink.finish();
-    val_sink.finish();
-    progress.finish(fmt::format("{} tokens", format_count(static_cast<double>(tokens))));
-  }
+  const StageResult result =
+      token_input ? copy_token_files(stage, vocab) : encode_text(stage, tokenizer, threads);
+  train.finish();
+  validation.finish();
   summary.encode_seconds = seconds_since(t_enc);
-  summary.train.tokens = train_sink.tokens();
-  summary.validation.tokens = val_sink.tokens();
-
-  // 5. Tokenizer and meta.json, then everything moves into the output folder.
-  tokenizer.save(staging.dir() / kTokenizerFile);
-  std::vector<std::string> val_keys;
-  for (const Part& p : parts) {
-    if (p.validation) val_keys.push_back(corpus.key(p.doc));
+  summary.input_bytes = result.input_bytes;
+  if (options.val_fraction > 0 && plan.mode != SplitPlan::Mode::none && validation.tokens() == 0) {
+    fail(
+        "the validation split is empty: the corpus is too small to split; add text or pass "
+        "--val-fraction 0");
   }
-  summary.seconds = seconds_since(t_start);
-  auto split_json = [](const SplitSummary& s, const ShardSink& sink) {
-    return nlohmann::json{{"documents", s.documents},
-                          {"bytes", s.bytes},
-                          {"tokens", s.tokens},
-                          {"shards", sink.shard_json()}};
+  if (plan.mode == SplitPlan::Mode::inputs && validation.tokens() == 0) {
+    fail("the validation split is empty: the --val-input files hold no text");
+  }
+  if (train.tokens() == 0) fail("the training split is empty: the inputs hold no training text");
+
+  auto fill = [&](SplitSummary& s, const SplitSink& sink) {
+    s.documents = sink.documents();
+    s.bytes = sink.bytes();
+    s.tokens = sink.tokens();
+    for (const auto& f : sink.files()) s.shards.push_back(options.out_dir / f);
   };
-  const nlohmann::json meta = {
-      {"format", "difftx-token-shards"},
-      {"version", 1},
-      {"corpus", {{"kind", corpus.kind()},
-                  {"description", corpus.description()},
-                  {"documents", summary.documents},
-                  {"skipped_empty_files", summary.skipped_empty}}},
-      {"tokenizer",
-       {{"file", kTokenizerFile},
-        {"type", "sentencepiece-bpe-byte-fallback"},
-        {"vocab_size", tokenizer.vocab_size()},
-        {"fingerprint", tokenizer.fingerprint()},
-        {"reserved_ids",
-         {{"pad", kPadId}, {"bos", kBosId}, {"eos", kEosId}, {"unk", kUnkId},
-          {"newline", kNewlineId}, {"bytes", {kFirstByteId, kFirstByteId + 255}}}}}},
-      {"document_separator", "eos after every document"},
+  fill(summary.train, train);
+  fill(summary.validation, validation);
+  // The tail split puts one document's two parts in the two splits.
+  summary.documents = summary.train.documents + summary.validation.documents -
+                      (plan.mode == SplitPlan::Mode::tail && !token_input ? 1 : 0);
+  std::uint64_t empty_files = 0;
+  for (std::size_t i = 0; i < corpus.size(); ++i) empty_files += plan.empty_file[i];
+  summary.skipped_empty = empty_files + train.skipped() + validation.skipped();
+
+  // 5. meta.json, then everything moves into the output folder.
+  json validation_keys = json::array();
+  if (plan.mode == SplitPlan::Mode::files || plan.mode == SplitPlan::Mode::inputs) {
+    for (std::size_t i = 0; i < corpus.size(); ++i) {
+      if (plan.validation_file[i] && !plan.empty_file[i]) validation_keys.push_back(corpus.key(i));
+    }
+  } else if (plan.mode == SplitPlan::Mode::tail) {
+    validation_keys.push_back(corpus.key(plan.tail_file));
+  }
+  auto split_json = [](const SplitSink& sink) {
+    return json{{"documents", sink.documents()},
+                {"bytes", sink.bytes()},
+                {"tokens", sink.tokens()},
+                {"shards", sink.shards()}};
+  };
+  std::string separator = "eos after every document";
+  if (token_input) {
+    separator = options.eot_id >= 0 ? fmt::format("id {} (from the token files)", options.eot_id)
+                                    : "none (token files, copied as they are)";
+  }
+  json meta = {
+      {"format", kMetaFormat},
+      {"version", kMetaVersion},
+      {"corpus",
+       {{"kind", corpus.kind()},
+        {"description", corpus.description()},
+        {"files", corpus.size()},
+        {"documents", summary.documents},
+        {"skipped_empty", summary.skipped_empty}}},
+      {"tokenizer", tokenizer.loaded() ? tokenizer_json(tokenizer, tokenizer_source) : json()},
+      {"vocab_size", vocab},
+      {"document_separator", separator},
       {"split",
        {{"rule", split_rule_text(options.val_fraction, options.seed)},
+        {"mode", split_mode_name(plan.mode)},
         {"seed", options.seed},
         {"val_fraction", options.val_fraction},
-        {"validation_documents", val_keys}}},
-      {"train", split_json(summary.train, train_sink)},
-      {"validation", split_json(summary.validation, val_sink)},
+        {"validation_documents", validation_keys}}},
+      {"train", split_json(train)},
+      {"validation", split_json(validation)},
       {"bytes_per_token", summary.bytes_per_token()},
   };
+  if (!token_input && options.jsonl_field != "text")
+    meta["corpus"]["jsonl_field"] = options.jsonl_field;
   write_file_atomic(staging.dir() / kMetaFile, meta.dump(2) + "\n");
-  std::vector<std::string> files = train_sink.files();
-  files.insert(files.end(), val_sink.files().begin(), val_sink.files().end());
-  files.push_back(kTokenizerFile);
+  std::vector<std::string> files = train.files();
+  for (const auto& f : validation.files()) files.push_back(f);
+  if (tokenizer.loaded()) files.push_back(kTokenizerFile);
   staging.commit(files);
-  for (const auto& f : train_sink.files()) summary.train.shards.push_back(options.out_dir / f);
-  for (const auto& f : val_sink.files()) summary.validation.shards.push_back(options.out_dir / f);
-  summary.tokenizer_path = options.out_dir / kTokenizerFile;
+  if (tokenizer.loaded()) summary.tokenizer_path = options.out_dir / kTokenizerFile;
   summary.meta_path = options.out_dir / kMetaFile;
   summary.seconds = seconds_since(t_start);
   return summary;
 }
 
 std::string format_summary(const PrepareSummary& s) {
+  const double mb_per_s =
+      s.encode_seconds > 0 ? static_cast<double>(s.input_bytes) / 1e6 / s.encode_seconds : 0.0;
   std::string out = fmt::format(
       "prepared {}\n"
       "  documents  {} ({} train, {} validation{})\n"
       "  bytes      {} ({} train, {} validation)\n"
-      "  tokens     {} ({} train, {} validation; one EOS per document)\n"
-      "  bytes/token {:.3f}\n"
-      "  seconds    {:.2f} (read {:.2f}, tokenizer {:.2f}, encode+write {:.2f})\n"
-      "  tokenizer  {} ({} pieces)\n",
+      "  tokens     {} ({} train, {} validation{})\n",
       s.corpus, s.documents, s.train.documents, s.validation.documents,
-      s.skipped_empty > 0 ? fmt::format("; {} empty files skipped", s.skipped_empty) : "",
-      s.bytes(), s.train.bytes, s.validation.bytes, s.tokens(), s.train.tokens,
-      s.validation.tokens, s.bytes_per_token(), s.seconds, s.read_seconds, s.tokenizer_seconds,
-      s.encode_seconds, s.tokenizer_path.string(), s.vocab_size);
+      s.skipped_empty > 0 ? fmt::format("; {} empty skipped", s.skipped_empty) : "", s.bytes(),
+      s.train.bytes, s.validation.bytes, s.tokens(), s.train.tokens, s.validation.tokens,
+      s.token_input ? "" : "; one EOS per document");
+  if (!s.token_input) out += fmt::format("  bytes/token {:.3f}\n", s.bytes_per_token());
+  out += fmt::format(
+      "  seconds    {:.2f} (read {:.2f}, tokenizer {:.2f}, encode+write {:.2f}; {:.1f} MB/s of "
+      "input)\n",
+      s.seconds, s.read_seconds, s.tokenizer_seconds, s.encode_seconds, mb_per_s);
+  if (s.resumed) {
+    out += fmt::format("  resumed    an interrupted run ({} shards were kept)\n", s.resumed_shards);
+  }
+  if (!s.tokenizer_path.empty()) {
+    out += fmt::format("  tokenizer  {} ({} pieces, {})\n", s.tokenizer_path.string(), s.vocab_size,
+                       s.tokenizer_source);
+  } else {
+    out += fmt::format("  tokenizer  none (token files; vocabulary {})\n", s.vocab_size);
+  }
   for (const auto& p : s.train.shards) out += fmt::format("  train      {}\n", p.string());
   for (const auto& p : s.validation.shards) out += fmt::format("  validation {}\n", p.string());
   out += fmt::format("  meta       {}\n", s.meta_path.string());

@@ -1,4 +1,5 @@
-// Token shard writing (atomic) and memory-mapped reading with size and checksum checks.
+// Token shard writing (streamed, atomic) and memory-mapped reading with size, layout and
+// checksum checks.
 #include "difftx/data/shard.h"
 
 #include <fcntl.h>
@@ -9,10 +10,11 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <random>
 
-#include "difftx/core/atomic_file.h"
+#include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
-#include "difftx/data/checksum.h"
+#include "difftx/data/file_check.h"
 
 namespace difftx::data {
 namespace fs = std::filesystem;
@@ -46,53 +48,183 @@ void encode_header(const ShardHeader& h, unsigned char* out) {
   put_u32(out + 28, ShardHeader::kSize);
   put_u64(out + 32, h.payload_checksum);
   put_u64(out + 40, h.document_count);
-  put_u64(out + 56, fnv1a64(out, 56));
+  put_u32(out + 48, h.flags);
+  put_u32(out + 52, h.record_tokens);
+  put_u64(out + 56, checksum64(out, 56));
 }
 
 const char* kRemake = "run `difftx data prepare` again to rebuild the shards";
+constexpr std::size_t kWriteBuffer = 1 << 20;
+
+void write_all(int fd, const unsigned char* p, std::size_t n, const fs::path& target) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail("cannot write token shard '{}': {} (is the disk full?)", target.string(),
+           std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
 
 }  // namespace
 
-std::uint32_t token_width_for(std::uint32_t vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
+std::uint32_t token_width_for(std::uint32_t vocab_size) {
+  return vocab_size <= 65536 ? 2 : 4;
+}
+
+// ---- ShardWriter ------------------------------------------------------------------------
+
+struct ShardWriter::Hash {
+  Checksum64 sum;
+};
+
+ShardWriter::ShardWriter(const fs::path& path, std::uint32_t vocab_size, ShardLayout layout)
+    : path_(path), hash_(std::make_unique<Hash>()) {
+  if (vocab_size == 0) fail("cannot write shard '{}' with an empty vocabulary", path.string());
+  header_.token_width = token_width_for(vocab_size);
+  header_.vocab_size = vocab_size;
+  header_.flags = layout.label_mask ? ShardHeader::kFlagLabelMask : 0;
+  header_.record_tokens = layout.record_tokens;
+  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  std::random_device rd;
+  for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
+    temp_ = dir / fmt::format(".{}.tmp{:08x}", path.filename().string(), rd());
+    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0 && errno != EEXIST) break;
+  }
+  if (fd_ < 0) {
+    fail("cannot create token shard '{}': {} (check that the folder exists and is writable)",
+         path.string(), std::strerror(errno));
+  }
+  const unsigned char zeros[ShardHeader::kSize] = {};
+  try {
+    write_all(fd_, zeros, sizeof zeros, path_);  // the header is written last, in place
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    std::error_code ec;
+    fs::remove(temp_, ec);
+    throw;
+  }
+  buffer_.reserve(kWriteBuffer + 8);
+}
+
+ShardWriter::~ShardWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!finished_) {
+    std::error_code ec;
+    fs::remove(temp_, ec);
+  }
+}
+
+void ShardWriter::flush_buffer() {
+  if (buffer_.empty()) return;
+  hash_->sum.update(buffer_.data(), buffer_.size());
+  write_all(fd_, buffer_.data(), buffer_.size(), path_);
+  buffer_.clear();
+}
+
+void ShardWriter::append(std::span<const std::int32_t> ids, std::span<const std::uint8_t> labels) {
+  DIFFTX_CHECK(!finished_, "token shard '{}' was already finished", path_.string());
+  if (header_.has_label_mask() ? labels.size() != ids.size() : !labels.empty()) {
+    fail("token shard '{}': {} labels for {} ids (a shard {} a label mask)", path_.string(),
+         labels.size(), ids.size(), header_.has_label_mask() ? "with" : "without");
+  }
+  const std::uint32_t width = header_.token_width;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::int32_t t = ids[i];
+    if (t < 0 || static_cast<std::uint32_t>(t) >= header_.vocab_size) {
+      fail("cannot write shard '{}': token {} at position {} is outside [0, {})", path_.string(), t,
+           tokens_ + i, header_.vocab_size);
+    }
+    const auto u = static_cast<std::uint32_t>(t);
+    buffer_.push_back(static_cast<unsigned char>(u));
+    buffer_.push_back(static_cast<unsigned char>(u >> 8));
+    if (width == 4) {
+      buffer_.push_back(static_cast<unsigned char>(u >> 16));
+      buffer_.push_back(static_cast<unsigned char>(u >> 24));
+    }
+    if (header_.has_label_mask()) {
+      const std::uint64_t k = tokens_ + i;
+      if (k % 8 == 0) mask_.push_back(0);
+      if (labels[i] > 1) {
+        fail("token shard '{}': label {} at position {} is not 0 or 1", path_.string(),
+             static_cast<int>(labels[i]), k);
+      }
+      mask_.back() = static_cast<unsigned char>(mask_.back() | (labels[i] << (k % 8)));
+    }
+    if (buffer_.size() >= kWriteBuffer) flush_buffer();
+  }
+  tokens_ += ids.size();
+}
+
+ShardHeader ShardWriter::finish() {
+  DIFFTX_CHECK(!finished_, "token shard '{}' was already finished", path_.string());
+  if (header_.record_tokens > 0 && tokens_ % header_.record_tokens != 0) {
+    fail("token shard '{}' holds {} tokens, not a whole number of {}-token examples",
+         path_.string(), tokens_, header_.record_tokens);
+  }
+  flush_buffer();
+  if (!mask_.empty()) {
+    hash_->sum.update(mask_.data(), mask_.size());
+    write_all(fd_, mask_.data(), mask_.size(), path_);
+  }
+  header_.token_count = tokens_;
+  header_.document_count = documents_;
+  header_.payload_checksum = hash_->sum.value();
+  unsigned char header[ShardHeader::kSize];
+  encode_header(header_, header);
+  if (::pwrite(fd_, header, sizeof header, 0) != static_cast<ssize_t>(sizeof header)) {
+    fail("cannot write the header of token shard '{}': {}", path_.string(), std::strerror(errno));
+  }
+  if (::fsync(fd_) != 0) {
+    fail("cannot flush token shard '{}' to disk: {}", path_.string(), std::strerror(errno));
+  }
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0)
+    fail("cannot close token shard '{}': {}", path_.string(), std::strerror(errno));
+  if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+    fail("cannot move the new token shard '{}' into place: {}", path_.string(),
+         std::strerror(errno));
+  }
+  finished_ = true;
+  const fs::path dir = path_.parent_path().empty() ? fs::path(".") : path_.parent_path();
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);  // the rename is durable
+    ::close(dfd);
+  }
+  mask_.clear();
+  mask_.shrink_to_fit();
+  return header_;
+}
 
 void write_shard(const fs::path& path, std::span<const std::int32_t> tokens,
                  std::uint32_t vocab_size, std::uint64_t document_count) {
-  ShardHeader h;
-  h.token_width = token_width_for(vocab_size);
-  h.token_count = tokens.size();
-  h.vocab_size = vocab_size;
-  h.document_count = document_count;
-  // Convert to little-endian bytes of the chosen width, checking ranges, and checksum them.
-  std::vector<unsigned char> payload(tokens.size() * h.token_width);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    const std::int32_t t = tokens[i];
-    if (t < 0 || static_cast<std::uint32_t>(t) >= vocab_size) {
-      fail("cannot write shard '{}': token {} at position {} is outside [0, {})", path.string(),
-           t, i, vocab_size);
-    }
-    const auto u = static_cast<std::uint32_t>(t);
-    unsigned char* p = payload.data() + i * h.token_width;
-    p[0] = static_cast<unsigned char>(u);
-    p[1] = static_cast<unsigned char>(u >> 8);
-    if (h.token_width == 4) {
-      p[2] = static_cast<unsigned char>(u >> 16);
-      p[3] = static_cast<unsigned char>(u >> 24);
-    }
-  }
-  h.payload_checksum = fnv1a64(payload.data(), payload.size());
-  unsigned char header[ShardHeader::kSize];
-  encode_header(h, header);
-  write_file_atomic_streamed(path, [&](const ByteSink& sink) {
-    sink(header, sizeof header);
-    sink(payload.data(), payload.size());
-  });
+  write_shard(path, tokens, {}, vocab_size, document_count, {});
 }
+
+void write_shard(const fs::path& path, std::span<const std::int32_t> tokens,
+                 std::span<const std::uint8_t> labels, std::uint32_t vocab_size,
+                 std::uint64_t document_count, ShardLayout layout) {
+  ShardWriter w(path, vocab_size, layout);
+  w.append(tokens, labels);
+  w.add_documents(document_count);
+  w.finish();
+}
+
+// ---- Reading ----------------------------------------------------------------------------
 
 ShardHeader parse_shard_header(std::span<const std::byte> bytes, const std::string& source) {
   if (bytes.size() < ShardHeader::kSize) {
-    fail("'{}' is too short to be a token shard: expected at least {} bytes (the header), "
-         "actual {} bytes; {}",
-         source, ShardHeader::kSize, bytes.size(), kRemake);
+    fail(
+        "'{}' is too short to be a token shard: expected at least {} bytes (the header), "
+        "actual {} bytes; {}",
+        source, ShardHeader::kSize, bytes.size(), kRemake);
   }
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   if (std::memcmp(p, ShardHeader::kMagic, 8) != 0) {
@@ -100,12 +232,18 @@ ShardHeader parse_shard_header(std::span<const std::byte> bytes, const std::stri
   }
   ShardHeader h;
   h.version = get_u32(p + 8);
+  if (h.version == 1) {
+    fail(
+        "'{}' is a token shard of format version 1 (FNV-1a checksums), written by an older "
+        "difftx; this difftx reads version {}: {}",
+        source, ShardHeader::kVersion, kRemake);
+  }
   if (h.version != ShardHeader::kVersion) {
-    fail("'{}' is a token shard of version {}, this difftx reads version {}; {}", source,
-         h.version, ShardHeader::kVersion, kRemake);
+    fail("'{}' is a token shard of version {}, this difftx reads version {}; {}", source, h.version,
+         ShardHeader::kVersion, kRemake);
   }
   const std::uint64_t stored = get_u64(p + 56);
-  const std::uint64_t actual = fnv1a64(p, 56);
+  const std::uint64_t actual = checksum64(p, 56);
   if (stored != actual) {
     fail("'{}' has a corrupt header: header checksum expected {}, actual {}; {}", source,
          hex64(stored), hex64(actual), kRemake);
@@ -116,18 +254,28 @@ ShardHeader parse_shard_header(std::span<const std::byte> bytes, const std::stri
   const std::uint32_t header_size = get_u32(p + 28);
   h.payload_checksum = get_u64(p + 32);
   h.document_count = get_u64(p + 40);
+  h.flags = get_u32(p + 48);
+  h.record_tokens = get_u32(p + 52);
   if ((h.token_width != 2 && h.token_width != 4) || header_size != ShardHeader::kSize ||
       h.vocab_size == 0 || h.token_width != token_width_for(h.vocab_size) ||
-      h.token_count > std::numeric_limits<std::uint64_t>::max() / 8) {
-    fail("'{}' has an inconsistent header (token width {}, header size {}, vocabulary {}); {}",
-         source, h.token_width, header_size, h.vocab_size, kRemake);
+      h.token_count > std::numeric_limits<std::uint64_t>::max() / 8 ||
+      (h.flags & ~ShardHeader::kFlagLabelMask) != 0 ||
+      (h.record_tokens > 0 && h.token_count % h.record_tokens != 0)) {
+    fail(
+        "'{}' has an inconsistent header (token width {}, header size {}, vocabulary {}, "
+        "flags {}, record length {}, {} tokens); {}",
+        source, h.token_width, header_size, h.vocab_size, h.flags, h.record_tokens, h.token_count,
+        kRemake);
   }
   return h;
 }
 
 ShardReader::ShardReader(const fs::path& path, bool verify) : path_(path) {
   const std::string source = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  require_regular_file(path, "token shard",
+                       "pass the shard files written by `difftx data prepare`");
+  // O_NONBLOCK: should the path have become a FIFO since the check, open() still returns.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     fail("cannot open token shard '{}': {}{}", source, std::strerror(errno),
          errno == ENOENT ? " (run `difftx data prepare` to make shards)" : "");
@@ -135,7 +283,7 @@ ShardReader::ShardReader(const fs::path& path, bool verify) : path_(path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail("'{}' is not a regular file", source);
+    fail("token shard '{}' is not a regular file", source);
   }
   map_size_ = static_cast<std::size_t>(st.st_size);
   if (map_size_ > 0) {
@@ -152,16 +300,18 @@ ShardReader::ShardReader(const fs::path& path, bool verify) : path_(path) {
     header_ = parse_shard_header(
         std::span<const std::byte>(reinterpret_cast<const std::byte*>(map_), map_size_), source);
     if (header_.file_bytes() != map_size_) {
-      fail("token shard '{}' has the wrong size: expected {} bytes ({} tokens of {} bytes plus "
-           "a {}-byte header), actual {} bytes; the file is {}; {}",
-           source, header_.file_bytes(), header_.token_count, header_.token_width,
-           ShardHeader::kSize, map_size_,
-           map_size_ < header_.file_bytes() ? "truncated" : "longer than its header says",
-           kRemake);
+      fail(
+          "token shard '{}' has the wrong size: expected {} bytes ({} tokens of {} bytes{} "
+          "plus a {}-byte header), actual {} bytes; the file is {}; {}",
+          source, header_.file_bytes(), header_.token_count, header_.token_width,
+          header_.has_label_mask() ? fmt::format(", a {}-byte label mask", header_.mask_bytes())
+                                   : std::string(),
+          ShardHeader::kSize, map_size_,
+          map_size_ < header_.file_bytes() ? "truncated" : "longer than its header says", kRemake);
     }
     if (verify) {
       const std::uint64_t actual =
-          fnv1a64(map_ + ShardHeader::kSize, static_cast<std::size_t>(header_.payload_bytes()));
+          checksum64(map_ + ShardHeader::kSize, static_cast<std::size_t>(header_.payload_bytes()));
       if (actual != header_.payload_checksum) {
         fail("token shard '{}' is corrupt: payload checksum expected {}, actual {}; {}", source,
              hex64(header_.payload_checksum), hex64(actual), kRemake);
@@ -202,7 +352,9 @@ ShardReader& ShardReader::operator=(ShardReader&& other) noexcept {
   return *this;
 }
 
-ShardReader::~ShardReader() { unmap(); }
+ShardReader::~ShardReader() {
+  unmap();
+}
 
 void ShardReader::unmap() {
   if (map_ != nullptr) ::munmap(const_cast<unsigned char*>(map_), map_size_);
@@ -237,6 +389,20 @@ std::vector<std::int32_t> ShardReader::read_all() const {
   std::vector<std::int32_t> v(static_cast<std::size_t>(header_.token_count));
   copy(0, header_.token_count, v.data());
   return v;
+}
+
+bool ShardReader::label(std::uint64_t i) const {
+  if (!header_.has_label_mask()) return true;
+  const unsigned char* mask = map_ + ShardHeader::kSize + header_.id_bytes();
+  return ((mask[i / 8] >> (i % 8)) & 1) != 0;
+}
+
+void ShardReader::copy_labels(std::uint64_t start, std::uint64_t count, std::uint8_t* out) const {
+  if (start > header_.token_count || count > header_.token_count - start) {
+    fail("read of labels [{}, {}) is outside shard '{}' of {} tokens", start, start + count,
+         path_.string(), header_.token_count);
+  }
+  for (std::uint64_t i = 0; i < count; ++i) out[i] = label(start + i) ? 1 : 0;
 }
 
 }  // namespace difftx::data

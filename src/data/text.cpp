@@ -71,12 +71,41 @@ std::optional<TextProblem> find_text_problem(std::string_view bytes) {
   return std::nullopt;
 }
 
+namespace {
+
+[[noreturn]] void fail_text(const std::string& source, const std::string& what,
+                            std::uint64_t offset, std::uint64_t line) {
+  fail("'{}' is not UTF-8 text: {} at byte {} (line {}); it looks like a binary file: remove "
+       "it from the input or convert it to UTF-8 text",
+       source, what, offset, line);
+}
+
+}  // namespace
+
 void require_text(std::string_view bytes, const std::string& source) {
-  if (auto p = find_text_problem(bytes)) {
-    fail("'{}' is not UTF-8 text: {} at byte {} (line {}); it looks like a binary file: remove "
-         "it from the input or convert it to UTF-8 text",
-         source, p->what, p->offset, p->line);
+  if (auto p = find_text_problem(bytes)) fail_text(source, p->what, p->offset, p->line);
+}
+
+std::size_t complete_utf8_length(std::string_view bytes) {
+  const std::size_t n = bytes.size();
+  for (std::size_t back = 1; back <= 3 && back <= n; ++back) {
+    const auto b = static_cast<unsigned char>(bytes[n - back]);
+    if ((b & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    std::size_t need = 1;
+    if (b >= 0xC2 && b <= 0xDF) need = 2;
+    if (b >= 0xE0 && b <= 0xEF) need = 3;
+    if (b >= 0xF0 && b <= 0xF4) need = 4;
+    return need > back ? n - back : n;
   }
+  return n;
+}
+
+void StreamTextChecker::check(std::string_view piece) {
+  if (auto p = find_text_problem(piece)) {
+    fail_text(source_, p->what, offset_ + p->offset, lines_ + p->line);
+  }
+  offset_ += piece.size();
+  lines_ += static_cast<std::uint64_t>(std::count(piece.begin(), piece.end(), '\n'));
 }
 
 std::size_t utf8_prefix_length(std::string_view bytes, std::size_t max_bytes) {

@@ -9,8 +9,8 @@
 #include <unordered_map>
 
 #include "difftx/core/atomic_file.h"
+#include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
-#include "difftx/data/checksum.h"
 #include "difftx/data/text.h"
 
 namespace difftx::data {
@@ -167,7 +167,7 @@ const std::string& Tokenizer::piece(std::int32_t id) const {
   return sp_->IdToPiece(id);
 }
 
-std::string Tokenizer::fingerprint() const { return hex64(fnv1a64(serialized_)); }
+std::string Tokenizer::fingerprint() const { return hex64(checksum64(serialized_)); }
 
 void Tokenizer::encode_unit(std::string_view unit, std::vector<std::int32_t>& out) const {
   if (unit == kSpaceMarker) {

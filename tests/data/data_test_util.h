@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "difftx/core/atomic_file.h"
+#include "difftx/core/checksum.h"
 #include "difftx/data/brown.h"
 #include "difftx/data/corpus.h"
 #include "difftx/data/tokenizer.h"
@@ -67,6 +69,35 @@ inline std::vector<std::pair<std::string, std::string>> folder_contents(const fs
   return out;
 }
 
+// `files` small text documents with a shared vocabulary of 14 words (doc00.txt, ...).
+inline void write_small_corpus(const fs::path& dir, int files, std::uint64_t seed = 1) {
+  const char* words[] = {"alpha", "beta", "gamma", "delta", "river", "stone", "light",
+                         "north", "quiet", "market", "story", "winter", "garden", "signal"};
+  std::uint64_t x = seed;
+  for (int f = 0; f < files; ++f) {
+    std::string text;
+    for (int para = 0; para < 8; ++para) {
+      for (int w = 0; w < 60; ++w) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        text += words[(x >> 33) % 14];
+        text += (w % 12 == 11) ? ". " : " ";
+      }
+      text += "\n\n";
+    }
+    char name[32];
+    std::snprintf(name, sizeof name, "doc%02d.txt", f);
+    write_text(dir / name, text);
+  }
+}
+
+// Every regular file under `dir` (relative path -> XXH3 of its contents): compares folders
+// without printing their bytes when they differ.
+inline std::vector<std::pair<std::string, std::string>> folder_digest(const fs::path& dir) {
+  auto contents = folder_contents(dir);
+  for (auto& [name, bytes] : contents) bytes = hex64(checksum64(bytes));
+  return contents;
+}
+
 // The installed Brown corpus; fails the test (not skips) with the fix if it is missing.
 inline fs::path brown_dir_or_fail() {
   const fs::path dir = default_brown_dir();
@@ -83,9 +114,11 @@ struct CommandResult {
   long max_rss_kib = 0;     // peak resident memory of the child process
 };
 
-// Runs `difftx <args>` (args are shell words; paths in tests hold no spaces).
-inline CommandResult run_cli(const std::string& args, const fs::path& log) {
-  const std::string cmd = std::string(DIFFTX_CLI) + " " + args + " > " + log.string() + " 2>&1";
+// Runs `difftx <args>` (args are shell words; paths in tests hold no spaces) under a time
+// limit, so a command that hangs fails the test (exit code 124) instead of blocking it.
+inline CommandResult run_cli(const std::string& args, const fs::path& log, int timeout_s = 900) {
+  const std::string cmd = "timeout -k 5 " + std::to_string(timeout_s) + " " +
+                          std::string(DIFFTX_CLI) + " " + args + " > " + log.string() + " 2>&1";
   CommandResult r;
   const int status = std::system(cmd.c_str());
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

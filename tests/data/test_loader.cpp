@@ -267,5 +267,106 @@ TEST(DataEvalLoader, IsDeterministicAndPadsWithMaskedRows) {
   EXPECT_FALSE(a.next(x));
 }
 
+// Task data: 40 examples of 9 tokens; token = 1000 * example + position; positions 3 and 7 are
+// labelled (as MQAR marks the values after its queries).
+void write_record_shards(const fs::path& dir, const std::string& split) {
+  for (int s = 0; s < 2; ++s) {
+    std::vector<std::int32_t> ids;
+    std::vector<std::uint8_t> labels;
+    for (int e = 0; e < 20; ++e) {
+      for (int pos = 0; pos < 9; ++pos) {
+        ids.push_back((s * 20 + e) * 1000 + pos);
+        labels.push_back(pos == 3 || pos == 7 ? 1 : 0);
+      }
+    }
+    ShardLayout layout;
+    layout.label_mask = true;
+    layout.record_tokens = 9;
+    write_shard(dir / fmt::format("{}-{:05}.tokens", split, s), ids, labels, kVocab, 20, layout);
+  }
+}
+
+TEST(DataLoader, RecordDataGivesWholeExamplesWithTheirLabels) {
+  TempDir dir;
+  write_record_shards(dir.path(), "train");
+  TrainLoader loader(options_for(dir.path(), 8, 4, 3));
+  EXPECT_EQ(loader.windows_in_epoch(), 40u);
+  EXPECT_EQ(loader.steps_in_epoch(), 10u);
+  std::set<std::int32_t> seen;
+  for (int step = 0; step < 10; ++step) {
+    const Batch b = loader.next_batch();
+    const auto labels = b.labels();
+    for (int r = 0; r < 4; ++r) {
+      const std::int32_t first = b.input(r, 0);
+      ASSERT_EQ(first % 1000, 0) << "a window must start at an example's first token";
+      seen.insert(first / 1000);
+      for (int t = 0; t < 8; ++t) {
+        ASSERT_EQ(b.target(r, t), first + t + 1);
+        const bool labelled = t + 1 == 3 || t + 1 == 7;
+        ASSERT_EQ(b.mask[static_cast<std::size_t>(r) * 8 + t], labelled ? 1 : 0) << t;
+        ASSERT_EQ(labels[static_cast<std::size_t>(r) * 8 + t], labelled ? first + t + 1 : -1);
+      }
+    }
+    EXPECT_EQ(b.counted_targets(), 8u);
+  }
+  EXPECT_EQ(seen.size(), 40u) << "every example once per epoch";
+  // Another seq_len would cut examples: refused with the value to use.
+  try {
+    TrainLoader wrong(options_for(dir.path(), 16, 4, 3));
+    FAIL() << "seq_len 16 accepted for 9-token examples";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("set data.seq_len to 8"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DataEvalLoader, RecordDataCountsEachLabelOnce) {
+  TempDir dir;
+  write_record_shards(dir.path(), "val");
+  for (int world : {1, 3}) {
+    std::map<std::int32_t, int> counted;
+    for (int rank = 0; rank < world; ++rank) {
+      LoaderOptions o = options_for(dir.path(), 8, 3, 0, rank, world);
+      o.split = "val";
+      EvalLoader loader(o);
+      EXPECT_EQ(loader.total_targets(), 80u);
+      EXPECT_EQ(loader.num_windows(), 40u);
+      Batch b;
+      while (loader.next(b)) {
+        const auto labels = b.labels();
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+          if (labels[i] >= 0) counted[labels[i]] += 1;
+        }
+      }
+    }
+    ASSERT_EQ(counted.size(), 80u);
+    for (const auto& [token, n] : counted) {
+      EXPECT_EQ(n, 1) << token;
+      EXPECT_TRUE(token % 1000 == 3 || token % 1000 == 7) << token;
+    }
+  }
+}
+
+TEST(DataLoader, StreamWithLabelMaskMasksUnlabelledTargets) {
+  TempDir dir;
+  std::vector<std::int32_t> ids(2000);
+  std::vector<std::uint8_t> labels(2000);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = static_cast<std::int32_t>(i);
+    labels[i] = i % 5 == 0 ? 1 : 0;
+  }
+  ShardLayout layout;
+  layout.label_mask = true;
+  write_shard(dir / "train-00000.tokens", ids, labels, kVocab, 1, layout);
+  TrainLoader loader(options_for(dir.path(), 20, 3, 1));
+  for (int step = 0; step < 20; ++step) {
+    const Batch b = loader.next_batch();
+    for (int r = 0; r < 3; ++r) {
+      for (int t = 0; t < 20; ++t) {
+        ASSERT_EQ(b.mask[static_cast<std::size_t>(r) * 20 + t], b.target(r, t) % 5 == 0 ? 1 : 0);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace difftx::data

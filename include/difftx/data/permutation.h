@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "difftx/data/checksum.h"
+#include "difftx/data/random.h"
 
 namespace difftx::data {
 

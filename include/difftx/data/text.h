@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -24,5 +25,23 @@ void require_text(std::string_view bytes, const std::string& source);
 // Length of the longest prefix of `bytes` with at most `max_bytes` bytes that does not cut a
 // UTF-8 sequence (assumes valid UTF-8); at least one whole character when max_bytes > 0.
 std::size_t utf8_prefix_length(std::string_view bytes, std::size_t max_bytes);
+
+// Length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence: at most 3
+// trailing bytes of an incomplete character are left out (invalid bytes count as characters,
+// so the text check still sees them).
+std::size_t complete_utf8_length(std::string_view bytes);
+
+// require_text for text that arrives in pieces (which must not split a character, see
+// complete_utf8_length): the error gives the byte offset and line in the whole stream.
+class StreamTextChecker {
+ public:
+  explicit StreamTextChecker(std::string source) : source_(std::move(source)) {}
+  void check(std::string_view piece);
+  std::uint64_t bytes() const { return offset_; }
+
+ private:
+  std::string source_;
+  std::uint64_t offset_ = 0, lines_ = 0;  // bytes and newlines before the next piece
+};
 
 }  // namespace difftx::data

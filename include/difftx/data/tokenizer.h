@@ -51,7 +51,7 @@ class Tokenizer {
   bool loaded() const { return static_cast<bool>(sp_); }
   int vocab_size() const;
   const std::string& piece(std::int32_t id) const;
-  // The model file's bytes, and FNV-1a-64 of them as 16 hex digits (recorded by checkpoints).
+  // The model file's bytes, and XXH3-64 of them as 16 hex digits (recorded by checkpoints).
   const std::string& serialized() const { return serialized_; }
   std::string fingerprint() const;
 
