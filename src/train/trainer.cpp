@@ -311,8 +311,9 @@ StepResult Trainer::step() {
   for (int micro = 0; micro < cfg.optim.grad_accum; ++micro) {
     s.loader->next_batch(s.batch);
     const data::Batch& b = s.batch;
+    // Task data marks its targets: the loss counts only those (labels() is -1 elsewhere).
     loss += model.forward_backward(token_tensor(b.inputs(), b.batch_size, b.seq_len),   // (B, T)
-                                   token_tensor(b.targets(), b.batch_size, b.seq_len),  // (B, T)
+                                   token_tensor(b.labels(), b.batch_size, b.seq_len),   // (B, T)
                                    1.0 / cfg.optim.grad_accum) /
             cfg.optim.grad_accum;
   }
