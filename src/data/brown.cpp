@@ -167,4 +167,17 @@ std::string brown_to_text(std::string_view tagged) {
   return text;
 }
 
+std::vector<std::string> brown_sentences(std::string_view tagged) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= tagged.size()) {
+    std::size_t end = tagged.find('\n', pos);
+    if (end == std::string_view::npos) end = tagged.size();
+    const std::vector<Token> tokens = split_tokens(tagged.substr(pos, end - pos));
+    if (tokens.size() >= 4 && !is_headline(tokens)) out.push_back(detokenize(tokens));
+    pos = end + 1;
+  }
+  return out;
+}
+
 }  // namespace difftx::data

@@ -154,7 +154,21 @@ void PrepareStaging::save(const std::string& tokenizer_fp, const SplitProgress& 
 
 void PrepareStaging::commit(const std::vector<std::string>& files) {
   std::error_code ec;
+  // Extra files the previous data set listed (task files of `data synth`) go with it.
+  std::vector<std::string> old_extra;
+  try {
+    const json old = json::parse(read_file_text(out_ / kMetaFile));
+    for (const json& f : old.value("files", json::array())) {
+      const std::string name = f.get<std::string>();
+      if (!name.empty() && name.find("..") == std::string::npos && name[0] != '/') {
+        old_extra.push_back(name);
+      }
+    }
+  } catch (const std::exception&) {
+    // No previous data set, or not one of ours: nothing more to remove.
+  }
   fs::remove(out_ / kMetaFile, ec);
+  for (const auto& name : old_extra) fs::remove_all(out_ / name, ec);
   for (const auto& entry : fs::directory_iterator(out_, ec)) {
     const std::string name = entry.path().filename().string();
     bool old_shard = false;
@@ -165,6 +179,7 @@ void PrepareStaging::commit(const std::vector<std::string>& files) {
     if (old_shard || name == kTokenizerFile) fs::remove(entry.path(), ec);
   }
   for (const auto& name : files) {
+    fs::remove_all(out_ / name, ec);  // a folder of task files is replaced whole
     fs::rename(dir_ / name, out_ / name, ec);
     if (ec) fail("cannot move '{}' into '{}': {}", name, out_.string(), ec.message());
   }

@@ -34,4 +34,8 @@ std::vector<BrownFile> list_brown_files(const std::filesystem::path& dir);
 // headlines and paragraphs separated by one blank line, a final newline.
 std::string brown_to_text(std::string_view tagged);
 
+// The sentences of one tagged Brown file (each tagged line is one sentence), detokenised as
+// brown_to_text does, in order; headline lines and lines of fewer than 4 tokens are left out.
+std::vector<std::string> brown_sentences(std::string_view tagged);
+
 }  // namespace difftx::data

@@ -65,8 +65,10 @@ class PrepareStaging {
   // Records the state (atomically).
   void save(const std::string& tokenizer_fp, const SplitProgress& train,
             const SplitProgress& validation);
-  // Removes the previous data set of `out` (meta.json first), moves `files` in and meta.json
-  // last, makes the renames durable and removes the staging folder.
+  // Removes the previous data set of `out` (meta.json first, then its shards, tokenizer and the
+  // extra files its meta.json lists under "files"), moves `files` (files or folders of the
+  // staging folder) in and meta.json last, makes the renames durable and removes the staging
+  // folder.
   void commit(const std::vector<std::string>& files);
 
  private:
