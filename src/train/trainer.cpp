@@ -1,5 +1,6 @@
-// The Trainer (see trainer.h): setup and the run-folder rules, resume and --init-from,
-// steps, evaluation, checkpoints through the CheckpointStore, and the loop with its log.
+// The Trainer's work (see trainer.h): one optimizer step with its gradient hook and NaN policy,
+// evaluation, checkpoints through the CheckpointStore, and run(): the loop with its log,
+// progress and stop requests. Setup lives in trainer_setup.cpp.
 #include "difftx/train/trainer.h"
 
 #include <unistd.h>
@@ -7,23 +8,12 @@
 #include <chrono>
 #include <cmath>
 
-#include "difftx/core/atomic_file.h"
 #include "difftx/core/error.h"
 #include "difftx/core/number_format.h"
 #include "difftx/core/progress.h"
-#include "difftx/core/version.h"
-#include "difftx/data/loader.h"
 #include "difftx/model/checkpoint.h"
-#include "difftx/runtime/backend_factory.h"
-#include "difftx/runtime/checkpoint_store.h"
-#include "difftx/runtime/device_info.h"
 #include "difftx/runtime/interrupt.h"
-#include "difftx/runtime/model_loading.h"
-#include "difftx/train/evaluation.h"
-#include "difftx/train/flops.h"
-#include "difftx/train/metrics_log.h"
-#include "difftx/train/optimizer.h"
-#include "difftx/train/train_state.h"
+#include "trainer_state.h"
 
 namespace difftx {
 namespace fs = std::filesystem;
@@ -46,234 +36,7 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
-// The fields in which two model configs differ, for error messages.
-std::string differing_fields(const ModelConfig& a, const ModelConfig& b) {
-  const json ja = a.to_json(), jb = b.to_json();
-  std::string out;
-  for (auto it = ja.begin(); it != ja.end(); ++it) {
-    if (!jb.contains(it.key()) || jb.at(it.key()) != it.value()) {
-      out += fmt::format("{}{} ({} vs {})", out.empty() ? "" : ", ", it.key(), it.value().dump(),
-                         jb.contains(it.key()) ? jb.at(it.key()).dump() : "none");
-    }
-  }
-  return out;
-}
-
-// Checks the data set against the model before anything is written; the hints agree with
-// each other (following one never leads to the other).
-void check_data(const RunConfig& cfg, const fs::path& tokenizer_path) {
-  std::error_code ec;
-  if (!fs::exists(tokenizer_path, ec)) {
-    fail(
-        "no tokenizer at '{}': prepare the data first (`difftx data prepare --vocab-size {} --out "
-        "{}`)",
-        tokenizer_path.string(), cfg.model.vocab_size, cfg.data.path.string());
-  }
-}
-
-void check_vocab(const RunConfig& cfg, std::uint32_t data_vocab) {
-  if (data_vocab == std::uint32_t(cfg.model.vocab_size)) return;
-  const std::string other = fmt::format("{}-{}", cfg.data.path.string(), cfg.model.vocab_size);
-  fail(
-      "the model's vocab_size ({}) differs from the data's ({}) in '{}': prepare data with the "
-      "model's vocabulary (`difftx data prepare --vocab-size {} --out {}`) and train on it (--data "
-      "{}), or give the model the data's (--set model.vocab_size={})",
-      cfg.model.vocab_size, data_vocab, cfg.data.path.string(), cfg.model.vocab_size, other, other,
-      data_vocab);
-}
-
 }  // namespace
-
-struct Trainer::State {
-  RunConfig cfg;
-  TrainOptions opt;
-  CheckpointStore store;
-  fs::path tokenizer_path;
-  std::unique_ptr<data::TrainLoader> loader;
-  std::unique_ptr<Evaluator> evaluator;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Model> model;
-  std::unique_ptr<AdamW> optimizer;
-  std::optional<MetricsLog> metrics;
-  GradientHook hook;
-  TrainStateMeta meta;
-  data::Batch batch;
-
-  int step = 0;
-  int start_step = 0;
-  fs::path resumed_from, init_from;
-  double unigram = 0;
-  double tokens_per_step = 0;
-  FlopCount flops;
-  DeviceInfo device;
-
-  std::optional<Clock::time_point> t0;  // this process's first step
-  double train_seconds = 0;             // this process's step time
-  int steps_here = 0;                   // steps completed by this process
-  double last_loss = 0;
-  fs::path last_checkpoint;
-  int last_checkpoint_step = -1;
-  int last_eval_step = -1;
-  std::vector<EvalPoint> evals;
-
-  explicit State(const RunConfig& c, TrainOptions o)
-      : cfg(c), opt(std::move(o)), store(c.output.dir) {}
-
-  void setup();
-  void load_weights();
-  void open_run_folder();
-};
-
-void Trainer::State::setup() {
-  if (opt.resume && opt.overwrite) {
-    fail(
-        "--resume and --overwrite contradict each other: --resume continues the run in '{}', "
-        "--overwrite deletes it",
-        cfg.output.dir.string());
-  }
-  if (opt.resume && !opt.init_from.empty()) {
-    fail(
-        "--resume and --init-from contradict each other: --resume continues a run with its "
-        "optimizer state, --init-from starts a new run from a checkpoint's weights");
-  }
-  if (opt.stop_after && *opt.stop_after < 1)
-    fail("--stop-after must be at least 1, got {}", *opt.stop_after);
-
-  // Data first: nothing is written before the inputs are known to be usable.
-  tokenizer_path = cfg.data.path / "tokenizer.model";
-  check_data(cfg, tokenizer_path);
-  data::LoaderOptions lo;
-  lo.path = cfg.data.path;
-  lo.seq_len = cfg.data.seq_len;
-  lo.batch_size = cfg.data.batch_size;
-  lo.seed = cfg.data.seed;
-  lo.split = "train";
-  loader = std::make_unique<data::TrainLoader>(lo);
-  check_vocab(cfg, loader->shards().vocab_size());
-  data::LoaderOptions vo = lo;
-  vo.split = "val";
-  evaluator = std::make_unique<Evaluator>(vo, cfg.train.eval_batches);
-
-  // The run folder's state decides where the run starts.
-  if (opt.resume) {
-    auto latest = store.latest();
-    if (!latest) {
-      if (store.holds_run()) {
-        fail(
-            "--resume: the run in '{}' stopped before its first checkpoint, so there is nothing "
-            "to resume; start it again with --overwrite",
-            cfg.output.dir.string());
-      }
-      fail("--resume: no run in '{}' (no checkpoint under {}); start without --resume",
-           cfg.output.dir.string(), store.checkpoints_dir().string());
-    }
-    resumed_from = latest->dir;
-  } else if (store.holds_run() && !opt.overwrite) {
-    auto latest = store.latest();
-    fail(
-        "'{}' already holds a run ({}): a run folder belongs to one run. Continue it with "
-        "--resume, start it again with --overwrite (deletes its checkpoints and metrics), or "
-        "choose another --out",
-        cfg.output.dir.string(),
-        latest ? fmt::format("checkpoints up to step {}", latest->step)
-               : "metrics.jsonl, no checkpoint");
-  }
-  if (!opt.init_from.empty()) init_from = resolve_checkpoint(opt.init_from, "--init-from");
-
-  backend = make_backend(cfg.train.device);
-  device = device_info(*backend);
-  load_weights();
-  optimizer = std::make_unique<AdamW>(*model, cfg.optim);
-  meta.init_seed = cfg.train.seed;
-  if (!resumed_from.empty()) {
-    meta = load_train_state(resumed_from / kStateFile, *optimizer);
-    loader->restore(data::LoaderState::from_json(meta.loader));
-    start_step = step = meta.step;
-    if (step >= cfg.train.steps) {
-      fail(
-          "the run in '{}' is already complete (step {} of train.steps {}): nothing to resume; "
-          "train further with --resume --steps N (N > {})",
-          cfg.output.dir.string(), step, cfg.train.steps, step);
-    }
-    if (opt.stop_after && *opt.stop_after <= step) {
-      fail("--stop-after {}: the run in '{}' is already at step {}; give a larger value",
-           *opt.stop_after, cfg.output.dir.string(), step);
-    }
-  }
-  unigram = unigram_entropy(loader->shards());
-  tokens_per_step = double(cfg.optim.grad_accum) * cfg.data.batch_size * cfg.data.seq_len;
-  flops = training_flops_per_token(cfg.model, cfg.data.seq_len);
-  open_run_folder();
-}
-
-void Trainer::State::load_weights() {
-  ParamSet params;
-  if (!resumed_from.empty() || !init_from.empty()) {
-    const fs::path from = resumed_from.empty() ? init_from : resumed_from;
-    const char* option = resumed_from.empty() ? "--init-from" : "--resume";
-    ModelCheckpoint ck = load_model_checkpoint(from);
-    if (ck.config.to_json() != cfg.model.to_json()) {
-      fail(
-          "{}: checkpoint '{}' is of another architecture than the run config's model (differs in "
-          "{}): make the config's \"model\" section equal to the checkpoint's config.json "
-          "\"model\"",
-          option, from.string(), differing_fields(ck.config, cfg.model));
-    }
-    if (!init_from.empty() && !resumed_from.empty()) fail("internal: resume and init-from");
-    if (!init_from.empty() && !ck.tokenizer.empty() &&
-        read_file_bytes(ck.tokenizer) != read_file_bytes(tokenizer_path)) {
-      fail(
-          "--init-from: the data in '{}' was tokenized with another tokenizer than the "
-          "checkpoint's '{}': prepare the data with the checkpoint's tokenizer (`difftx data "
-          "prepare --tokenizer {} ...`)",
-          cfg.data.path.string(), ck.tokenizer.string(), ck.tokenizer.string());
-    }
-    if (!resumed_from.empty() && !fs::exists(from / kStateFile)) {
-      fail(
-          "--resume: checkpoint '{}' has no {} (it holds weights only); use --init-from to start a "
-          "new run from its weights",
-          from.string(), kStateFile);
-    }
-    params = params_for_backend(ck.params, *backend);
-  } else {
-    params =
-        ParamSet::initialised(cfg.model, cfg.train.seed, backend->param_dtype(), backend->device());
-  }
-  model = std::make_unique<Model>(cfg.model, *backend, std::move(params));
-}
-
-void Trainer::State::open_run_folder() {
-  if (opt.overwrite) store.clear();
-  store.prepare();
-  json common = {
-      {"difftx_version", difftx_version()}, {"backend", backend->name()}, {"device", device.name}};
-  if (resumed_from.empty()) {
-    metrics.emplace(MetricsLog::start(store.metrics_file()));
-    json run = {{"type", "run"},
-                {"step", 0},
-                {"parameters", model->params().numel()},
-                {"unigram_entropy", unigram},
-                {"tokens_per_step", tokens_per_step},
-                {"flops_per_token", flops.per_token},
-                {"peak_flops", device.peak_flops ? json(*device.peak_flops) : json(nullptr)},
-                {"init_from", init_from.empty() ? json(nullptr) : json(init_from.string())},
-                {"config", cfg.source}};
-    run.update(common);
-    metrics->write(run);
-    const auto lambdas = model->lambdas();
-    if (!lambdas.empty()) metrics->write({{"type", "lambda"}, {"step", 0}, {"lambda", lambdas}});
-  } else {
-    metrics.emplace(MetricsLog::resume(store.metrics_file(), step));
-    json resume = {{"type", "resume"},
-                   {"step", step},
-                   {"from", resumed_from.string()},
-                   {"config", cfg.source}};
-    resume.update(common);
-    metrics->write(resume);
-    last_checkpoint = resumed_from;
-    last_checkpoint_step = step;
-  }
-}
 
 Trainer::Trainer(const RunConfig& config, TrainOptions options)
     : s_(std::make_unique<State>(config, std::move(options))) {
@@ -384,7 +147,7 @@ fs::path Trainer::checkpoint() {
                           step);
     s.meta.step = step;
     s.meta.loader = s.loader->state().to_json();
-    save_train_state(partial / kStateFile, *s.optimizer, s.meta);
+    save_train_state(partial / kTrainStateFile, *s.optimizer, s.meta);
   });
   s.store.prune(s.cfg.output.keep_last, step);
   s.last_checkpoint = dir;

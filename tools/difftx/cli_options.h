@@ -35,7 +35,8 @@ CLI::Validator integer_in(T min, T max = std::numeric_limits<T>::max()) {
         if (value > max) return fmt::format("must be at most {}, got {}", max, value);
         return "";
       },
-      std::is_unsigned_v<T> ? "UINT" : "INT");
+      max == std::numeric_limits<T>::max() ? fmt::format(">={}", min)
+                                           : fmt::format("in [{}, {}]", min, max));
 }
 
 // The process exit status once the command returns (default 0); e.g. 130 after Ctrl-C.
