@@ -31,6 +31,27 @@ int field_int(const json& run, const char* section, const char* field, int fallb
   return fallback;
 }
 
+// A model given d_model and head_dim but no n_heads gets the head count that fits: d_model /
+// (2 head_dim) for DIFF V1 (each head has two q/k components), d_model / head_dim otherwise. So
+// one arm ({"attention": "diff_v1", "head_dim": 64}) serves every size.
+void derive_head_count(json& model, const std::string& where) {
+  if (!model.is_object() || model.contains("n_heads") || !model.contains("head_dim") ||
+      !model.contains("d_model") || !model.at("head_dim").is_number_integer() ||
+      !model.at("d_model").is_number_integer()) {
+    return;
+  }
+  const int width = model.at("d_model").get<int>();
+  const int head = model.at("head_dim").get<int>();
+  const bool v1 = model.value("attention", std::string("diff_v1")) == "diff_v1";
+  const int per_head = v1 ? 2 * head : head;
+  if (per_head <= 0 || width % per_head != 0 || width / per_head < 1) {
+    fail("{}: d_model {} is not a multiple of {} ({}head_dim {}): no head count fits; give "
+         "model.n_heads or another d_model",
+         where, width, per_head, v1 ? "2 x " : "", head);
+  }
+  model["n_heads"] = width / per_head;
+}
+
 }  // namespace
 
 std::vector<std::string> evaluated_splits(const EvaluationSpec& e) {
@@ -79,6 +100,7 @@ std::vector<PlannedRun> plan_runs(const StudySpec& spec, const std::vector<Datas
             const std::size_t of = spec.arm_index(arm.matched_baseline_of);
             json diff_model = merged_run(spec, d, z, of).value("model", json::object());
             diff_model["vocab_size"] = data.vocab_size;
+            derive_head_count(diff_model, where);
             const ModelConfig diff = ModelConfig::from_json(
                 diff_model,
                 fmt::format("{} (model of arm \"{}\")", where, arm.matched_baseline_of));
@@ -102,6 +124,7 @@ std::vector<PlannedRun> plan_runs(const StudySpec& spec, const std::vector<Datas
                 data.vocab_size);
           }
           run["model"]["vocab_size"] = data.vocab_size;
+          derive_head_count(run["model"], where);
           const SplitInfo& train = data.splits.at("train");
           if (train.record_tokens > 0) {
             const int need = static_cast<int>(train.record_tokens) - 1;

@@ -204,6 +204,33 @@ TEST(StudyPlan, RefusesRunsThatCannotWork) {
   expect_plan_error([](json&) {}, no_test, "the evaluations read split \"test\"");
 }
 
+TEST(StudyPlan, DerivesTheHeadCountFromHeadDim) {
+  json j = valid_spec();
+  j["arms"] = json::parse(R"([
+    {"name": "DIFF V1", "run": {"model": {"attention": "diff_v1", "head_dim": 16}}},
+    {"name": "DIFF V2", "run": {"model": {"attention": "diff_v2", "head_dim": 16}}},
+    {"name": "Transformer", "matched_baseline_of": "DIFF V1"}])");
+  const StudySpec s = parse_study_spec(j, "spec.json");
+  const auto runs = plan_runs(s, {record_data(96, 33, 65)}, "out", "cpu");
+  ASSERT_EQ(runs.size(), 12u);
+  // d64: V1 2 heads (2 x 2 x 16 = 64), V2 4 heads, the baseline of V1 4 heads of 16.
+  EXPECT_EQ(runs[6].config.model.n_heads, 2);
+  EXPECT_EQ(runs[7].config.model.n_heads, 4);
+  EXPECT_EQ(runs[8].config.model.n_heads, 4);
+  EXPECT_EQ(runs[8].config.model.attention, AttentionKind::softmax);
+  // d32: V1 1 head.
+  EXPECT_EQ(runs[0].config.model.n_heads, 1);
+  j["arms"][0]["run"]["model"]["head_dim"] = 12;  // 32 is no multiple of 24
+  const StudySpec bad = parse_study_spec(j, "spec.json");
+  try {
+    plan_runs(bad, {record_data(96, 33, 65)}, "out", "cpu");
+    ADD_FAILURE() << "planned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("d_model 32 is not a multiple of 24"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(StudySpec, MergeJson) {
   json a = {{"model", {{"d_model", 32}, {"n_layers", 2}}}, {"train", {{"steps", 5}}}};
   merge_json(a, {{"model", {{"d_model", 64}}}, {"data", {{"seq_len", 8}}}});

@@ -2,7 +2,9 @@
 // folder <out>/runs/<data set>/<size>/<arm>/seed-<s>. Each config is the spec's base_run, then
 // the data set's, the size's and the arm's overrides (merged in that order), then what the
 // study sets itself: data.path, data.seed = train.seed = the seed, train.device, output.dir,
-// model.vocab_size (the data's) and, for task data of R-token examples, data.seq_len = R - 1.
+// model.vocab_size (the data's) and, for task data of R-token examples, data.seq_len = R - 1;
+// a model with head_dim but no n_heads gets n_heads = d_model / (2 head_dim) (DIFF V1) or
+// d_model / head_dim, so one arm fits every size.
 // A matched-baseline arm takes model::matched_baseline of its DIFF arm's model at that size.
 #pragma once
 
