@@ -170,6 +170,33 @@ class OpProfiler final : public Backend {
                   double b2, double eps, double wd, int step) override {
     timed("optimizer adamw", [&] { in_.adamw_step(p, g, m, v, lr, b1, b2, eps, wd, step); });
   }
+  // evaluation probe ops (not used in training; forwarded untimed for completeness)
+  void attention_scores(const AttentionGeometry& g, ProbeCombine c, const Tensor& q,
+                        const Tensor& k, Tensor& scores) override {
+    in_.attention_scores(g, c, q, k, scores);
+  }
+  void attention_logits_quantize(const AttentionGeometry& g, int bits, bool per_head,
+                                 Tensor& scores) override {
+    in_.attention_logits_quantize(g, bits, per_head, scores);
+  }
+  void attention_softmax(const AttentionGeometry& g, const Tensor& scores, Tensor& probs) override {
+    in_.attention_softmax(g, scores, probs);
+  }
+  void attention_probs_value(const AttentionGeometry& g, ProbeCombine c, const Tensor& probs,
+                             const Tensor& v, const Tensor& lambda, const Tensor& gate,
+                             Tensor& out) override {
+    in_.attention_probs_value(g, c, probs, v, lambda, gate, out);
+  }
+  void abs_histogram(const Tensor& x, const AttentionGeometry* g, Tensor& counts) override {
+    in_.abs_histogram(x, g, counts);
+  }
+  std::int64_t abs_select_at_least(const Tensor& x, const AttentionGeometry* g, double threshold,
+                                   Tensor& out) override {
+    return in_.abs_select_at_least(x, g, threshold, out);
+  }
+  void kl_divergence_rows(const Tensor& ref, const Tensor& logits, Tensor& out) override {
+    in_.kl_divergence_rows(ref, logits, out);
+  }
 
  private:
   const char* norm_family(const Tensor& x, const char* dir) const {

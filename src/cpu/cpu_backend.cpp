@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "cpu_ops.h"
+#include "probe_ops.h"
 
 namespace difftx {
 namespace {
@@ -203,6 +204,74 @@ class CpuBackend final : public Backend {
                           p(losses, "losses"), nullptr);
   }
 
+  // ---- evaluation probes (probe_ops.h)
+  void attention_scores(const AttentionGeometry& g, ProbeCombine combine, const Tensor& q,
+                        const Tensor& k, Tensor& scores) override {
+    check_probe_geometry(g, combine);
+    check_numel(scores, probe_score_numel(g), "attention_scores scores");
+    cpu::attention_scores(g, combine, p(q, "q"), p(k, "k"), p(scores, "scores"));
+  }
+  void attention_logits_quantize(const AttentionGeometry& g, int bits, bool per_head,
+                                 Tensor& scores) override {
+    DIFFTX_CHECK(bits >= 2 && bits <= 15, "attention_logits_quantize: bits must be in [2, 15], got {}",
+                 bits);
+    check_numel(scores, probe_score_numel(g), "attention_logits_quantize scores");
+    cpu::attention_logits_quantize(g, bits, per_head, p(scores, "scores"));
+  }
+  void attention_softmax(const AttentionGeometry& g, const Tensor& scores, Tensor& probs) override {
+    check_numel(scores, probe_score_numel(g), "attention_softmax scores");
+    check_numel(probs, probe_score_numel(g), "attention_softmax probs");
+    cpu::attention_softmax(g, p(scores, "scores"), p(probs, "probs"));
+  }
+  void attention_probs_value(const AttentionGeometry& g, ProbeCombine combine, const Tensor& probs,
+                             const Tensor& v, const Tensor& lambda, const Tensor& gate_logits,
+                             Tensor& out) override {
+    check_probe_geometry(g, combine);
+    check_numel(probs, probe_score_numel(g), "attention_probs_value probs");
+    const int heads = probe_out_heads(g, combine);
+    check_numel(out, i64(g.batch) * g.q_len * heads * g.v_head_dim, "attention_probs_value out");
+    const double lam = combine == ProbeCombine::diff_v1 ? double(*p(lambda, "lambda")) : 0.0;
+    const T* gate = nullptr;
+    if (combine == ProbeCombine::diff_v2) {
+      check_numel(gate_logits, i64(g.batch) * g.q_len * heads, "attention_probs_value gate_logits");
+      gate = p(gate_logits, "gate_logits");
+    }
+    cpu::attention_probs_value(g, combine, p(probs, "probs"), p(v, "v"), lam, gate, p(out, "out"));
+  }
+  void abs_histogram(const Tensor& x, const AttentionGeometry* scores, Tensor& counts) override {
+    DIFFTX_CHECK(counts.defined() && counts.dtype() == DType::f64 && counts.device() == Device::cpu &&
+                     counts.numel() == kAbsHistogramBins,
+                 "abs_histogram: counts must be f64[{}] on the cpu, got {}", kAbsHistogramBins,
+                 counts.defined() ? counts.describe() : "nothing");
+    if (scores) check_numel(x, probe_score_numel(*scores), "abs_histogram scores");
+    if (x.dtype() == DType::f64) {
+      cpu::abs_histogram(x.data<double>(), x.numel(), scores, counts.data<double>());
+    } else {
+      cpu::abs_histogram(x.data<float>(), x.numel(), scores, counts.data<double>());
+    }
+  }
+  std::int64_t abs_select_at_least(const Tensor& x, const AttentionGeometry* scores,
+                                   double threshold, Tensor& out) override {
+    DIFFTX_CHECK(out.defined() && out.dtype() == DType::f32 && out.device() == Device::cpu,
+                 "abs_select_at_least: out must be f32 on the cpu, got {}",
+                 out.defined() ? out.describe() : "nothing");
+    if (scores) check_numel(x, probe_score_numel(*scores), "abs_select_at_least scores");
+    if (x.dtype() == DType::f64) {
+      return cpu::abs_select_at_least(x.data<double>(), x.numel(), scores, threshold,
+                                      out.data<float>(), out.numel());
+    }
+    return cpu::abs_select_at_least(x.data<float>(), x.numel(), scores, threshold,
+                                    out.data<float>(), out.numel());
+  }
+  void kl_divergence_rows(const Tensor& ref_logits, const Tensor& logits, Tensor& out) override {
+    const i64 n = out.numel();
+    DIFFTX_CHECK(n > 0 && ref_logits.numel() % n == 0, "kl_divergence_rows: {} rows of {}",
+                 n, ref_logits.describe());
+    check_numel(logits, ref_logits.numel(), "kl_divergence_rows logits");
+    cpu::kl_divergence_rows(p(ref_logits, "ref_logits"), p(logits, "logits"), n,
+                            ref_logits.numel() / n, p(out, "out"));
+  }
+
   double sum_of_squares(const Tensor& t) override {
     const T* x = p(t, "sum_of_squares");
     double s = 0;
@@ -234,6 +303,17 @@ class CpuBackend final : public Backend {
   static void check_numel(const Tensor& t, i64 expected, const char* what) {
     DIFFTX_CHECK(t.defined() && t.numel() == expected, "cpu backend: {} has {} elements, expected {}",
                  what, t.defined() ? t.numel() : 0, expected);
+  }
+  static i64 probe_score_numel(const AttentionGeometry& g) {
+    return i64(g.batch) * g.q_heads * g.q_len * g.kv_len;
+  }
+  static void check_probe_geometry(const AttentionGeometry& g, ProbeCombine combine) {
+    check_geometry(g, combine == ProbeCombine::diff_v1);
+    if (combine == ProbeCombine::diff_v2) {
+      DIFFTX_CHECK(g.q_heads % 2 == 0 && (g.q_heads / g.k_heads) % 2 == 0,
+                   "diff v2 probe: a head pair must share its kv head (q {}, k {})", g.q_heads,
+                   g.k_heads);
+    }
   }
   static void check_geometry(const AttentionGeometry& g, bool diff) {
     DIFFTX_CHECK(g.batch > 0 && g.q_len > 0 && g.kv_len >= g.q_offset + g.q_len,

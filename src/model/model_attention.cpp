@@ -21,6 +21,10 @@ void Model::attention_forward(int l, int batch, int seq, int pos_offset, KvCache
   // Keys and values: this call's own, or (decoding) the cache with this call's appended.
   const AttentionKeys kv = cache ? cached_keys(*cache, l, seq, pos_offset)
                                  : AttentionKeys{la.k, la.v, la.att2, geometry(batch, seq, seq, 0)};
+  if (probe_) {  // the evaluation probes' materialized attention instead of the fused ops
+    probe_attention(l, batch, seq, kv);
+    return;
+  }
   switch (config_.attention) {
     case AttentionKind::diff_v1: {
       const double init = lambda_init(l);

@@ -2,6 +2,7 @@
 // norm, logits) shared by training, evaluation and cached decoding, and the loss/logits entry
 // points. Weights come from the typed views bound at construction.
 #include "difftx/model/model.h"
+#include "difftx/model/probe.h"
 #include "model_activations.h"
 
 namespace difftx {
@@ -47,6 +48,7 @@ void Model::layer_forward(int l, int batch, int seq, int pos_offset, KvCache* ca
   backend_.swiglu_forward(la.gate, la.up, la.hsw);     // (N, F)
   backend_.linear_forward(la.hsw, w.w_down, a.tmp_e);  // (N, E)
   backend_.add(la.y, a.tmp_e, a.resid[l + 1]);         // (N, E)
+  if (probe_ && probe_->observer) probe_->observer->on_hidden(l, a.resid[l + 1]);  // evaluation
 }
 
 double Model::forward_loss(const Tensor& inputs, const Tensor& targets) {

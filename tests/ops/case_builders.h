@@ -68,4 +68,12 @@ OpCase scale_case(std::int64_t n, DType d, double factor, std::int64_t offset);
 // moments; the device suite also checks the update itself (param - start).
 OpCase adamw_case(std::int64_t n);
 
+// ---- cases_probe.cpp: the evaluation probes' materialized attention (forward only)
+OpCase probe_scores_case(ProbeCombine combine, const AttentionShape& s);
+// DIFF V1 geometry of s; scores Normal(0, 3) quantized to `bits`.
+OpCase probe_quantize_case(const AttentionShape& s, int bits, bool per_head);
+OpCase probe_softmax_case(const AttentionShape& s, bool in_place);
+OpCase probe_probs_value_case(ProbeCombine combine, const AttentionShape& s);
+OpCase probe_kl_case(int n, int vocab, DType dtype);
+
 }  // namespace difftx::testing

@@ -104,6 +104,21 @@ void add_shared(std::vector<OpCase>& v) {
   v.push_back(cross_entropy_case(5, 11, DType::bf16, 2.0, 1.0, false));
   v.push_back(convert_case(13, DType::f32, DType::bf16, 64, false));
   v.push_back(convert_case(5, DType::bf16, DType::f32, 1, false));
+  // evaluation probes: materialized attention of each kind, quantization, softmax, KL
+  for (ProbeCombine pc : {ProbeCombine::diff_v1, ProbeCombine::diff_v2, ProbeCombine::softmax}) {
+    const AttentionShape odd = pc == ProbeCombine::diff_v2 ? AttentionShape{2, 5, 5, 0, 2, 1, 4}
+                                                           : AttentionShape{1, 7, 7, 0, 4, 2, 6};
+    v.push_back(probe_scores_case(pc, odd));
+    v.push_back(probe_scores_case(pc, {1, 3, 8, 5, 2, 1, 4}));  // decode-style offset
+    v.push_back(probe_probs_value_case(pc, odd));
+    v.push_back(probe_probs_value_case(pc, {1, 3, 8, 5, 2, 1, 4}));
+  }
+  v.push_back(probe_quantize_case({1, 7, 7, 0, 4, 2, 4}, 8, false));
+  v.push_back(probe_quantize_case({1, 7, 7, 0, 4, 2, 4}, 4, true));
+  v.push_back(probe_quantize_case({2, 3, 9, 6, 2, 1, 4}, 6, false));
+  v.push_back(probe_softmax_case({2, 3, 9, 6, 3, 3, 4}, false));
+  v.push_back(probe_softmax_case({1, 7, 7, 0, 2, 1, 4}, true));
+  v.push_back(probe_kl_case(5, 11, DType::bf16));
 }
 
 // The sweeps; the large shapes run in the device suite only (see kCpuSuiteElements).
@@ -201,6 +216,20 @@ void add_sweeps(std::vector<OpCase>& v) {
                                {2, 129, 129, 0, 2, 2, 64},
                                {1, 1, 300, 299, 2, 1, 64}};
   for (const auto& s : v2) v.push_back(diff_v2_attention_case(s));
+  // evaluation probes at the model's sizes: head dims 64 and 128 (value 256 for DIFF V1), rows
+  // longer than a block, decode offsets, batches
+  const AttentionShape probes[] = {{1, 129, 129, 0, 2, 1, 64}, {2, 37, 300, 263, 2, 2, 128},
+                                   {1, 1, 513, 512, 4, 2, 64}};
+  for (const auto& s : probes) {
+    for (ProbeCombine pc : {ProbeCombine::diff_v1, ProbeCombine::diff_v2, ProbeCombine::softmax}) {
+      v.push_back(probe_scores_case(pc, s));
+      v.push_back(probe_probs_value_case(pc, s));
+    }
+    v.push_back(probe_quantize_case(s, 4, false));
+    v.push_back(probe_softmax_case(s, true));
+  }
+  for (int vocab : {1001, 50304}) v.push_back(probe_kl_case(4, vocab, DType::bf16));
+  v.push_back(probe_kl_case(3, 1000, DType::f32));
 }
 
 std::vector<OpCase> build_catalogue() {

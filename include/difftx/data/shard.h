@@ -132,6 +132,8 @@ class ShardReader {
   bool label(std::uint64_t i) const;
   // Copies the labels of tokens [start, start + count) as 0/1 bytes.
   void copy_labels(std::uint64_t start, std::uint64_t count, std::uint8_t* out) const;
+  // The largest id in the shard (0 for an empty one).
+  std::uint32_t max_id() const;
 
  private:
   void unmap();

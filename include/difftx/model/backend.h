@@ -16,6 +16,7 @@
 
 #include "difftx/core/tensor.h"
 #include "difftx/model/attention_geometry.h"
+#include "difftx/model/attention_probe.h"
 #include "difftx/model/config.h"
 
 namespace difftx {
@@ -133,6 +134,39 @@ class Backend {
   // Forward only (evaluation): per-row losses.
   virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets,
                                      Tensor& losses) = 0;
+
+  // ---- materialized attention and statistics for the evaluation probes (Model::probe_forward,
+  // src/eval; see attention_probe.h). Forward only. scores and probs are (B, Hs, T, S) in the
+  // stat dtype, Hs = g.q_heads score maps, S = g.kv_len; masked entries (s > q_offset + t) are
+  // written as 0 and excluded from every reduction. q, k, v are laid out as for the fused ops.
+  // scores = scale * q_m . k_probe_key_component(m) for every visible entry.
+  virtual void attention_scores(const AttentionGeometry& g, ProbeCombine combine, const Tensor& q,
+                                const Tensor& k, Tensor& scores) = 0;
+  // Dynamic absmax quantization in place, bits in [2, 15]: Q = 2^(bits-1) - 1, s = absmax / Q,
+  // x <- clamp(round(x / s), -Q, Q) * s (round half away from zero). The absmax runs over the
+  // visible entries of one batch row (every map: per tensor) or of one (row, map) (per_head).
+  // A group whose absmax is 0 stays 0.
+  virtual void attention_logits_quantize(const AttentionGeometry& g, int bits, bool per_head,
+                                         Tensor& scores) = 0;
+  // probs = softmax over each row's visible entries (masked entries 0). probs may alias scores.
+  virtual void attention_softmax(const AttentionGeometry& g, const Tensor& scores,
+                                 Tensor& probs) = 0;
+  // out (B*T, probe_out_heads, dv) act = probs x V with the combination (attention_probe.h):
+  // lambda (1) stat for diff_v1, gate_logits (B*T, q_heads/2) act for diff_v2 (else undefined).
+  virtual void attention_probs_value(const AttentionGeometry& g, ProbeCombine combine,
+                                     const Tensor& probs, const Tensor& v, const Tensor& lambda,
+                                     const Tensor& gate_logits, Tensor& out) = 0;
+  // counts (kAbsHistogramBins) f64 = histogram of |x| over every element of x (any float dtype),
+  // or, with `scores` set, over the visible entries of a (B, Hs, T, S) scores tensor of that
+  // geometry.
+  virtual void abs_histogram(const Tensor& x, const AttentionGeometry* scores, Tensor& counts) = 0;
+  // Returns how many (visible) elements have |x| >= threshold and writes the |x| of the first
+  // min(count, out.numel()) found to out (f32, in no particular order).
+  virtual std::int64_t abs_select_at_least(const Tensor& x, const AttentionGeometry* scores,
+                                           double threshold, Tensor& out) = 0;
+  // out (N) stat = KL(softmax(ref_logits) || softmax(logits)) per row of two (N, V) act tensors.
+  virtual void kl_divergence_rows(const Tensor& ref_logits, const Tensor& logits,
+                                  Tensor& out) = 0;
 
   // ---- optimizer support (params, grads and moments all param dtype, same shape)
   virtual double sum_of_squares(const Tensor& t) = 0;  // for global grad-norm clipping

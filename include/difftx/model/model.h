@@ -19,6 +19,8 @@
 namespace difftx {
 
 class KvCache;
+class ModelProbe;
+struct ProbeOptions;
 
 class Model {
  public:
@@ -60,6 +62,8 @@ class Model {
   struct Activations;  // defined in model_activations.h
 
  private:
+  friend class ModelProbe;  // the evaluation probes (probe.h, model_probe.cpp)
+
   struct AttentionKeys;  // defined in model_activations.h
 
   void check_tokens(const Tensor& tokens, const char* what) const;
@@ -75,6 +79,9 @@ class Model {
   void attention_backward(int layer, int batch, int seq);
   // Decoding: appends this call's keys/values to the cache and returns the whole prefix.
   AttentionKeys cached_keys(KvCache& cache, int layer, int seq, int pos_offset);
+  // The probe path's attention (model_probe.cpp), used instead of the fused ops while probe_ is
+  // set: scores, optional logit quantization, softmax, probs x V, observers.
+  void probe_attention(int layer, int batch, int seq, const AttentionKeys& kv);
 
   ModelConfig config_;
   Backend& backend_;
@@ -88,6 +95,7 @@ class Model {
   // Storage of each params_ / grads_ tensor when bound (refresh_compute_weights checks it).
   std::vector<std::pair<const void*, const void*>> bound_;
   std::unique_ptr<Activations> acts_;
+  const ProbeOptions* probe_ = nullptr;  // set by ModelProbe for the length of one call
 };
 
 // Key/value cache for incremental decoding with batch 1: per layer K (S_max, k_dim) and
@@ -101,6 +109,7 @@ class KvCache {
 
  private:
   friend class Model;
+  friend class ModelProbe;
   int capacity_;
   int length_ = 0;
   std::vector<Tensor> k_;  // per layer (S_max, k_dim)

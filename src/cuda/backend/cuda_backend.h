@@ -80,6 +80,20 @@ class CudaBackend final : public Backend {
                                const Tensor& out2, const Tensor& lse, const Tensor& dout,
                                Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) override;
 
+  // backend_probe.cpp (evaluation probes)
+  void attention_scores(const AttentionGeometry& g, ProbeCombine combine, const Tensor& q,
+                        const Tensor& k, Tensor& scores) override;
+  void attention_logits_quantize(const AttentionGeometry& g, int bits, bool per_head,
+                                 Tensor& scores) override;
+  void attention_softmax(const AttentionGeometry& g, const Tensor& scores, Tensor& probs) override;
+  void attention_probs_value(const AttentionGeometry& g, ProbeCombine combine, const Tensor& probs,
+                             const Tensor& v, const Tensor& lambda, const Tensor& gate_logits,
+                             Tensor& out) override;
+  void abs_histogram(const Tensor& x, const AttentionGeometry* scores, Tensor& counts) override;
+  std::int64_t abs_select_at_least(const Tensor& x, const AttentionGeometry* scores,
+                                   double threshold, Tensor& out) override;
+  void kl_divergence_rows(const Tensor& ref_logits, const Tensor& logits, Tensor& out) override;
+
   // backend_optimizer.cpp
   double sum_of_squares(const Tensor& t) override;
   void scale_inplace(Tensor& t, double factor) override;
