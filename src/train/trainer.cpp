@@ -79,8 +79,9 @@ StepResult Trainer::step() {
     s.loader->next_batch(s.batch);
     const data::Batch& b = s.batch;
     if (par) par->before_micro_batch(micro == cfg.optim.grad_accum - 1);
+    // Task data marks its targets: the loss counts only those (labels() is -1 elsewhere).
     loss += model.forward_backward(token_tensor(b.inputs(), b.batch_size, b.seq_len),   // (B, T)
-                                   token_tensor(b.targets(), b.batch_size, b.seq_len),  // (B, T)
+                                   token_tensor(b.labels(), b.batch_size, b.seq_len),   // (B, T)
                                    grad_scale) /
             cfg.optim.grad_accum;
   }
