@@ -12,7 +12,7 @@
 #include <regex>
 #include <thread>
 
-#include "difftx/train/trainer.h"
+#include "difftx/runtime/checkpoint_store.h"
 #include "serve_test_util.h"
 #include "server_process.h"
 #include "train/train_test_util.h"
@@ -349,7 +349,7 @@ TEST(ServeEndToEndProcess, EveryCheckpointKind) {
   const fs::path hf = work_dir() / "hf_llama";
   const fs::path imported = work_dir() / "imported_llama";
   auto e = run_command(difftx::testing::cli() + " export hf --checkpoint " +
-                       latest_checkpoint(softmax).string() + " --out " + hf.string());
+                       difftx::resolve_checkpoint(softmax).string() + " --out " + hf.string());
   ASSERT_EQ(e.status, 0) << e.output;
   auto i = run_command(difftx::testing::cli() + " import hf --in " + hf.string() + " --out " +
                        imported.string());

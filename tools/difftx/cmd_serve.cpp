@@ -6,7 +6,7 @@
 #include "command_registry.h"
 #include "difftx/core/error.h"
 #include "difftx/serve/serve_app.h"
-#include "difftx/train/trainer.h"
+#include "difftx/runtime/checkpoint_store.h"
 
 namespace difftx::cli {
 namespace {
@@ -76,11 +76,8 @@ const CommandRegistration reg{
                       "built-in one)");
       cmd->callback([a] {
         namespace fs = std::filesystem;
-        fs::path dir = a->checkpoint;
-        if (!fs::exists(dir / "model.safetensors") && fs::is_directory(dir / "checkpoints")) {
-          dir = latest_checkpoint(dir);
-          if (dir.empty()) fail("run folder '{}' has no complete checkpoint", a->checkpoint);
-        }
+        // A checkpoint folder or a run folder (its newest checkpoint), as every command takes.
+        const fs::path dir = resolve_checkpoint(a->checkpoint);
         auto& o = a->options;
         o.model.checkpoint = dir;
         if (o.model_name.empty()) {
