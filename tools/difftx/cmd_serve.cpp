@@ -5,6 +5,7 @@
 
 #include "command_registry.h"
 #include "difftx/core/error.h"
+#include "difftx/runtime/checkpoint_store.h"
 #include "difftx/serve/serve_app.h"
 #include "difftx/train/trainer.h"
 
@@ -78,8 +79,9 @@ const CommandRegistration reg{
         namespace fs = std::filesystem;
         fs::path dir = a->checkpoint;
         if (!fs::exists(dir / "model.safetensors") && fs::is_directory(dir / "checkpoints")) {
-          dir = latest_checkpoint(dir);
-          if (dir.empty()) fail("run folder '{}' has no complete checkpoint", a->checkpoint);
+          const auto latest = CheckpointStore(dir).latest();
+          if (!latest) fail("run folder '{}' has no complete checkpoint", a->checkpoint);
+          dir = latest->dir;
         }
         auto& o = a->options;
         o.model.checkpoint = dir;
