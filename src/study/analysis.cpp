@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "difftx/core/error.h"
 #include "difftx/model/config.h"
@@ -49,8 +50,52 @@ const std::vector<MetricInfo>& metric_table() {
       {"test_loss", "test loss (nats per labelled target)", false},
       {"val_accuracy", "validation accuracy at labelled positions", true},
       {"test_accuracy", "test accuracy at labelled positions", true},
+      {"logit_top1", "largest |attention logit|", false},
+      {"logit_top1_over_median", "attention logits: top-1 / median of |x|", false},
+      {"hidden_top1", "largest |hidden state|", false},
+      {"hidden_top1_over_median", "hidden states: top-1 / median of |x|", false},
   };
   return table;
+}
+
+// Metrics with a number in their name (eval_tasks.h): prefix, label format, direction, and
+// whether their numbers sort descending (bits: 16 first).
+struct MetricFamily {
+  const char* prefix;
+  const char* label;
+  bool higher_is_better;
+  bool descending;
+};
+const std::vector<MetricFamily>& metric_families() {
+  static const std::vector<MetricFamily> families = {
+      {"needle_accuracy_", "needle retrieval accuracy at {} tokens", true, false},
+      {"quant_loss_b", "validation loss, attention logits at {} bits", false, true},
+      {"quant_delta_b", "loss increase at {} bits over 16 bits", false, true},
+      {"quant_kl_b", "KL to the unquantized model at {} bits (nats)", false, true},
+  };
+  return families;
+}
+
+// The number after `prefix` in `key`, or -1 when `key` is not prefix + digits.
+long family_number(const std::string& key, const std::string& prefix) {
+  if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) return -1;
+  const std::string rest = key.substr(prefix.size());
+  if (rest.size() > 9 || rest.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stol(rest);
+}
+
+// Report order: the fixed table, then each family in order, by its number.
+std::pair<long, long> metric_rank(const std::string& key) {
+  const auto& table = metric_table();
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (table[i].key == key) return {long(i), 0};
+  }
+  const auto& families = metric_families();
+  for (std::size_t f = 0; f < families.size(); ++f) {
+    const long n = family_number(key, families[f].prefix);
+    if (n >= 0) return {long(table.size() + f), families[f].descending ? -n : n};
+  }
+  fail("unknown study metric '{}'", key);
 }
 
 // The task description of split `prefix` in meta.json's task ("val" -> "validation").
@@ -68,6 +113,10 @@ using Cell = std::tuple<std::size_t, std::size_t, std::size_t>;
 MetricInfo metric_info(const std::string& key) {
   for (const MetricInfo& m : metric_table()) {
     if (m.key == key) return m;
+  }
+  for (const MetricFamily& f : metric_families()) {
+    const long n = family_number(key, f.prefix);
+    if (n >= 0) return {key, fmt::format(fmt::runtime(f.label), n), f.higher_is_better};
   }
   fail("unknown study metric '{}'", key);
 }
@@ -141,11 +190,16 @@ json analyse_study(const StudySpec& spec, const std::vector<PlannedRun>& runs,
 
   // The metrics every run measured, in table order.
   std::vector<std::string> metric_keys;
-  for (const MetricInfo& m : metric_table()) {
-    const bool all = std::all_of(results.begin(), results.end(),
-                                 [&](const RunResult& r) { return r.metrics.count(m.key) > 0; });
-    if (all && !results.empty()) metric_keys.push_back(m.key);
+  if (!results.empty()) {
+    for (const auto& [key, value] : results.front().metrics) {
+      const bool all = std::all_of(results.begin(), results.end(),
+                                   [&](const RunResult& r) { return r.metrics.count(key) > 0; });
+      if (all) metric_keys.push_back(key);
+    }
   }
+  std::sort(metric_keys.begin(), metric_keys.end(), [](const std::string& a, const std::string& b) {
+    return metric_rank(a) < metric_rank(b);
+  });
   json metrics = json::array();
   for (const std::string& k : metric_keys) {
     const MetricInfo m = metric_info(k);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "difftx/core/error.h"
 #include "difftx/model/config.h"
@@ -45,9 +46,10 @@ void derive_head_count(json& model, const std::string& where) {
   const bool v1 = model.value("attention", std::string("diff_v1")) == "diff_v1";
   const int per_head = v1 ? 2 * head : head;
   if (per_head <= 0 || width % per_head != 0 || width / per_head < 1) {
-    fail("{}: d_model {} is not a multiple of {} ({}head_dim {}): no head count fits; give "
-         "model.n_heads or another d_model",
-         where, width, per_head, v1 ? "2 x " : "", head);
+    fail(
+        "{}: d_model {} is not a multiple of {} ({}head_dim {}): no head count fits; give "
+        "model.n_heads or another d_model",
+        where, width, per_head, v1 ? "2 x " : "", head);
   }
   model["n_heads"] = width / per_head;
 }
@@ -77,6 +79,25 @@ std::vector<PlannedRun> plan_runs(const StudySpec& spec, const std::vector<Datas
             "from evaluations or use a data set with a {} split",
             spec.source_name, split, spec.datasets[d].name, data.dir.string(), split);
       }
+    }
+    const EvaluationSpec& ev = spec.evaluations;
+    const bool needle_mix =
+        data.task.is_object() && data.task.value("kind", std::string()) == "needle-mix";
+    if (ev.needle.enabled && !needle_mix) {
+      fail(
+          "{}: evaluations.needle needs needle-mix data (its held-out cities and digits), but "
+          "data set \"{}\" ('{}') is not: make it with a \"needle-mix\" synth recipe or drop "
+          "evaluations.needle",
+          spec.source_name, spec.datasets[d].name, data.dir.string());
+    }
+    if ((ev.outliers.enabled || ev.quant_logits.enabled) &&
+        data.splits.at("val").record_tokens > 0) {
+      fail(
+          "{}: evaluations.{} reads the validation text as one token stream, but data set "
+          "\"{}\" holds examples of {} tokens (task data): use a text data set (prepared or "
+          "needle-mix)",
+          spec.source_name, ev.outliers.enabled ? "outliers" : "quant_logits",
+          spec.datasets[d].name, data.splits.at("val").record_tokens);
     }
     for (std::size_t z = 0; z < spec.sizes.size(); ++z) {
       for (std::size_t k = 0; k < spec.seeds.size(); ++k) {
@@ -150,6 +171,28 @@ std::vector<PlannedRun> plan_runs(const StudySpec& spec, const std::vector<Datas
                   "{}: split \"{}\" of data set \"{}\" has sequences of {} tokens but "
                   "model.max_seq_len is {}: set run.model.max_seq_len to at least {}",
                   where, split, spec.datasets[d].name, len, r.config.model.max_seq_len, len);
+            }
+          }
+          const int max_len = r.config.model.max_seq_len;
+          // A needle prompt leaves room for the greedy answer: its digits and 4 tokens.
+          const int room = needle_mix ? data.task.value("digits", 0) + 4 : 0;
+          for (const int len : ev.needle.lengths) {
+            if (len + room > max_len) {
+              fail(
+                  "{}: evaluations.needle.lengths asks for {} tokens, which with the answer's {} "
+                  "tokens exceeds model.max_seq_len {}: use lengths of at most {} or a larger "
+                  "run.model.max_seq_len",
+                  where, len, room, max_len, max_len - room);
+            }
+          }
+          for (const auto& [name, context] :
+               {std::pair{"outliers", ev.outliers.enabled ? ev.outliers.context : 0},
+                std::pair{"quant_logits", ev.quant_logits.enabled ? ev.quant_logits.context : 0}}) {
+            if (context > max_len) {
+              fail(
+                  "{}: evaluations.{}.context is {} but model.max_seq_len is {}: use a context "
+                  "of at most {} (0: data.seq_len)",
+                  where, name, context, max_len, max_len);
             }
           }
           r.parameters = parameter_count(r.config.model);

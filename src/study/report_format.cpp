@@ -27,7 +27,11 @@ std::string signed_fixed(double v, int decimals) {
 }
 
 int metric_decimals(const std::string& metric) {
-  return metric.find("accuracy") != std::string::npos ? 3 : 4;
+  if (metric.find("accuracy") != std::string::npos) return 3;
+  if (metric.find("top1") != std::string::npos) return 2;  // outlier magnitudes and ratios
+  // Quantization's loss increases and KL are small: keep their leading digits.
+  if (metric.rfind("quant_delta", 0) == 0 || metric.rfind("quant_kl", 0) == 0) return 6;
+  return 4;
 }
 
 }  // namespace difftx::study::report_parts

@@ -32,6 +32,7 @@ json RunResult::to_json() const {
           {"metrics", metrics},
           {"curve", curve_json},
           {"final_lambdas", final_lambdas},
+          {"evaluations", evaluations},
           {"config", config},
           {"timing",
            {{"train_seconds", timing.train_seconds},
@@ -53,6 +54,7 @@ RunResult RunResult::from_json(const json& j, const std::string& source) {
     }
     r.final_lambdas = j.at("final_lambdas").get<std::vector<double>>();
     r.config = j.at("config");
+    r.evaluations = j.value("evaluations", json::object());
     const json& t = j.at("timing");
     r.timing = {t.at("train_seconds").get<double>(), t.at("eval_seconds").get<double>(),
                 t.at("tokens_per_second").get<double>()};

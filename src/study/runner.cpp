@@ -17,6 +17,7 @@
 #include "difftx/runtime/model_loading.h"
 #include "difftx/study/analysis.h"
 #include "difftx/study/dataset.h"
+#include "difftx/study/eval_tasks.h"
 #include "difftx/study/measure.h"
 #include "difftx/study/plan.h"
 #include "difftx/study/report.h"
@@ -143,7 +144,7 @@ bool train_run(const PlannedRun& run, bool quiet, int& signal) {
 
 // Evaluates a trained run from its final checkpoint and reads its learning curve.
 RunResult evaluate_run(const StudySpec& spec, const PlannedRun& run, const DatasetInfo& data,
-                       Backend& backend) {
+                       Backend& backend, bool quiet) {
   const auto t0 = Clock::now();
   const CheckpointStore store(run.dir);
   const auto latest = store.latest();
@@ -181,6 +182,13 @@ RunResult evaluate_run(const StudySpec& spec, const PlannedRun& run, const Datas
     r.metrics[split + "_accuracy"] = measure_accuracy(model, mo).accuracy;
   }
   r.final_lambdas = model.lambdas();
+  if (wants_eval_tasks(e)) {
+    EvalTaskResults tasks = run_eval_tasks(e, latest->dir, data, run.config.data.seq_len, backend,
+                                           run.config.train.device,
+                                           quiet ? ProgressMode::quiet : ProgressMode::automatic);
+    r.metrics.insert(tasks.metrics.begin(), tasks.metrics.end());
+    r.evaluations = std::move(tasks.details);
+  }
 
   const RunMetrics m = read_metrics(store.metrics_file());
   for (const EvalRecord& ev : m.evals) {
@@ -262,7 +270,7 @@ StudyOutcome run_study(const StudySpec& spec, const StudyOptions& options) {
       break;
     }
     if (!eval_backend) eval_backend = make_backend(device);
-    RunResult r = evaluate_run(spec, run, data[run.dataset], *eval_backend);
+    RunResult r = evaluate_run(spec, run, data[run.dataset], *eval_backend, quiet);
     write_run_result(run.dir, r);
     measured_seconds += seconds_since(t_run);
     ++measured_here;

@@ -11,6 +11,7 @@
 #include "difftx/core/atomic_file.h"
 #include "difftx/core/checksum.h"
 #include "difftx/core/error.h"
+#include "difftx/eval/needle.h"
 #include "json_fields.h"
 
 namespace difftx::study {
@@ -60,10 +61,83 @@ std::vector<std::string> splits(const Fields& f, const char* key) {
   return out;
 }
 
+// A non-empty list of distinct whole numbers in [min, max].
+std::vector<int> int_list(const Fields& f, const char* key, int min, int max,
+                          std::vector<int> fallback) {
+  if (!f.has(key)) return fallback;
+  std::vector<int> out;
+  for (const json& v : f.array(key, true)) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < min || v.get<std::int64_t>() > max) {
+      fail("{}: field '{}' lists {}: give whole numbers in [{}, {}]", f.where(), key, v.dump(), min,
+           max);
+    }
+    if (std::find(out.begin(), out.end(), v.get<int>()) != out.end()) {
+      fail("{}: field '{}' lists {} twice", f.where(), key, v.dump());
+    }
+    out.push_back(v.get<int>());
+  }
+  return out;
+}
+
+NeedleEvalSpec parse_needle(const json& j, const std::string& where) {
+  const Fields f(j, where, {"lengths", "depths", "needles", "samples"});
+  NeedleEvalSpec n;
+  n.enabled = true;
+  if (!f.has("lengths")) {
+    fail("{}: missing required field 'lengths' (prompt lengths in tokens, e.g. [1024, 4096])",
+         where);
+  }
+  n.lengths = int_list(f, "lengths", 16, 1 << 20, {});
+  n.depths = int_list(f, "depths", 0, 100, n.depths);
+  n.configs = f.string("needles", false, n.configs);
+  try {
+    (void)eval::parse_needle_configs(n.configs);
+  } catch (const Error& e) {
+    fail("{}: field 'needles' is \"{}\": {} (N:R pairs, e.g. \"1:1,2:1\")", where, n.configs,
+         e.what());
+  }
+  n.samples = f.integer("samples", n.samples, 1);
+  return n;
+}
+
+OutlierEvalSpec parse_outliers(const json& j, const std::string& where) {
+  const Fields f(j, where, {"tokens", "context", "batch"});
+  OutlierEvalSpec o;
+  o.enabled = true;
+  o.tokens = f.whole("tokens", o.tokens, 1);
+  o.context = f.integer("context", o.context, 0);
+  o.batch = f.integer("batch", o.batch, 1);
+  return o;
+}
+
+QuantEvalSpec parse_quant(const json& j, const std::string& where) {
+  const Fields f(j, where, {"bits", "per_head", "tokens", "context", "batch"});
+  QuantEvalSpec q;
+  q.enabled = true;
+  q.bits = int_list(f, "bits", 2, 16, q.bits);
+  if (std::find(q.bits.begin(), q.bits.end(), 16) == q.bits.end()) {
+    q.bits.insert(q.bits.begin(), 16);  // the unquantized loss every delta is taken against
+  }
+  std::sort(q.bits.rbegin(), q.bits.rend());
+  q.per_head = f.boolean("per_head", q.per_head);
+  q.tokens = f.whole("tokens", q.tokens, 1);
+  q.context = f.integer("context", q.context, 0);
+  q.batch = f.integer("batch", q.batch, 1);
+  return q;
+}
+
 EvaluationSpec parse_evaluations(const json& j, const std::string& where) {
   EvaluationSpec e;
-  const Fields f(j, where, {"loss", "accuracy", "batch_size", "scaling_fit"});
+  const Fields f(j, where,
+                 {"loss", "accuracy", "batch_size", "scaling_fit", "needle", "outliers",
+                  "quant_logits", "seed"});
   e.eval_batch_size = f.integer("batch_size", 0, 1);
+  e.eval_seed = f.whole("seed", e.eval_seed, 0);
+  if (f.has("needle")) e.needle = parse_needle(f.at("needle"), where + ".needle");
+  if (f.has("outliers")) e.outliers = parse_outliers(f.at("outliers"), where + ".outliers");
+  if (f.has("quant_logits")) {
+    e.quant_logits = parse_quant(f.at("quant_logits"), where + ".quant_logits");
+  }
   if (f.has("loss")) {
     const Fields loss(f.at("loss"), where + ".loss", {"splits"});
     e.loss_splits = splits(loss, "splits");

@@ -124,7 +124,7 @@ DatasetInfo predict_synth_dataset(const json& recipe, const fs::path& dir,
     info.vocab_size = static_cast<std::uint32_t>(
         o.tokenizer.empty() ? o.vocab_size : data::Tokenizer::load(o.tokenizer).vocab_size());
     for (const char* split : {"train", "val", "test"}) info.splits[split] = SplitInfo{};
-    info.task = {{"kind", "needle-mix"}, {"context", o.context}};
+    info.task = {{"kind", "needle-mix"}, {"context", o.context}, {"digits", o.digits}};
   }
   return info;
 }

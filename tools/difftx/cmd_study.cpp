@@ -30,14 +30,16 @@ void print_plan(const study::StudySpec& spec, const std::filesystem::path& out,
                 const std::string& device) {
   std::vector<study::DatasetInfo> data;
   for (const study::DatasetSpec& d : spec.datasets) {
-    data.push_back(d.synth ? study::predict_synth_dataset(*d.synth, study::dataset_dir(d, out), d.name)
-                           : study::read_dataset_info(d.path, d.name));
+    data.push_back(d.synth
+                       ? study::predict_synth_dataset(*d.synth, study::dataset_dir(d, out), d.name)
+                       : study::read_dataset_info(d.path, d.name));
   }
   const auto runs = study::plan_runs(spec, data, out, device);
   double tokens = 0;
   for (const auto& r : runs) {
     const auto& c = r.config;
-    const double t = double(c.train.steps) * c.optim.grad_accum * c.data.batch_size * c.data.seq_len;
+    const double t =
+        double(c.train.steps) * c.optim.grad_accum * c.data.batch_size * c.data.seq_len;
     tokens += t;
     fmt::print("{}  {} {} parameters, {} steps x {} x {} tokens\n", r.id,
                attention_kind_name(c.model.attention), with_thousands(r.parameters),
@@ -56,7 +58,11 @@ void print_findings(const std::filesystem::path& results_file) {
   };
   for (const auto& p : res.at("paired")) {
     const std::string metric = p.at("metric").get<std::string>();
-    const int dec = metric.find("accuracy") != std::string::npos ? 3 : 4;
+    const bool small = metric.rfind("quant_delta", 0) == 0 || metric.rfind("quant_kl", 0) == 0;
+    const int dec = metric.find("accuracy") != std::string::npos ? 3
+                    : metric.find("top1") != std::string::npos   ? 2
+                    : small                                      ? 6
+                                                                 : 4;
     fmt::print("{} - {} | {} | {} | {}: {:+.{}f} [{:+.{}f}, {:+.{}f}] p={:.3f} ({} seeds){}\n",
                p.at("arm").get<std::string>(), p.at("baseline").get<std::string>(),
                p.at("dataset").get<std::string>(), p.at("size").get<std::string>(), metric,
@@ -104,9 +110,9 @@ const CommandRegistration reg{
       cmd->add_flag("--quiet", a->quiet, "No progress output");
       cmd->callback([a] {
         const study::StudySpec spec = study::load_study_spec(a->spec);
-        const std::filesystem::path out =
-            a->out.empty() ? std::filesystem::path("runs/studies") / spec.name
-                           : std::filesystem::path(a->out);
+        const std::filesystem::path out = a->out.empty()
+                                              ? std::filesystem::path("runs/studies") / spec.name
+                                              : std::filesystem::path(a->out);
         const std::string device = a->device.empty() ? spec.device : a->device;
         if (a->plan) {
           print_plan(spec, out, device);

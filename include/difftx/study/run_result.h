@@ -33,11 +33,14 @@ struct RunResult {
   std::int64_t parameters = 0;
   int steps = 0;
   double tokens = 0;  // training tokens of the whole run
-  // "val_loss", "test_loss" (nats per labelled target), "val_accuracy", "test_accuracy".
+  // "val_loss", "test_loss" (nats per labelled target), "val_accuracy", "test_accuracy", and
+  // those of eval_tasks.h.
   std::map<std::string, double> metrics;
   std::vector<CurvePoint> curve;      // the trainer's evaluations
   std::vector<double> final_lambdas;  // DIFF V1: lambda per layer at the end; else empty
-  nlohmann::json config;              // the run config it was trained with
+  // The eval library's whole results (eval_tasks.h): {"needle", "outliers", "quant_logits"}.
+  nlohmann::json evaluations = nlohmann::json::object();
+  nlohmann::json config;  // the run config it was trained with
   RunTiming timing;
 
   nlohmann::json to_json() const;

@@ -39,6 +39,35 @@ struct ArmSpec {
   std::string matched_baseline_of;  // empty: not a matched baseline
 };
 
+// Multi-needle retrieval (eval/needle.h) of every run, on a needle-mix data set: its held-out
+// test cities (needles.json) as keys, its digits, and haystacks of its validation sentences
+// (the needle sentences and questions of those documents left out).
+struct NeedleEvalSpec {
+  bool enabled = false;
+  std::vector<int> lengths;                        // prompt tokens; required
+  std::vector<int> depths = {0, 25, 50, 75, 100};  // percent
+  std::string configs = "1:1";                     // N:R pairs
+  int samples = 20;                                // per (config, depth, length)
+};
+
+// Activation outliers (eval/outliers.h) of every run on its data set's validation text.
+struct OutlierEvalSpec {
+  bool enabled = false;
+  std::uint64_t tokens = 65536;
+  int context = 0;  // window; 0: the run's data.seq_len
+  int batch = 4;
+};
+
+// Attention-logit quantization (eval/quant.h) of every run on its data set's validation text.
+struct QuantEvalSpec {
+  bool enabled = false;
+  std::vector<int> bits = {16, 8, 6, 4};  // 16 (no quantization) is always measured
+  bool per_head = false;
+  std::uint64_t tokens = 32768;
+  int context = 0;  // window; 0: the run's data.seq_len
+  int batch = 4;
+};
+
 // Evaluations of every trained run, and the study-level analyses.
 struct EvaluationSpec {
   // Mean loss per labelled target on these splits ("val", "test").
@@ -52,6 +81,11 @@ struct EvaluationSpec {
   bool scaling_fit = false;
   double fit_min_token_fraction = 0.25;
   bool fit_tokens = true;
+  NeedleEvalSpec needle;
+  OutlierEvalSpec outliers;
+  QuantEvalSpec quant_logits;
+  // The eval library's seed (needle samples); the same for every run.
+  std::uint64_t eval_seed = 1;
 };
 
 struct StudySpec {
