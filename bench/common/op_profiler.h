@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "difftx/model/backend.h"
 
@@ -196,6 +197,50 @@ class OpProfiler final : public Backend {
   }
   void kl_divergence_rows(const Tensor& ref, const Tensor& logits, Tensor& out) override {
     in_.kl_divergence_rows(ref, logits, out);
+  }
+
+  // The inference engine's ops (not part of a training step): forwarded untimed.
+  void kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
+                      std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
+                      Tensor& v_pool) override {
+    in_.kv_cache_write(k, k_stride, v, v_stride, slots, k_pool, v_pool);
+  }
+  void kv_cache_gather(const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
+                       int block_size, Tensor& k, Tensor& v) override {
+    in_.kv_cache_gather(k_pool, v_pool, block_table, block_size, k, v);
+  }
+  void linear_forward_concat(const Tensor& x, const std::vector<const Tensor*>& ws,
+                             Tensor& out) override {
+    in_.linear_forward_concat(x, ws, out);
+  }
+  void linear_forward_accumulate(const Tensor& x, const Tensor& w, Tensor& acc) override {
+    in_.linear_forward_accumulate(x, w, acc);
+  }
+  void swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                             Tensor& gate, Tensor& up, Tensor& out) override {
+    in_.swiglu_linear_forward(x, w_gate, w_up, gate, up, out);
+  }
+  void rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions, int heads,
+                      int head_dim, double theta, RopeStyle style) override {
+    in_.rope_positions(x, row_stride, positions, heads, head_dim, theta, style);
+  }
+  std::int64_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g) const override {
+    return in_.paged_attention_workspace_bytes(g);
+  }
+  void paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
+                              const Tensor& k_pool, const Tensor& v_pool,
+                              const Tensor& block_tables, const Tensor& context_lens,
+                              const Tensor& lambda, Tensor& out, Tensor& workspace) override {
+    in_.paged_attention_decode(g, q, k_pool, v_pool, block_tables, context_lens, lambda, out,
+                               workspace);
+  }
+  std::int64_t sample_workspace_bytes(std::int64_t rows, std::int64_t vocab) const override {
+    return in_.sample_workspace_bytes(rows, vocab);
+  }
+  void sample_tokens(const Tensor& logits, const Tensor& params, int top_n, Tensor& tokens,
+                     Tensor& logprobs, Tensor& top_ids, Tensor& top_logprobs,
+                     Tensor& workspace) override {
+    in_.sample_tokens(logits, params, top_n, tokens, logprobs, top_ids, top_logprobs, workspace);
   }
 
  private:

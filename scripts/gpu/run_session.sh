@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# One device session's GPU work in three calls, each inside the device tool's 10-minute limit and
+# its 8 returned files: every script writes to a scratch folder and each part comes back as one
+# tarball beside a summary. Stage first on the build machine: scripts/gpu/stage_all.sh BUILD.
+#
+#   scripts/gpu/run_session.sh results   # one H200: the GPU test suites (backend ops, attention,
+#                                        # model, engine, probes), `difftx study` on the GPU specs
+#                                        # and the eval suite, side by side (correctness and
+#                                        # results only: nothing here is timed against anything)
+#   scripts/gpu/run_session.sh timing    # one H200, nothing else running: difftx bench (125M,
+#                                        # then the paper's 1.4B shape)
+#   scripts/gpu/run_session.sh dist      # two H200s: bench/dist/run_dist_gpu.sh, then the
+#                                        # serving benchmark on one GPU (and, if staged, the
+#                                        # long fuzz runs on spare CPU cores meanwhile)
+# Environment: SPECS (study specs, default: the four GPU specs), STUDY_TIMEOUT (default 420),
+# EVAL_STEPS (default 100), DIST_STEPS (default 30), SESSION_LIMIT (seconds before what still
+# runs is stopped and packed, default 500).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+part=${1:?usage: $0 results|timing|dist}
+out=${OUT:-$root/gpu-out}
+scratch=/tmp/difftx-session
+mkdir -p "$out" "$scratch"
+[[ -d .carry/gpu ]] || bash scripts/gpu/stage_all.sh --unpack > /dev/null || exit 1
+export OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
+t0=$SECONDS
+
+# job NAME CMD...: runs CMD in the background, in its own process group, with
+# OUT=$scratch/NAME and its log in $scratch/NAME.log.
+pids=()
+names=()
+job() {
+  local name=$1
+  shift
+  mkdir -p "$scratch/$name"
+  OUT=$scratch/$name setsid bash -c '"$@" > "$0.log" 2>&1; echo "exit $?" >> "$0.log"' \
+    "$scratch/$name" "$@" &
+  pids+=($!)
+  names+=("$name")
+}
+# finish: waits for the jobs until SESSION_LIMIT seconds (default 500) from the start, then
+# sends SIGTERM to what still runs (a study then writes its partial results) and, 20 s later,
+# SIGKILL; so the packing below always happens inside the device call.
+finish() {
+  local limit=${SESSION_LIMIT:-500} p running
+  while ((SECONDS - t0 < limit)); do
+    running=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2> /dev/null && running=1; done
+    ((running)) || break
+    sleep 2
+  done
+  for p in "${pids[@]}"; do kill -TERM -- "-$p" 2> /dev/null && echo "stopped job group $p at the limit"; done
+  for _ in $(seq 10); do
+    running=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2> /dev/null && running=1; done
+    ((running)) || break
+    sleep 2
+  done
+  for p in "${pids[@]}"; do kill -KILL -- "-$p" 2> /dev/null; done
+  pids=()
+}
+# pack NAME...: each job's folder and log into $out/NAME.tgz; the log's tail into the summary.
+pack() {
+  for name in "$@"; do
+    echo "======== $name ($(tail -n 1 "$scratch/$name.log"))" >> "$out/summary.txt"
+    tail -n 60 "$scratch/$name.log" >> "$out/summary.txt"
+    tar -C "$scratch" -czf "$out/$name.tgz" "$name" "$name.log" 2> /dev/null
+  done
+}
+
+case $part in
+  results)
+    job suite bash scripts/gpu/run_gpu_suite.sh tests
+    job engine-tests bash scripts/gpu/run_engine_suite.sh tests
+    for spec in ${SPECS:-mqar-hard brown-lm needle-mix outliers-quant}; do
+      job "study-$spec" env STUDY_TIMEOUT="${STUDY_TIMEOUT:-420}" STUDY_WORK="/tmp/study-$spec" \
+        bash scripts/gpu/run_studies.sh "$spec"
+    done
+    job eval env STEPS="${EVAL_STEPS:-100}" CPU=1 bash scripts/gpu/run_eval_suite.sh all
+    finish
+    pack "${names[@]}"
+    ;;
+  timing)
+    job engine-bench125 env DIFFTX_SUITE_BUDGET=270 bash scripts/gpu/run_engine_suite.sh bench125
+    finish
+    job engine-bench1b env DIFFTX_SUITE_BUDGET=240 bash scripts/gpu/run_engine_suite.sh bench1b
+    finish
+    pack engine-bench125 engine-bench1b
+    ;;
+  dist)
+    # The libFuzzer harnesses (if staged in .carry/fuzz) run beside it on spare cores, niced.
+    if [[ -d .carry/fuzz ]]; then
+      job fuzz nice -n 19 bash scripts/gpu/run_fuzz_long.sh .carry/fuzz "${FUZZ_RUNS:-10000000}"
+    fi
+    job dist bash bench/dist/run_dist_gpu.sh "${DIST_STEPS:-30}"
+    wait "${pids[-1]}"
+    job serve-bench bash bench/serve/run_gpu_serve_bench.sh --steps 20 --concurrency 1,16,64,256
+    finish
+    pack "${names[@]}"
+    ;;
+  *)
+    echo "run_session: unknown part '$part' (results, timing or dist)" >&2
+    exit 2
+    ;;
+esac
+echo "run_session $part: $((SECONDS - t0)) s" | tee -a "$out/summary.txt"
+cat "$out/summary.txt"
