@@ -7,7 +7,7 @@ packages=(
   libopenblas-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libsentencepiece-dev sentencepiece
   libxxhash-dev zlib1g-dev libzstd-dev
-  clang libclang-rt-14-dev libomp-dev
+  clang libclang-rt-14-dev libomp-dev clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev curl
   python3 python3-torch python3-numpy

@@ -82,8 +82,8 @@ class OpProfiler final : public Backend {
     timed(w.dim(0) == vocab_ ? "matmul head fwd" : "matmul fwd",
           [&] { in_.linear_forward(x, w, out); });
   }
-  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx,
-                       Tensor& dw, bool acc) override {
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dout, Tensor& dx, Tensor& dw,
+                       bool acc) override {
     timed(w.dim(0) == vocab_ ? "matmul head bwd" : "matmul bwd",
           [&] { in_.linear_backward(x, w, dout, dx, dw, acc); });
   }
@@ -115,8 +115,7 @@ class OpProfiler final : public Backend {
   }
   void softmax_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
-                                  const Tensor& dout, Tensor& dq, Tensor& dk,
-                                  Tensor& dv) override {
+                                  const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) override {
     timed("attention bwd",
           [&] { in_.softmax_attention_backward(g, q, k, v, out, lse, dout, dq, dk, dv); });
   }
@@ -151,12 +150,10 @@ class OpProfiler final : public Backend {
   }
   void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, float scale,
                                       Tensor& losses, Tensor& dlogits) override {
-    timed("cross-entropy", [&] {
-      in_.cross_entropy_forward_backward(logits, targets, scale, losses, dlogits);
-    });
+    timed("cross-entropy",
+          [&] { in_.cross_entropy_forward_backward(logits, targets, scale, losses, dlogits); });
   }
-  void cross_entropy_forward(const Tensor& logits, const Tensor& targets,
-                             Tensor& losses) override {
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses) override {
     timed("cross-entropy", [&] { in_.cross_entropy_forward(logits, targets, losses); });
   }
   double sum_of_squares(const Tensor& t) override {
@@ -167,8 +164,8 @@ class OpProfiler final : public Backend {
   void scale_inplace(Tensor& t, double factor) override {
     timed("optimizer clip", [&] { in_.scale_inplace(t, factor); });
   }
-  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1,
-                  double b2, double eps, double wd, int step) override {
+  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2,
+                  double eps, double wd, int step) override {
     timed("optimizer adamw", [&] { in_.adamw_step(p, g, m, v, lr, b1, b2, eps, wd, step); });
   }
   // evaluation probe ops (not used in training; forwarded untimed for completeness)

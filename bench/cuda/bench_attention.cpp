@@ -168,41 +168,50 @@ int main(int argc, char** argv) {
 
       const int warm = 3;
       Row rd{"diff_v1_fused", d, T, B, h, 0, 0, 6.0 * B * h * double(T) * T * d};
-      rd.fwd_ms = median_ms([&] { difftx::cuda::diff_attention_forward(pd, q, k, v, lambda, out, out2, lse, nullptr); }, warm, reps);
-      rd.bwd_ms = median_ms([&] {
-        difftx::cuda::diff_attention_backward(pd, q, k, v, lambda, out, out2, lse, dout, dq, dk,
-                                              dv, dlambda, ws, ws_bytes, nullptr);
-      }, warm, reps);
+      rd.fwd_ms = median_ms(
+          [&] {
+            difftx::cuda::diff_attention_forward(pd, q, k, v, lambda, out, out2, lse, nullptr);
+          },
+          warm, reps);
+      rd.bwd_ms = median_ms(
+          [&] {
+            difftx::cuda::diff_attention_backward(pd, q, k, v, lambda, out, out2, lse, dout, dq, dk,
+                                                  dv, dlambda, ws, ws_bytes, nullptr);
+          },
+          warm, reps);
       rows.push_back(rd);
       if (!diff_only) {
         Row rs{"softmax_2h", d, T, B, h, 0, 0, 4.0 * B * h * double(T) * T * d};
         rs.fwd_ms = median_ms(
             [&] { difftx::cuda::softmax_attention_forward(ps, q, k, v, out, lse, nullptr); }, warm,
             reps);
-        rs.bwd_ms = median_ms([&] {
-          difftx::cuda::softmax_attention_backward(ps, q, k, v, out, lse, dout, dq, dk, dv, ws,
-                                                   ws_bytes, nullptr);
-        }, warm, reps);
+        rs.bwd_ms = median_ms(
+            [&] {
+              difftx::cuda::softmax_attention_backward(ps, q, k, v, out, lse, dout, dq, dk, dv, ws,
+                                                       ws_bytes, nullptr);
+            },
+            warm, reps);
         rows.push_back(rs);
       }
-      for (void* p : std::initializer_list<void*>{q, k, v, dout, out, out2, dq, dk, dv, lse, lambda, dlambda, ws}) {
+      for (void* p : std::initializer_list<void*>{q, k, v, dout, out, out2, dq, dk, dv, lse, lambda,
+                                                  dlambda, ws}) {
         cudaFree(p);
       }
     }
   }
 
-  std::printf("\n%-14s %4s %6s %3s %3s | %9s %9s %9s | %8s %8s %8s\n", "kernel", "d", "T", "B",
-              "h", "fwd ms", "bwd ms", "f+b ms", "fwd TF/s", "bwd TF/s", "f+b TF/s");
+  std::printf("\n%-14s %4s %6s %3s %3s | %9s %9s %9s | %8s %8s %8s\n", "kernel", "d", "T", "B", "h",
+              "fwd ms", "bwd ms", "f+b ms", "fwd TF/s", "bwd TF/s", "f+b TF/s");
   for (const Row& r : rows) {
     const double f = r.fwd_flops, bw = 2.5 * r.fwd_flops;
     std::printf("%-14s %4d %6d %3d %3d | %9.3f %9.3f %9.3f | %8.1f %8.1f %8.1f\n", r.kernel.c_str(),
-                r.d, r.T, r.B, r.h, r.fwd_ms, r.bwd_ms, r.fwd_ms + r.bwd_ms,
-                f / r.fwd_ms * 1e-9, bw / r.bwd_ms * 1e-9, (f + bw) / (r.fwd_ms + r.bwd_ms) * 1e-9);
+                r.d, r.T, r.B, r.h, r.fwd_ms, r.bwd_ms, r.fwd_ms + r.bwd_ms, f / r.fwd_ms * 1e-9,
+                bw / r.bwd_ms * 1e-9, (f + bw) / (r.fwd_ms + r.bwd_ms) * 1e-9);
   }
   std::printf("\n");
   for (const Row& r : rows) {
-    std::printf("RESULT,%s,%d,%d,%d,%d,%.5f,%.5f\n", r.kernel.c_str(), r.d, r.T, r.B, r.h,
-                r.fwd_ms, r.bwd_ms);
+    std::printf("RESULT,%s,%d,%d,%d,%d,%.5f,%.5f\n", r.kernel.c_str(), r.d, r.T, r.B, r.h, r.fwd_ms,
+                r.bwd_ms);
   }
   return 0;
 }

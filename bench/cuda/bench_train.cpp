@@ -40,9 +40,9 @@
 #include <vector>
 
 #include "difftx/model/backend.h"
-#include "difftx/runtime/backend_factory.h"
 #include "difftx/model/model.h"
 #include "difftx/model/params.h"
+#include "difftx/runtime/backend_factory.h"
 #include "difftx/train/optimizer.h"
 #include "difftx/train/run_config.h"
 #include "difftx/train/schedule.h"
@@ -60,9 +60,9 @@ void cuda_check(cudaError_t e, const char* what) {
 
 // ---- the FLOP formula (see the file comment)
 struct FlopCount {
-  double n_matmul = 0;       // matmul parameters (non-embedding + output head)
-  double attn_fwd = 0;       // attention products per token per layer, forward
-  double per_token = 0;      // training FLOPs per token
+  double n_matmul = 0;   // matmul parameters (non-embedding + output head)
+  double attn_fwd = 0;   // attention products per token per layer, forward
+  double per_token = 0;  // training FLOPs per token
 };
 
 FlopCount flops_per_token(const ModelConfig& c, int seq) {
@@ -74,9 +74,15 @@ FlopCount flops_per_token(const ModelConfig& c, int seq) {
   f.n_matmul = L * layer + V * E;
   const double t_eff = (double(seq) + 1.0) / 2.0;
   switch (c.attention) {
-    case AttentionKind::softmax: f.attn_fwd = 4.0 * c.n_heads * d * t_eff; break;
-    case AttentionKind::diff_v1: f.attn_fwd = 8.0 * c.n_heads * d * t_eff; break;
-    case AttentionKind::diff_v2: f.attn_fwd = 4.0 * (2.0 * c.n_heads) * d * t_eff; break;
+    case AttentionKind::softmax:
+      f.attn_fwd = 4.0 * c.n_heads * d * t_eff;
+      break;
+    case AttentionKind::diff_v1:
+      f.attn_fwd = 8.0 * c.n_heads * d * t_eff;
+      break;
+    case AttentionKind::diff_v2:
+      f.attn_fwd = 4.0 * (2.0 * c.n_heads) * d * t_eff;
+      break;
   }
   f.per_token = 6.0 * f.n_matmul + 3.0 * L * f.attn_fwd;
   return f;
@@ -217,8 +223,8 @@ Result run_preset(const std::filesystem::path& path, const Options& opt) {
   auto ms_since = [](clock::time_point t) {
     return std::chrono::duration<double, std::milli>(clock::now() - t).count();
   };
-  std::fprintf(stderr, "%s: %d warm-up + %d timed steps of %d x %d x %d tokens\n",
-               res.name.c_str(), opt.warmup, opt.steps, accum, B, T);
+  std::fprintf(stderr, "%s: %d warm-up + %d timed steps of %d x %d x %d tokens\n", res.name.c_str(),
+               opt.warmup, opt.steps, accum, B, T);
   for (int i = 0; i < opt.warmup; ++i) {
     const double l = one_step();
     if (i == 0) res.first_loss = l;
@@ -250,9 +256,10 @@ Result run_preset(const std::filesystem::path& path, const Options& opt) {
     const double n = opt.profile, step_ms = prof_ms / n;
     double sum = 0;
     for (const auto& [k, v] : events.totals()) sum += v / n;
-    std::printf("\nprofile %s: CUDA-event time per op family, mean of %d steps of %.2f ms "
-                "(unprofiled median %.2f ms)\n",
-                res.name.c_str(), opt.profile, step_ms, res.ms_median);
+    std::printf(
+        "\nprofile %s: CUDA-event time per op family, mean of %d steps of %.2f ms "
+        "(unprofiled median %.2f ms)\n",
+        res.name.c_str(), opt.profile, step_ms, res.ms_median);
     for (const auto& [k, v] : events.totals()) {
       std::printf("  %-18s %9.3f ms  %5.1f%%   %8.3f ms per micro-batch\n", k.c_str(), v / n,
                   100.0 * v / n / step_ms, v / n / accum);
@@ -262,8 +269,9 @@ Result run_preset(const std::filesystem::path& path, const Options& opt) {
   }
   std::size_t free_b = 0, total_b = 0;
   cuda_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
-  std::fprintf(stderr, "%s: loss %.4f -> %.4f; device memory in use %.1f GiB (caching allocator included)\n", res.name.c_str(),
-               res.first_loss, res.last_loss, double(total_b - free_b) / (1 << 30));
+  std::fprintf(
+      stderr, "%s: loss %.4f -> %.4f; device memory in use %.1f GiB (caching allocator included)\n",
+      res.name.c_str(), res.first_loss, res.last_loss, double(total_b - free_b) / (1 << 30));
   return res;
 }
 
@@ -295,13 +303,20 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--warmup") opt.warmup = std::stoi(next());
-    else if (a == "--steps") opt.steps = std::stoi(next());
-    else if (a == "--profile") opt.profile = 2;
-    else if (a == "--seed") opt.seed = std::stoull(next());
-    else if (a == "-h" || a == "--help") return usage();
-    else if (!a.empty() && a[0] == '-') return usage();
-    else presets.emplace_back(a);
+    if (a == "--warmup")
+      opt.warmup = std::stoi(next());
+    else if (a == "--steps")
+      opt.steps = std::stoi(next());
+    else if (a == "--profile")
+      opt.profile = 2;
+    else if (a == "--seed")
+      opt.seed = std::stoull(next());
+    else if (a == "-h" || a == "--help")
+      return usage();
+    else if (!a.empty() && a[0] == '-')
+      return usage();
+    else
+      presets.emplace_back(a);
   }
   if (presets.empty() || opt.steps < 1 || opt.warmup < 1) return usage();
   try {
@@ -325,7 +340,8 @@ int main(int argc, char** argv) {
       for (AttentionKind k : {AttentionKind::diff_v1, AttentionKind::diff_v2}) {
         const Result* r = find_kind(results, k);
         if (!r) continue;
-        const double ratio = (r->ms_median / r->tokens_per_step) / (base->ms_median / base->tokens_per_step);
+        const double ratio =
+            (r->ms_median / r->tokens_per_step) / (base->ms_median / base->tokens_per_step);
         std::printf("%s / softmax time per token: %.3f", attention_kind_name(k), ratio);
         if (k == AttentionKind::diff_v1)
           std::printf("  (bound 1.15: %s)", ratio <= 1.15 ? "holds" : "EXCEEDED");

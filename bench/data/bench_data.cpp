@@ -4,8 +4,8 @@
 // time of `difftx data prepare` on the default Brown corpus. Needs the corpus installed by
 // scripts/fetch-corpus.sh.
 #include <benchmark/benchmark.h>
-#include <sentencepiece_processor.h>
 #include <fmt/core.h>
+#include <sentencepiece_processor.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -65,9 +65,9 @@ const BrownFixture& brown() {
 
 void report_mb_per_s(benchmark::State& state, std::size_t bytes) {
   // Shown as "MB=<rate>/s": decimal megabytes of UTF-8 text encoded per second.
-  state.counters["MB"] = benchmark::Counter(
-      static_cast<double>(bytes) * static_cast<double>(state.iterations()) / 1e6,
-      benchmark::Counter::kIsRate);
+  state.counters["MB"] =
+      benchmark::Counter(static_cast<double>(bytes) * static_cast<double>(state.iterations()) / 1e6,
+                         benchmark::Counter::kIsRate);
   state.counters["text_MB"] = static_cast<double>(bytes) / 1e6;
 }
 
@@ -181,7 +181,10 @@ void BM_PrepareBrown(benchmark::State& state) {
   state.counters["total_s"] = s.seconds;
 }
 
-BENCHMARK(BM_EncodeSentencePieceOneCore)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_EncodeSentencePieceOneCore)
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0)
+    ->UseRealTime();
 BENCHMARK(BM_EncodeLibrary)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_EncodeCachedCold)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_EncodeCachedWarm)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();

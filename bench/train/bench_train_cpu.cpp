@@ -11,8 +11,6 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <utility>
@@ -131,11 +130,12 @@ int run(const Options& opt) {
   const auto batches = random_batches(4, B, T, mc.vocab_size, opt.seed);
   const std::int64_t params = parameter_count(mc);
 
-  std::fprintf(stderr,
-               "bench_train_cpu: %s (%s, %lld parameters), %d x %d x %d tokens per step, %d threads, "
-               "%d warm-up + %d timed steps\n",
-               opt.config.string().c_str(), attention_kind_name(mc.attention),
-               static_cast<long long>(params), accum, B, T, threads, opt.warmup, opt.steps);
+  std::fprintf(
+      stderr,
+      "bench_train_cpu: %s (%s, %lld parameters), %d x %d x %d tokens per step, %d threads, "
+      "%d warm-up + %d timed steps\n",
+      opt.config.string().c_str(), attention_kind_name(mc.attention),
+      static_cast<long long>(params), accum, B, T, threads, opt.warmup, opt.steps);
 
   int step = 0;
   std::size_t micro = 0;
@@ -208,9 +208,10 @@ int run(const Options& opt) {
       {"tokens_per_s_overall", tps_overall},
       {"first_loss", first_loss},
       {"last_loss", last_loss},
-      {"env", {{"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")},
-               {"OPENBLAS_THREAD_TIMEOUT", env("OPENBLAS_THREAD_TIMEOUT")},
-               {"OPENBLAS_CORETYPE", env("OPENBLAS_CORETYPE")}}},
+      {"env",
+       {{"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")},
+        {"OPENBLAS_THREAD_TIMEOUT", env("OPENBLAS_THREAD_TIMEOUT")},
+        {"OPENBLAS_CORETYPE", env("OPENBLAS_CORETYPE")}}},
   };
   const std::string line = j.dump();
   std::printf("%s\n", line.c_str());
@@ -234,9 +235,10 @@ int run(const Options& opt) {
                                                                       host_clock.totals().end());
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
-    std::printf("\nprofile: time per backend op family, mean of %d steps of %.2f ms "
-                "(timed median %.2f ms)\n",
-                opt.profile, step_ms, med * 1e3);
+    std::printf(
+        "\nprofile: time per backend op family, mean of %d steps of %.2f ms "
+        "(timed median %.2f ms)\n",
+        opt.profile, step_ms, med * 1e3);
     double sum_ms = 0;
     for (const auto& [family, t] : rows) {
       const double ms = t.seconds / n * 1e3;
@@ -261,14 +263,22 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) fail("bench_train_cpu: {} needs a value", a);
         return argv[++i];
       };
-      if (a == "--config") opt.config = next();
-      else if (a == "--steps") opt.steps = parse_int(a, next(), 1);
-      else if (a == "--warmup") opt.warmup = parse_int(a, next(), 0);
-      else if (a == "--threads") opt.threads = parse_int(a, next(), 0);
-      else if (a == "--seed") opt.seed = std::uint64_t(parse_int(a, next(), 0));
-      else if (a == "--json") opt.json_out = next();
-      else if (a == "--profile") opt.profile = parse_int(a, next(), 0);
-      else if (a == "-h" || a == "--help") return usage(0);
+      if (a == "--config")
+        opt.config = next();
+      else if (a == "--steps")
+        opt.steps = parse_int(a, next(), 1);
+      else if (a == "--warmup")
+        opt.warmup = parse_int(a, next(), 0);
+      else if (a == "--threads")
+        opt.threads = parse_int(a, next(), 0);
+      else if (a == "--seed")
+        opt.seed = std::uint64_t(parse_int(a, next(), 0));
+      else if (a == "--json")
+        opt.json_out = next();
+      else if (a == "--profile")
+        opt.profile = parse_int(a, next(), 0);
+      else if (a == "-h" || a == "--help")
+        return usage(0);
       else {
         std::fprintf(stderr, "bench_train_cpu: unknown argument '%s'\n", a.c_str());
         return usage(2);

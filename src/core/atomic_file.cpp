@@ -15,7 +15,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 // Owns a temporary file descriptor; removes the temporary file unless committed.
 class TempFile {
@@ -64,8 +66,7 @@ class TempFile {
     }
     if (::close(fd_) != 0) {
       fd_ = -1;
-      fail("cannot close '{}': {}; the previous file is untouched", target_.string(),
-           errno_text());
+      fail("cannot close '{}': {}; the previous file is untouched", target_.string(), errno_text());
     }
     fd_ = -1;
     if (::rename(temp_.c_str(), target_.c_str()) != 0) {

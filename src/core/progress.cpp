@@ -90,16 +90,21 @@ Progress::~Progress() {
   }
 }
 
-double Progress::now() const { return options_.clock ? options_.clock() : steady_seconds(); }
+double Progress::now() const {
+  return options_.clock ? options_.clock() : steady_seconds();
+}
 
-double Progress::elapsed_seconds() const { return now() - start_; }
+double Progress::elapsed_seconds() const {
+  return now() - start_;
+}
 
 int Progress::terminal_width() const {
   if (options_.width > 0) return options_.width;
   if (const char* env = std::getenv("COLUMNS")) {
     char* end = nullptr;
     const long columns = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && columns > 0 && columns < 100000) return static_cast<int>(columns);
+    if (end != env && *end == '\0' && columns > 0 && columns < 100000)
+      return static_cast<int>(columns);
   }
   struct winsize size {};
   if (options_.out != nullptr && ::ioctl(::fileno(options_.out), TIOCGWINSZ, &size) == 0 &&
@@ -187,8 +192,8 @@ void Progress::emit(std::string_view extra, bool final) {
 void Progress::update(double done, std::string_view extra) {
   done_ = done;
   if (finished_ || mode_ == ProgressMode::quiet) return;
-  const double interval = mode_ == ProgressMode::terminal ? options_.redraw_interval_s
-                                                          : options_.line_interval_s;
+  const double interval =
+      mode_ == ProgressMode::terminal ? options_.redraw_interval_s : options_.line_interval_s;
   if (now() - last_output_ < interval) return;
   emit(extra, false);
 }

@@ -1,12 +1,11 @@
 // Safetensors writing (atomic, aligned data layout) and strictly validated reading.
 #include "difftx/core/safetensors.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 
@@ -45,10 +44,14 @@ const std::set<std::string> kOtherKnown = {"BOOL", "U8",      "I8",      "U16", 
 
 const char* stored_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "F32";
-    case DType::f64: return "F64";
-    case DType::bf16: return "BF16";
-    case DType::i32: return "I32";
+    case DType::f32:
+      return "F32";
+    case DType::f64:
+      return "F64";
+    case DType::bf16:
+      return "BF16";
+    case DType::i32:
+      return "I32";
   }
   return "?";
 }
@@ -87,7 +90,9 @@ float half_to_float(std::uint16_t h) {
   return value;
 }
 
-std::string entry_text(const ordered_json& v) { return json_snippet(v, 80); }
+std::string entry_text(const ordered_json& v) {
+  return json_snippet(v, 80);
+}
 
 // Parses one tensor entry of the header; `file` and `name` only label errors.
 SafetensorsEntry parse_entry(const std::string& file, const std::string& name,
@@ -114,13 +119,15 @@ SafetensorsEntry parse_entry(const std::string& file, const std::string& name,
   const StoredDType* stored = find_readable(e.dtype);
   if (!stored) {
     if (kOtherKnown.count(e.dtype)) {
-      fail("{}: tensor '{}': dtype '{}' is not supported (difftx reads F16, BF16, F32, F64, I32 "
-           "and I64); convert the tensor before importing",
-           file, shown, e.dtype);
+      fail(
+          "{}: tensor '{}': dtype '{}' is not supported (difftx reads F16, BF16, F32, F64, I32 "
+          "and I64); convert the tensor before importing",
+          file, shown, e.dtype);
     }
-    fail("{}: tensor '{}': unknown dtype '{}' (safetensors dtypes difftx reads: F16, BF16, F32, "
-         "F64, I32, I64)",
-         file, shown, e.dtype);
+    fail(
+        "{}: tensor '{}': unknown dtype '{}' (safetensors dtypes difftx reads: F16, BF16, F32, "
+        "F64, I32, I64)",
+        file, shown, e.dtype);
   }
   e.load_dtype = stored->load;
 
@@ -149,9 +156,10 @@ SafetensorsEntry parse_entry(const std::string& file, const std::string& name,
          e.end);
   }
   if (e.end - e.begin != bytes) {
-    fail("{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but dtype {} and shape {} need {} "
-         "bytes",
-         file, shown, e.begin, e.end, e.end - e.begin, e.dtype, shape_string(e.shape), bytes);
+    fail(
+        "{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but dtype {} and shape {} need {} "
+        "bytes",
+        file, shown, e.begin, e.end, e.end - e.begin, e.dtype, shape_string(e.shape), bytes);
   }
   return e;
 }
@@ -162,41 +170,46 @@ void check_layout(const std::string& file, const std::vector<SafetensorsEntry>& 
                   std::uint64_t data_size) {
   for (const auto& e : entries) {
     if (e.end > data_size) {
-      fail("{}: tensor '{}': data_offsets [{}, {}] run past the end of the data section ({} "
-           "bytes); the file is truncated or corrupt",
-           file, e.name, e.begin, e.end, data_size);
+      fail(
+          "{}: tensor '{}': data_offsets [{}, {}] run past the end of the data section ({} "
+          "bytes); the file is truncated or corrupt",
+          file, e.name, e.begin, e.end, data_size);
     }
   }
   std::vector<std::size_t> order(entries.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return std::pair(entries[a].begin, entries[a].end) < std::pair(entries[b].begin, entries[b].end);
+    return std::pair(entries[a].begin, entries[a].end) <
+           std::pair(entries[b].begin, entries[b].end);
   });
   std::uint64_t expected = 0;
   const SafetensorsEntry* previous = nullptr;
   for (std::size_t i : order) {
     const auto& e = entries[i];
     if (e.begin < expected) {
-      fail("{}: tensor '{}': data_offsets [{}, {}] overlap tensor '{}' [{}, {}]; the file is "
-           "corrupt",
-           file, e.name, e.begin, e.end, previous->name, previous->begin, previous->end);
+      fail(
+          "{}: tensor '{}': data_offsets [{}, {}] overlap tensor '{}' [{}, {}]; the file is "
+          "corrupt",
+          file, e.name, e.begin, e.end, previous->name, previous->begin, previous->end);
     }
     if (e.begin > expected) {
-      fail("{}: tensor '{}': data_offsets [{}, {}] leave a gap of {} unused bytes before it "
-           "(tensors must tile the data section); the file is corrupt",
-           file, e.name, e.begin, e.end, e.begin - expected);
+      fail(
+          "{}: tensor '{}': data_offsets [{}, {}] leave a gap of {} unused bytes before it "
+          "(tensors must tile the data section); the file is corrupt",
+          file, e.name, e.begin, e.end, e.begin - expected);
     }
     expected = e.end;
     previous = &e;
   }
   if (expected != data_size) {
     if (previous) {
-      fail("{}: {} bytes of trailing data after the last tensor '{}' (data section is {} bytes, "
-           "tensors end at {}); the file is corrupt",
-           file, data_size - expected, previous->name, data_size, expected);
+      fail(
+          "{}: {} bytes of trailing data after the last tensor '{}' (data section is {} bytes, "
+          "tensors end at {}); the file is corrupt",
+          file, data_size - expected, previous->name, data_size, expected);
     }
-    fail("{}: {} bytes of trailing data but the header lists no tensor; the file is corrupt",
-         file, data_size);
+    fail("{}: {} bytes of trailing data but the header lists no tensor; the file is corrupt", file,
+         data_size);
   }
 }
 
@@ -239,9 +252,10 @@ std::uint64_t header_length(const unsigned char* len_bytes, std::uint64_t file_s
   std::uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
   if (header_len > file_size - 8) {
-    fail("{}: header length {} runs past the end of the file ({} bytes); the file is truncated "
-         "or not a safetensors file",
-         file, header_len, file_size);
+    fail(
+        "{}: header length {} runs past the end of the file ({} bytes); the file is truncated "
+        "or not a safetensors file",
+        file, header_len, file_size);
   }
   if (header_len > kMaxHeaderBytes) {
     fail("{}: header length {} exceeds the safetensors limit of {} bytes", file, header_len,
@@ -252,9 +266,10 @@ std::uint64_t header_length(const unsigned char* len_bytes, std::uint64_t file_s
 
 void check_minimum_size(std::uint64_t file_size, const std::string& file) {
   if (file_size < 8) {
-    fail("{}: file is {} bytes, shorter than the 8-byte safetensors header length; the file is "
-         "truncated or not a safetensors file",
-         file, file_size);
+    fail(
+        "{}: file is {} bytes, shorter than the 8-byte safetensors header length; the file is "
+        "truncated or not a safetensors file",
+        file, file_size);
   }
 }
 
@@ -293,9 +308,10 @@ Tensor read_tensor(const InputFile& in, const SafetensorsHeader& header,
     for (std::size_t i = 0; i < n; ++i) {
       if (wide[i] < std::numeric_limits<std::int32_t>::min() ||
           wide[i] > std::numeric_limits<std::int32_t>::max()) {
-        fail("{}: tensor '{}': I64 value {} at index {} does not fit in i32 (difftx stores "
-             "integers as i32)",
-             in.path().string(), e.name, wide[i], i);
+        fail(
+            "{}: tensor '{}': I64 value {} at index {} does not fit in i32 (difftx stores "
+            "integers as i32)",
+            in.path().string(), e.name, wide[i], i);
       }
       out[i] = static_cast<std::int32_t>(wide[i]);
     }
@@ -355,7 +371,8 @@ SafetensorsFile load_safetensors(const fs::path& path) {
   SafetensorsFile file;
   file.metadata = header.metadata;
   file.entries = header.entries;
-  for (const auto& e : header.entries) file.tensors.emplace_back(e.name, read_tensor(in, header, e));
+  for (const auto& e : header.entries)
+    file.tensors.emplace_back(e.name, read_tensor(in, header, e));
   return file;
 }
 

@@ -1,38 +1,50 @@
 // Tensor storage, views, copies and dtype conversion; the CPU allocator.
 #include "difftx/core/tensor.h"
 
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdlib>
 #include <cstring>
-#include <fmt/ranges.h>
 
 namespace difftx {
 
 std::size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::f32: return 4;
-    case DType::f64: return 8;
-    case DType::bf16: return 2;
-    case DType::i32: return 4;
+    case DType::f32:
+      return 4;
+    case DType::f64:
+      return 8;
+    case DType::bf16:
+      return 2;
+    case DType::i32:
+      return 4;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
-    case DType::bf16: return "bf16";
-    case DType::i32: return "i32";
+    case DType::f32:
+      return "f32";
+    case DType::f64:
+      return "f64";
+    case DType::bf16:
+      return "bf16";
+    case DType::i32:
+      return "i32";
   }
   return "?";
 }
 
-const char* device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
+const char* device_name(Device device) {
+  return device == Device::cpu ? "cpu" : "cuda";
+}
 
-std::string shape_string(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string shape_string(const Shape& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 std::int64_t shape_numel(const Shape& shape) {
   std::int64_t n = 1;
@@ -123,10 +135,18 @@ Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values, DType 
   Tensor t = empty(std::move(shape), dtype);
   for (std::size_t i = 0; i < values.size(); ++i) {
     switch (dtype) {
-      case DType::f32: t.data<float>()[i] = values[i]; break;
-      case DType::f64: t.data<double>()[i] = values[i]; break;
-      case DType::bf16: t.data<std::uint16_t>()[i] = float_to_bf16(values[i]); break;
-      case DType::i32: t.data<std::int32_t>()[i] = static_cast<std::int32_t>(values[i]); break;
+      case DType::f32:
+        t.data<float>()[i] = values[i];
+        break;
+      case DType::f64:
+        t.data<double>()[i] = values[i];
+        break;
+      case DType::bf16:
+        t.data<std::uint16_t>()[i] = float_to_bf16(values[i]);
+        break;
+      case DType::i32:
+        t.data<std::int32_t>()[i] = static_cast<std::int32_t>(values[i]);
+        break;
     }
   }
   return t;
@@ -163,8 +183,8 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
 }
 
 Tensor Tensor::view_as(DType dtype) const {
-  DIFFTX_CHECK(dtype_size(dtype) == dtype_size(dtype_), "cannot view {} as {} (element sizes differ)",
-               describe(), dtype_name(dtype));
+  DIFFTX_CHECK(dtype_size(dtype) == dtype_size(dtype_),
+               "cannot view {} as {} (element sizes differ)", describe(), dtype_name(dtype));
   Tensor t = *this;
   t.dtype_ = dtype;
   return t;
@@ -196,10 +216,18 @@ Tensor Tensor::to_dtype(DType dtype) const {
   auto values = to_double_vector();
   for (std::size_t i = 0; i < values.size(); ++i) {
     switch (dtype) {
-      case DType::f32: t.data<float>()[i] = static_cast<float>(values[i]); break;
-      case DType::f64: t.data<double>()[i] = values[i]; break;
-      case DType::bf16: t.data<std::uint16_t>()[i] = float_to_bf16(static_cast<float>(values[i])); break;
-      case DType::i32: t.data<std::int32_t>()[i] = static_cast<std::int32_t>(values[i]); break;
+      case DType::f32:
+        t.data<float>()[i] = static_cast<float>(values[i]);
+        break;
+      case DType::f64:
+        t.data<double>()[i] = values[i];
+        break;
+      case DType::bf16:
+        t.data<std::uint16_t>()[i] = float_to_bf16(static_cast<float>(values[i]));
+        break;
+      case DType::i32:
+        t.data<std::int32_t>()[i] = static_cast<std::int32_t>(values[i]);
+        break;
     }
   }
   return t;
@@ -210,10 +238,18 @@ std::vector<double> Tensor::to_double_vector() const {
   std::vector<double> out(static_cast<std::size_t>(numel()));
   for (std::size_t i = 0; i < out.size(); ++i) {
     switch (dtype_) {
-      case DType::f32: out[i] = host.data<float>()[i]; break;
-      case DType::f64: out[i] = host.data<double>()[i]; break;
-      case DType::bf16: out[i] = bf16_to_float(host.data<std::uint16_t>()[i]); break;
-      case DType::i32: out[i] = host.data<std::int32_t>()[i]; break;
+      case DType::f32:
+        out[i] = host.data<float>()[i];
+        break;
+      case DType::f64:
+        out[i] = host.data<double>()[i];
+        break;
+      case DType::bf16:
+        out[i] = bf16_to_float(host.data<std::uint16_t>()[i]);
+        break;
+      case DType::i32:
+        out[i] = host.data<std::int32_t>()[i];
+        break;
     }
   }
   return out;

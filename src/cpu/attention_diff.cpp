@@ -42,7 +42,8 @@ void diff_attention_forward(const AttentionGeometry& g, const T* q, const T* k, 
       for (int t = 0; t < g.q_len; ++t) {
         const int n = ix.visible(t);
         lse[ix.stat(b, 2 * i, t, 2 * h)] = T(softmax_row(ix, q, k, b, t, 2 * i, 2 * j, n, p1));
-        lse[ix.stat(b, 2 * i + 1, t, 2 * h)] = T(softmax_row(ix, q, k, b, t, 2 * i + 1, 2 * j + 1, n, p2));
+        lse[ix.stat(b, 2 * i + 1, t, 2 * h)] =
+            T(softmax_row(ix, q, k, b, t, 2 * i + 1, 2 * j + 1, n, p2));
         std::fill(a1.begin(), a1.end(), 0.0);
         std::fill(a2.begin(), a2.end(), 0.0);
         for (int s = 0; s < n; ++s) {
@@ -148,9 +149,9 @@ template void diff_attention_backward<float>(const AttentionGeometry&, const flo
                                              const float*, float, const float*, const float*,
                                              const float*, const float*, float*, float*, float*,
                                              float*);
-template void diff_attention_backward<double>(const AttentionGeometry&, const double*, const double*,
-                                              const double*, double, const double*, const double*,
-                                              const double*, const double*, double*, double*,
-                                              double*, double*);
+template void diff_attention_backward<double>(const AttentionGeometry&, const double*,
+                                              const double*, const double*, double, const double*,
+                                              const double*, const double*, const double*, double*,
+                                              double*, double*, double*);
 
 }  // namespace difftx::cpu

@@ -13,9 +13,15 @@ struct AttentionIndex {
   i64 qs() const { return g.q_row_stride ? g.q_row_stride : i64(g.q_heads) * g.head_dim; }
   i64 ks() const { return g.kv_row_stride_k ? g.kv_row_stride_k : i64(g.k_heads) * g.head_dim; }
   i64 vs() const { return g.kv_row_stride_v ? g.kv_row_stride_v : i64(g.v_heads) * g.v_head_dim; }
-  i64 q(int b, int t, int head) const { return (i64(b) * g.q_len + t) * qs() + i64(head) * g.head_dim; }
-  i64 k(int b, int s, int head) const { return (i64(b) * g.kv_len + s) * ks() + i64(head) * g.head_dim; }
-  i64 v(int b, int s, int head) const { return (i64(b) * g.kv_len + s) * vs() + i64(head) * g.v_head_dim; }
+  i64 q(int b, int t, int head) const {
+    return (i64(b) * g.q_len + t) * qs() + i64(head) * g.head_dim;
+  }
+  i64 k(int b, int s, int head) const {
+    return (i64(b) * g.kv_len + s) * ks() + i64(head) * g.head_dim;
+  }
+  i64 v(int b, int s, int head) const {
+    return (i64(b) * g.kv_len + s) * vs() + i64(head) * g.v_head_dim;
+  }
   // Packed output (B, T, H, dv) and statistics (B, Hs, T).
   i64 out(int b, int t, int head, int heads) const {
     return ((i64(b) * g.q_len + t) * heads + head) * g.v_head_dim;

@@ -87,11 +87,11 @@ void softmax_attention_backward(const AttentionGeometry& g, const T* q, const T*
 
 template void softmax_attention_forward<float>(const AttentionGeometry&, const float*, const float*,
                                                const float*, float*, float*);
-template void softmax_attention_forward<double>(const AttentionGeometry&, const double*, const double*,
-                                                const double*, double*, double*);
-template void softmax_attention_backward<float>(const AttentionGeometry&, const float*, const float*,
+template void softmax_attention_forward<double>(const AttentionGeometry&, const double*,
+                                                const double*, const double*, double*, double*);
+template void softmax_attention_backward<float>(const AttentionGeometry&, const float*,
                                                 const float*, const float*, const float*,
-                                                const float*, float*, float*, float*);
+                                                const float*, const float*, float*, float*, float*);
 template void softmax_attention_backward<double>(const AttentionGeometry&, const double*,
                                                  const double*, const double*, const double*,
                                                  const double*, const double*, double*, double*,

@@ -52,8 +52,9 @@ class CpuBackend final : public Backend {
     const i64 c = x.dim(-1), n = x.numel() / c;
     check_numel(out, x.numel(), "rmsnorm output");
     check_numel(rstd, n, "rmsnorm rstd");
-    cpu::rmsnorm_forward(p(x, "rmsnorm x"), weight.defined() ? p(weight, "rmsnorm weight") : nullptr,
-                         n, c, eps, scale, p(out, "rmsnorm out"), p(rstd, "rmsnorm rstd"));
+    cpu::rmsnorm_forward(p(x, "rmsnorm x"),
+                         weight.defined() ? p(weight, "rmsnorm weight") : nullptr, n, c, eps, scale,
+                         p(out, "rmsnorm out"), p(rstd, "rmsnorm rstd"));
   }
   void rmsnorm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, double scale,
                         const Tensor& dout, Tensor& dx, Tensor* dweight) override {
@@ -164,7 +165,8 @@ class CpuBackend final : public Backend {
     const T *q1 = p(lq1, "lq1"), *k1 = p(lk1, "lk1"), *q2 = p(lq2, "lq2"), *k2 = p(lk2, "lk2");
     const double g = double(*p(dlambda, "dlambda"));
     const double e1 = std::exp(cpu::dot(q1, k1, d)), e2 = std::exp(cpu::dot(q2, k2, d));
-    T *gq1 = p(dlq1, "dlq1"), *gk1 = p(dlk1, "dlk1"), *gq2 = p(dlq2, "dlq2"), *gk2 = p(dlk2, "dlk2");
+    T *gq1 = p(dlq1, "dlq1"), *gk1 = p(dlk1, "dlk1"), *gq2 = p(dlq2, "dlq2"),
+      *gk2 = p(dlk2, "dlk2");
     for (int c = 0; c < d; ++c) {
       gq1[c] += T(g * e1 * double(k1[c]));
       gk1[c] += T(g * e1 * double(q1[c]));
@@ -213,8 +215,8 @@ class CpuBackend final : public Backend {
   }
   void attention_logits_quantize(const AttentionGeometry& g, int bits, bool per_head,
                                  Tensor& scores) override {
-    DIFFTX_CHECK(bits >= 2 && bits <= 15, "attention_logits_quantize: bits must be in [2, 15], got {}",
-                 bits);
+    DIFFTX_CHECK(bits >= 2 && bits <= 15,
+                 "attention_logits_quantize: bits must be in [2, 15], got {}", bits);
     check_numel(scores, probe_score_numel(g), "attention_logits_quantize scores");
     cpu::attention_logits_quantize(g, bits, per_head, p(scores, "scores"));
   }
@@ -239,8 +241,8 @@ class CpuBackend final : public Backend {
     cpu::attention_probs_value(g, combine, p(probs, "probs"), p(v, "v"), lam, gate, p(out, "out"));
   }
   void abs_histogram(const Tensor& x, const AttentionGeometry* scores, Tensor& counts) override {
-    DIFFTX_CHECK(counts.defined() && counts.dtype() == DType::f64 && counts.device() == Device::cpu &&
-                     counts.numel() == kAbsHistogramBins,
+    DIFFTX_CHECK(counts.defined() && counts.dtype() == DType::f64 &&
+                     counts.device() == Device::cpu && counts.numel() == kAbsHistogramBins,
                  "abs_histogram: counts must be f64[{}] on the cpu, got {}", kAbsHistogramBins,
                  counts.defined() ? counts.describe() : "nothing");
     if (scores) check_numel(x, probe_score_numel(*scores), "abs_histogram scores");
@@ -265,8 +267,8 @@ class CpuBackend final : public Backend {
   }
   void kl_divergence_rows(const Tensor& ref_logits, const Tensor& logits, Tensor& out) override {
     const i64 n = out.numel();
-    DIFFTX_CHECK(n > 0 && ref_logits.numel() % n == 0, "kl_divergence_rows: {} rows of {}",
-                 n, ref_logits.describe());
+    DIFFTX_CHECK(n > 0 && ref_logits.numel() % n == 0, "kl_divergence_rows: {} rows of {}", n,
+                 ref_logits.describe());
     check_numel(logits, ref_logits.numel(), "kl_divergence_rows logits");
     cpu::kl_divergence_rows(p(ref_logits, "ref_logits"), p(logits, "logits"), n,
                             ref_logits.numel() / n, p(out, "out"));
@@ -299,16 +301,19 @@ class CpuBackend final : public Backend {
                       std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
                       Tensor& v_pool) override {
     const i64 n = slots.numel(), kw = k_pool.dim(-1), vw = v_pool.dim(-1);
-    DIFFTX_CHECK(k_stride >= kw && v_stride >= vw, "kv_cache_write: row strides {}/{} below widths {}/{}",
-                 k_stride, v_stride, kw, vw);
-    DIFFTX_CHECK(n == 0 || (k.numel() >= (n - 1) * k_stride + kw && v.numel() >= (n - 1) * v_stride + vw),
-                 "kv_cache_write: k {} / v {} too small for {} rows", k.describe(), v.describe(), n);
+    DIFFTX_CHECK(k_stride >= kw && v_stride >= vw,
+                 "kv_cache_write: row strides {}/{} below widths {}/{}", k_stride, v_stride, kw,
+                 vw);
+    DIFFTX_CHECK(
+        n == 0 || (k.numel() >= (n - 1) * k_stride + kw && v.numel() >= (n - 1) * v_stride + vw),
+        "kv_cache_write: k {} / v {} too small for {} rows", k.describe(), v.describe(), n);
     const std::int32_t* s = ids(slots, "kv_cache_write slots");
     const i64 pool_rows = k_pool.dim(0);
     DIFFTX_CHECK(v_pool.dim(0) == pool_rows, "kv_cache_write: pools {} and {} differ in rows",
                  k_pool.describe(), v_pool.describe());
     for (i64 i = 0; i < n; ++i) {
-      DIFFTX_CHECK(s[i] < pool_rows, "kv_cache_write: slot {} outside the pool of {} rows", s[i], pool_rows);
+      DIFFTX_CHECK(s[i] < pool_rows, "kv_cache_write: slot {} outside the pool of {} rows", s[i],
+                   pool_rows);
     }
     cpu::kv_cache_write(p(k, "k"), k_stride, p(v, "v"), v_stride, s, n, kw, vw, p(k_pool, "k_pool"),
                         p(v_pool, "v_pool"));
@@ -321,12 +326,13 @@ class CpuBackend final : public Backend {
     check_numel(k, n * kw, "kv_cache_gather k");
     check_numel(v, n * vw, "kv_cache_gather v");
     const i64 blocks = (n + block_size - 1) / block_size;
-    DIFFTX_CHECK(block_table.numel() >= blocks, "kv_cache_gather: a table of {} blocks for {} tokens",
-                 block_table.numel(), n);
+    DIFFTX_CHECK(block_table.numel() >= blocks,
+                 "kv_cache_gather: a table of {} blocks for {} tokens", block_table.numel(), n);
     const std::int32_t* table = ids(block_table, "kv_cache_gather block_table");
     for (i64 b = 0; b < blocks; ++b) {
-      DIFFTX_CHECK(table[b] >= 0 && i64(table[b] + 1) * block_size <= std::min(k_pool.dim(0), v_pool.dim(0)),
-                   "kv_cache_gather: block {} outside the pool", table[b]);
+      DIFFTX_CHECK(
+          table[b] >= 0 && i64(table[b] + 1) * block_size <= std::min(k_pool.dim(0), v_pool.dim(0)),
+          "kv_cache_gather: block {} outside the pool", table[b]);
     }
     cpu::kv_cache_gather(p(k_pool, "k_pool"), p(v_pool, "v_pool"), table, block_size, n, kw, vw,
                          p(k, "k"), p(v, "v"));
@@ -389,7 +395,8 @@ class CpuBackend final : public Backend {
     const bool diff = g.kind == PagedAttentionKind::diff;
     DIFFTX_CHECK(!diff || lambda.defined(), "paged_attention_decode: DIFF V1 needs lambda");
     cpu::paged_attention_decode(g, p(q, "q"), p(k_pool, "k_pool"), p(v_pool, "v_pool"),
-                                ids(block_tables, "block_tables"), ids(context_lens, "context_lens"),
+                                ids(block_tables, "block_tables"),
+                                ids(context_lens, "context_lens"),
                                 diff ? double(*p(lambda, "lambda")) : 0.0, p(out, "out"));
   }
 
@@ -440,13 +447,13 @@ class CpuBackend final : public Backend {
                    "paged_attention_decode: bad DIFF heads (q {}, k {}, v {}, d {}, dv {})",
                    g.q_heads, g.k_heads, g.v_heads, g.head_dim, g.v_head_dim);
     } else {
-      DIFFTX_CHECK(g.k_heads == g.v_heads && g.q_heads % g.k_heads == 0 &&
-                       g.v_head_dim == g.head_dim,
-                   "paged_attention_decode: bad heads (q {}, k {}, v {})", g.q_heads, g.k_heads,
-                   g.v_heads);
+      DIFFTX_CHECK(
+          g.k_heads == g.v_heads && g.q_heads % g.k_heads == 0 && g.v_head_dim == g.head_dim,
+          "paged_attention_decode: bad heads (q {}, k {}, v {})", g.q_heads, g.k_heads, g.v_heads);
     }
     DIFFTX_CHECK(g.q_row_stride >= i64(g.q_heads) * g.head_dim &&
-                     (g.batch == 0 || q.numel() >= (g.batch - 1) * g.q_row_stride + i64(g.q_heads) * g.head_dim),
+                     (g.batch == 0 ||
+                      q.numel() >= (g.batch - 1) * g.q_row_stride + i64(g.q_heads) * g.head_dim),
                  "paged_attention_decode: q {} does not hold {} rows of stride {}", q.describe(),
                  g.batch, g.q_row_stride);
     check_numel(k_pool, g.num_slots * g.k_heads * g.head_dim, "paged k_pool");
@@ -458,8 +465,8 @@ class CpuBackend final : public Backend {
     const std::int32_t* tables = ids(block_tables, "block_tables");
     for (int b = 0; b < g.batch; ++b) {
       DIFFTX_CHECK(lens[b] >= 0 && lens[b] <= g.max_blocks * g.block_size,
-                   "paged_attention_decode: context length {} of row {} outside [0, {}]", lens[b], b,
-                   g.max_blocks * g.block_size);
+                   "paged_attention_decode: context length {} of row {} outside [0, {}]", lens[b],
+                   b, g.max_blocks * g.block_size);
       for (int t = 0; t < lens[b]; t += g.block_size) {
         const std::int32_t block = tables[i64(b) * g.max_blocks + t / g.block_size];
         DIFFTX_CHECK(block >= 0 && i64(block + 1) * g.block_size <= g.num_slots,
@@ -474,8 +481,9 @@ class CpuBackend final : public Backend {
     return t.data<T>();
   }
   static void check_numel(const Tensor& t, i64 expected, const char* what) {
-    DIFFTX_CHECK(t.defined() && t.numel() == expected, "cpu backend: {} has {} elements, expected {}",
-                 what, t.defined() ? t.numel() : 0, expected);
+    DIFFTX_CHECK(t.defined() && t.numel() == expected,
+                 "cpu backend: {} has {} elements, expected {}", what, t.defined() ? t.numel() : 0,
+                 expected);
   }
   static i64 probe_score_numel(const AttentionGeometry& g) {
     return i64(g.batch) * g.q_heads * g.q_len * g.kv_len;

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "difftx/model/backend.h"
 #include "difftx/core/paged_attention.h"
+#include "difftx/model/backend.h"
 
 namespace difftx::cpu {
 

@@ -36,7 +36,8 @@ void cross_entropy(const T* logits, const std::int32_t* targets, i64 n, i64 voca
   }
 }
 
-template void cross_entropy<float>(const float*, const std::int32_t*, i64, i64, double, float*, float*);
+template void cross_entropy<float>(const float*, const std::int32_t*, i64, i64, double, float*,
+                                   float*);
 template void cross_entropy<double>(const double*, const std::int32_t*, i64, i64, double, double*,
                                     double*);
 

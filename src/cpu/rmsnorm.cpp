@@ -51,17 +51,20 @@ void rmsnorm_backward(const T* x, const T* weight, const T* rstd, i64 n, i64 c, 
 #pragma omp parallel for if (n * c > 32768)
     for (i64 j = 0; j < c; ++j) {
       double acc = 0;
-      for (i64 i = 0; i < n; ++i) acc += double(dout[i * c + j]) * double(x[i * c + j]) * double(rstd[i]);
+      for (i64 i = 0; i < n; ++i)
+        acc += double(dout[i * c + j]) * double(x[i * c + j]) * double(rstd[i]);
       dweight[j] += T(acc * scale);
     }
   }
 }
 
-template void rmsnorm_forward<float>(const float*, const float*, i64, i64, double, double, float*, float*);
-template void rmsnorm_forward<double>(const double*, const double*, i64, i64, double, double, double*, double*);
+template void rmsnorm_forward<float>(const float*, const float*, i64, i64, double, double, float*,
+                                     float*);
+template void rmsnorm_forward<double>(const double*, const double*, i64, i64, double, double,
+                                      double*, double*);
 template void rmsnorm_backward<float>(const float*, const float*, const float*, i64, i64, double,
                                       const float*, float*, float*);
-template void rmsnorm_backward<double>(const double*, const double*, const double*, i64, i64, double,
-                                       const double*, double*, double*);
+template void rmsnorm_backward<double>(const double*, const double*, const double*, i64, i64,
+                                       double, const double*, double*, double*);
 
 }  // namespace difftx::cpu

@@ -31,6 +31,7 @@ void swiglu_backward(const T* gate, const T* up, const T* dout, i64 n, T* dgate,
 template void swiglu_forward<float>(const float*, const float*, i64, float*);
 template void swiglu_forward<double>(const double*, const double*, i64, double*);
 template void swiglu_backward<float>(const float*, const float*, const float*, i64, float*, float*);
-template void swiglu_backward<double>(const double*, const double*, const double*, i64, double*, double*);
+template void swiglu_backward<double>(const double*, const double*, const double*, i64, double*,
+                                      double*);
 
 }  // namespace difftx::cpu

@@ -45,7 +45,7 @@ template void v2_combine_forward<float>(const float*, const float*, i64, int, in
 template void v2_combine_forward<double>(const double*, const double*, i64, int, int, double*);
 template void v2_combine_backward<float>(const float*, const float*, const float*, i64, int, int,
                                          float*, float*);
-template void v2_combine_backward<double>(const double*, const double*, const double*, i64, int, int,
-                                          double*, double*);
+template void v2_combine_backward<double>(const double*, const double*, const double*, i64, int,
+                                          int, double*, double*);
 
 }  // namespace difftx::cpu

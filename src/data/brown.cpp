@@ -23,7 +23,9 @@ fs::path default_npm_dir() {
   return fs::path(DIFFTX_DEFAULT_NPM_DIR);
 }
 
-fs::path default_brown_dir() { return default_npm_dir() / "node_modules" / kBrownPackage; }
+fs::path default_brown_dir() {
+  return default_npm_dir() / "node_modules" / kBrownPackage;
+}
 
 std::vector<BrownFile> list_brown_files(const fs::path& dir) {
   const std::string fix = fmt::format(
@@ -31,11 +33,12 @@ std::vector<BrownFile> list_brown_files(const fs::path& dir) {
       "installed, or pass --input with your own text files)",
       kBrownPackage, kBrownVersion);
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) fail("the Brown corpus folder '{}' does not exist: {}", dir.string(), fix);
+  if (!fs::is_directory(dir, ec))
+    fail("the Brown corpus folder '{}' does not exist: {}", dir.string(), fix);
   const fs::path cats = dir / "cats.txt";
   if (!fs::is_regular_file(cats, ec)) {
-    fail("'{}' is missing, so '{}' is not an installed {} package: {}", cats.string(),
-         dir.string(), kBrownPackage, fix);
+    fail("'{}' is missing, so '{}' is not an installed {} package: {}", cats.string(), dir.string(),
+         kBrownPackage, fix);
   }
   std::istringstream lines(read_file_text(cats));
   std::vector<BrownFile> files;
@@ -51,9 +54,10 @@ std::vector<BrownFile> list_brown_files(const fs::path& dir) {
     files.push_back(std::move(f));
   }
   if (files.size() != kBrownDocumentCount) {
-    fail("'{}' lists {} documents, expected {}: the installation is incomplete or not "
-         "{}@{}; {}",
-         cats.string(), files.size(), kBrownDocumentCount, kBrownPackage, kBrownVersion, fix);
+    fail(
+        "'{}' lists {} documents, expected {}: the installation is incomplete or not "
+        "{}@{}; {}",
+        cats.string(), files.size(), kBrownDocumentCount, kBrownPackage, kBrownVersion, fix);
   }
   return files;
 }
@@ -107,8 +111,8 @@ bool attaches_right(std::string_view w) {
 // Joins the words of one paragraph with spaces, re-attaching punctuation and quotes.
 std::string detokenize(const std::vector<Token>& tokens) {
   std::string out;
-  bool glue_next = true;      // the previous token wants no space after it
-  bool single_open = false;   // a standalone ' opened a quotation in this paragraph
+  bool glue_next = true;     // the previous token wants no space after it
+  bool single_open = false;  // a standalone ' opened a quotation in this paragraph
   for (const auto& t : tokens) {
     std::string_view w = t.word;
     bool left = attaches_left(w);

@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 Corpus Corpus::brown(const fs::path& dir) {
   Corpus c;
   c.kind_ = "brown";
-  c.description_ = fmt::format("Brown corpus ({}@{}, {})", kBrownPackage, kBrownVersion, dir.string());
+  c.description_ =
+      fmt::format("Brown corpus ({}@{}, {})", kBrownPackage, kBrownVersion, dir.string());
   for (const BrownFile& f : list_brown_files(dir)) {
     std::string tagged = read_file_text(f.path);
     require_text(tagged, f.path.string());
@@ -38,9 +39,12 @@ Corpus Corpus::brown(const fs::path& dir) {
 
 const char* input_format_name(InputFormat f) {
   switch (f) {
-    case InputFormat::text: return "text";
-    case InputFormat::jsonl: return "jsonl";
-    case InputFormat::tokens: return "tokens";
+    case InputFormat::text:
+      return "text";
+    case InputFormat::jsonl:
+      return "jsonl";
+    case InputFormat::tokens:
+      return "tokens";
   }
   return "?";
 }

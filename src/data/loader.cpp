@@ -71,9 +71,10 @@ std::vector<fs::path> find_shards(const fs::path& path, const std::string& split
   if (fs::is_directory(path, ec)) return split_shards(check_data_folder(path), split);
   const std::string kind = describe_path_kind(path);
   if (kind == "missing") {
-    fail("token data '{}' does not exist: pass a shard file or the folder written by `difftx "
-         "data prepare`",
-         path.string());
+    fail(
+        "token data '{}' does not exist: pass a shard file or the folder written by `difftx "
+        "data prepare`",
+        path.string());
   }
   require_regular_file(path, "token data",
                        "pass a shard file or the folder written by `difftx data prepare`");
@@ -90,9 +91,10 @@ ShardSet::ShardSet(const std::vector<fs::path>& paths, bool verify) {
       h.update_u64(vocab_size_);
       h.update_u64(record_tokens_);
     } else if (r.vocab_size() != vocab_size_) {
-      fail("shard '{}' has vocabulary size {}, but '{}' has {}: shards of one data set must come "
-           "from one tokenizer",
-           p.string(), r.vocab_size(), shards_.front().path().string(), vocab_size_);
+      fail(
+          "shard '{}' has vocabulary size {}, but '{}' has {}: shards of one data set must come "
+          "from one tokenizer",
+          p.string(), r.vocab_size(), shards_.front().path().string(), vocab_size_);
     } else if (r.record_tokens() != record_tokens_) {
       fail("shard '{}' holds {}, but '{}' holds {}: shards of one split must have one layout",
            p.string(),
@@ -117,9 +119,10 @@ namespace {
 void check_record_length(const ShardSet& set, const LoaderOptions& o) {
   const std::uint32_t R = set.record_tokens();
   if (R > 0 && static_cast<std::uint64_t>(o.seq_len) + 1 != R) {
-    fail("'{}' holds task examples of {} tokens each, so seq_len must be {} (it is {}): set "
-         "data.seq_len to {}",
-         o.path.string(), R, R - 1, o.seq_len, R - 1);
+    fail(
+        "'{}' holds task examples of {} tokens each, so seq_len must be {} (it is {}): set "
+        "data.seq_len to {}",
+        o.path.string(), R, R - 1, o.seq_len, R - 1);
   }
 }
 
@@ -138,8 +141,9 @@ void apply_labels(const ShardReader& shard, std::uint64_t start, std::uint32_t c
 // ---- LoaderState ------------------------------------------------------------------------
 
 nlohmann::json LoaderState::to_json() const {
-  return {{"seed", seed},         {"epoch", epoch},   {"step", step},      {"seq_len", seq_len},
-          {"batch_size", batch_size}, {"world", world}, {"dataset", dataset}};
+  return {{"seed", seed},       {"epoch", epoch},           {"step", step},
+          {"seq_len", seq_len}, {"batch_size", batch_size}, {"world", world},
+          {"dataset", dataset}};
 }
 
 LoaderState LoaderState::from_json(const nlohmann::json& j) {
@@ -164,8 +168,8 @@ LoaderState LoaderState::from_json(const nlohmann::json& j) {
 // ---- TrainLoader ------------------------------------------------------------------------
 
 TrainLoader::TrainLoader(const LoaderOptions& options)
-    : options_(options), set_((check_options(options), find_shards(options.path, options.split)),
-                              options.verify) {
+    : options_(options),
+      set_((check_options(options), find_shards(options.path, options.split)), options.verify) {
   check_record_length(set_, options_);
   // Every epoch must hold at least one step, whatever its offset (at most T - 1).
   const auto T = static_cast<std::uint64_t>(options_.seq_len);
@@ -179,11 +183,12 @@ TrainLoader::TrainLoader(const LoaderOptions& options)
   }
   const auto need = static_cast<std::uint64_t>(options_.batch_size) * options_.world;
   if (worst < need) {
-    fail("'{}' is too small for batches of {} x {} windows of {} tokens: it holds {} tokens "
-         "({} windows in the worst epoch), need at least {} windows; use a shorter seq_len, a "
-         "smaller batch or more data",
-         options_.path.string(), options_.world, options_.batch_size, options_.seq_len + 1,
-         set_.total_tokens(), worst, need);
+    fail(
+        "'{}' is too small for batches of {} x {} windows of {} tokens: it holds {} tokens "
+        "({} windows in the worst epoch), need at least {} windows; use a shorter seq_len, a "
+        "smaller batch or more data",
+        options_.path.string(), options_.world, options_.batch_size, options_.seq_len + 1,
+        set_.total_tokens(), worst, need);
   }
   layout_epoch();
 }
@@ -215,8 +220,9 @@ std::uint64_t TrainLoader::window_start(std::uint64_t global, std::size_t* shard
   const auto it = std::upper_bound(prefix_.begin(), prefix_.end(), global);
   const auto s = static_cast<std::size_t>(it - prefix_.begin() - 1);
   *shard = s;
-  const std::uint64_t stride =
-      set_.record_tokens() > 0 ? set_.record_tokens() : static_cast<std::uint64_t>(options_.seq_len);
+  const std::uint64_t stride = set_.record_tokens() > 0
+                                   ? set_.record_tokens()
+                                   : static_cast<std::uint64_t>(options_.seq_len);
   return offset_ + (global - prefix_[s]) * stride;
 }
 
@@ -265,31 +271,33 @@ LoaderState TrainLoader::state() const {
 
 void TrainLoader::restore(const LoaderState& s) {
   if (s.dataset != set_.fingerprint()) {
-    fail("the data loader state belongs to a different data set (fingerprint {}, '{}' has {}): "
-         "resume with the shards the run started with, or start a new run",
-         s.dataset, options_.path.string(), set_.fingerprint());
+    fail(
+        "the data loader state belongs to a different data set (fingerprint {}, '{}' has {}): "
+        "resume with the shards the run started with, or start a new run",
+        s.dataset, options_.path.string(), set_.fingerprint());
   }
   if (s.seq_len != options_.seq_len || s.batch_size != options_.batch_size ||
       s.world != options_.world) {
-    fail("the data loader state is for seq_len {}, batch size {}, world size {}, but this "
-         "loader has seq_len {}, batch size {}, world size {}: resume with the same settings",
-         s.seq_len, s.batch_size, s.world, options_.seq_len, options_.batch_size, options_.world);
+    fail(
+        "the data loader state is for seq_len {}, batch size {}, world size {}, but this "
+        "loader has seq_len {}, batch size {}, world size {}: resume with the same settings",
+        s.seq_len, s.batch_size, s.world, options_.seq_len, options_.batch_size, options_.world);
   }
   options_.seed = s.seed;
   epoch_ = s.epoch;
   step_ = s.step;
   layout_epoch();
   if (step_ > steps_in_epoch()) {
-    fail("the data loader state is at step {} of epoch {}, which has only {} steps", step_,
-         epoch_, steps_in_epoch());
+    fail("the data loader state is at step {} of epoch {}, which has only {} steps", step_, epoch_,
+         steps_in_epoch());
   }
 }
 
 // ---- EvalLoader -------------------------------------------------------------------------
 
 EvalLoader::EvalLoader(const LoaderOptions& options)
-    : options_(options), set_((check_options(options), find_shards(options.path, options.split)),
-                              options.verify) {
+    : options_(options),
+      set_((check_options(options), find_shards(options.path, options.split)), options.verify) {
   check_record_length(set_, options_);
   const auto T = static_cast<std::uint64_t>(options_.seq_len);
   const std::uint64_t R = set_.record_tokens();
@@ -311,8 +319,8 @@ EvalLoader::EvalLoader(const LoaderOptions& options)
     if (rest == 0) continue;
     if (full > 0) {
       // Ends at the last token; its first T - rest targets were counted already.
-      windows_.push_back({s, n - 1 - T, static_cast<std::uint32_t>(T + 1),
-                          static_cast<std::uint32_t>(T - rest)});
+      windows_.push_back(
+          {s, n - 1 - T, static_cast<std::uint32_t>(T + 1), static_cast<std::uint32_t>(T - rest)});
     } else {
       windows_.push_back({s, 0, static_cast<std::uint32_t>(n), 0});  // shorter than a window
     }

@@ -75,9 +75,10 @@ namespace {
 
 [[noreturn]] void fail_text(const std::string& source, const std::string& what,
                             std::uint64_t offset, std::uint64_t line) {
-  fail("'{}' is not UTF-8 text: {} at byte {} (line {}); it looks like a binary file: remove "
-       "it from the input or convert it to UTF-8 text",
-       source, what, offset, line);
+  fail(
+      "'{}' is not UTF-8 text: {} at byte {} (line {}); it looks like a binary file: remove "
+      "it from the input or convert it to UTF-8 text",
+      source, what, offset, line);
 }
 
 }  // namespace

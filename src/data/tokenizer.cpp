@@ -1,10 +1,9 @@
 // SentencePiece-backed tokenizer: deterministic BPE training, model checks, encode/decode.
 #include "difftx/data/tokenizer.h"
 
+#include <fmt/format.h>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
-
-#include <fmt/format.h>
 
 #include <unordered_map>
 
@@ -39,9 +38,10 @@ class VectorIterator : public sentencepiece::SentenceIterator {
 Tokenizer Tokenizer::train(const std::vector<std::string>& sentences,
                            const TokenizerTrainOptions& options) {
   if (options.vocab_size < kReservedCount + 64) {
-    fail("vocabulary size {} is too small: it must be at least {} ({} reserved and byte pieces "
-         "plus room for characters and merges)",
-         options.vocab_size, kReservedCount + 64, kReservedCount);
+    fail(
+        "vocabulary size {} is too small: it must be at least {} ({} reserved and byte pieces "
+        "plus room for characters and merges)",
+        options.vocab_size, kReservedCount + 64, kReservedCount);
   }
   if (sentences.empty()) fail("cannot train a tokenizer on an empty corpus");
   // Every setting that affects the result is fixed here, so training is deterministic:
@@ -75,9 +75,10 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences,
   std::string model;
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
   if (!status.ok()) {
-    fail("SentencePiece could not train a {}-piece BPE tokenizer: {} (for a small corpus, "
-         "lower --vocab-size)",
-         options.vocab_size, status.ToString());
+    fail(
+        "SentencePiece could not train a {}-piece BPE tokenizer: {} (for a small corpus, "
+        "lower --vocab-size)",
+        options.vocab_size, status.ToString());
   }
   return from_serialized(std::move(model), "the newly trained tokenizer");
 }
@@ -85,9 +86,10 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences,
 Tokenizer Tokenizer::load(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
-    fail("tokenizer model '{}' does not exist: run `difftx data prepare` to make one (it is "
-         "written next to the token shards)",
-         path.string());
+    fail(
+        "tokenizer model '{}' does not exist: run `difftx data prepare` to make one (it is "
+        "written next to the token shards)",
+        path.string());
   }
   return from_serialized(read_file_text(path), path.string());
 }
@@ -100,10 +102,11 @@ Tokenizer Tokenizer::from_serialized(std::string serialized, const std::string& 
   }
   auto expect = [&](const char* what, int actual, int wanted) {
     if (actual != wanted) {
-      fail("'{}' is not a difftx tokenizer: {} id is {}, expected {} (difftx reserves 0 <pad>, "
-           "1 <s>, 2 </s>, 3 <unk>, 4 newline, 5..260 bytes); make one with `difftx data "
-           "prepare`",
-           origin, what, actual, wanted);
+      fail(
+          "'{}' is not a difftx tokenizer: {} id is {}, expected {} (difftx reserves 0 <pad>, "
+          "1 <s>, 2 </s>, 3 <unk>, 4 newline, 5..260 bytes); make one with `difftx data "
+          "prepare`",
+          origin, what, actual, wanted);
     }
   };
   expect("<pad>", sp->pad_id(), kPadId);
@@ -113,8 +116,7 @@ Tokenizer Tokenizer::from_serialized(std::string serialized, const std::string& 
   expect("newline", sp->PieceToId("\n"), kNewlineId);
   for (int b = 0; b < 256; ++b) {
     const int id = sp->PieceToId(fmt::format("<0x{:02X}>", b));
-    expect(fmt::format("byte <0x{:02X}>", b).c_str(), sp->IsByte(id) ? id : -1,
-           kFirstByteId + b);
+    expect(fmt::format("byte <0x{:02X}>", b).c_str(), sp->IsByte(id) ? id : -1, kFirstByteId + b);
   }
 
   Tokenizer t;
@@ -167,7 +169,9 @@ const std::string& Tokenizer::piece(std::int32_t id) const {
   return sp_->IdToPiece(id);
 }
 
-std::string Tokenizer::fingerprint() const { return hex64(checksum64(serialized_)); }
+std::string Tokenizer::fingerprint() const {
+  return hex64(checksum64(serialized_));
+}
 
 void Tokenizer::encode_unit(std::string_view unit, std::vector<std::int32_t>& out) const {
   if (unit == kSpaceMarker) {
@@ -190,7 +194,8 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text) const {
   // batch ends at a unit cut inside a word and around each literal U+2581.
   std::size_t batch_start = 0, batch_end = 0;
   auto flush = [&] {
-    if (batch_end > batch_start) encode_unit(text.substr(batch_start, batch_end - batch_start), out);
+    if (batch_end > batch_start)
+      encode_unit(text.substr(batch_start, batch_end - batch_start), out);
     batch_start = batch_end;
   };
   segments(text, [&](std::string_view unit, bool forced_end) {

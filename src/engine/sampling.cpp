@@ -12,7 +12,8 @@ namespace difftx {
 
 void validate_sampling(const SamplingConfig& c, const std::string& source) {
   if (!std::isfinite(c.temperature) || c.temperature < 0) {
-    fail("{}: temperature must be a finite number >= 0 (0 = greedy), got {}", source, c.temperature);
+    fail("{}: temperature must be a finite number >= 0 (0 = greedy), got {}", source,
+         c.temperature);
   }
   if (c.top_k < 0) fail("{}: top_k must be >= 0 (0 = off), got {}", source, c.top_k);
   if (!(c.top_p > 0 && c.top_p <= 1)) {
@@ -29,8 +30,10 @@ void check_logits(std::span<const float> logits) {
   for (std::size_t i = 0; i < logits.size(); ++i) {
     float x = logits[i];
     if (std::isnan(x)) {
-      fail("sampler: logit {} of {} is NaN; the model produced invalid output (check the "
-           "checkpoint and the input tokens)", i, logits.size());
+      fail(
+          "sampler: logit {} of {} is NaN; the model produced invalid output (check the "
+          "checkpoint and the input tokens)",
+          i, logits.size());
     }
     if (x == std::numeric_limits<float>::infinity()) {
       fail("sampler: logit {} of {} is +inf; the model produced invalid output", i, logits.size());
@@ -96,8 +99,8 @@ void Sampler::build_distribution(std::span<const float> logits) {
     return pa > pb || (pa == pb && a < b);
   };
   std::size_t kept = use_k ? static_cast<std::size_t>(config_.top_k) : V;
-  std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(kept), order_.end(),
-                    more_probable);
+  std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(kept),
+                    order_.end(), more_probable);
   double kept_sum = 0;
   for (std::size_t i = 0; i < kept; ++i) kept_sum += probs_[static_cast<std::size_t>(order_[i])];
 

@@ -76,18 +76,23 @@ double read_rope(const Fields& f, const std::string& source) {
   auto check_dict = [&](const char* key) {
     if (!f.has(key)) return;
     const json& r = f.at(key);
-    if (!r.is_object()) fail("{}: field '{}' must be an object or null, got {}", source, key, json_snippet(r));
+    if (!r.is_object())
+      fail("{}: field '{}' must be an object or null, got {}", source, key, json_snippet(r));
     const Fields rf = hf_fields(r, source + " (" + key + ")");
     for (const char* type_key : {"rope_type", "type"}) {
       if (rf.has(type_key) && rf.at(type_key) != "default") {
-        fail("{}: field '{}' asks for RoPE scaling {}: difftx implements plain RoPE only "
-             "(rope_type \"default\")", source, key, json_snippet(rf.at(type_key)));
+        fail(
+            "{}: field '{}' asks for RoPE scaling {}: difftx implements plain RoPE only "
+            "(rope_type \"default\")",
+            source, key, json_snippet(rf.at(type_key)));
       }
     }
     theta = rf.number_or("rope_theta", theta);
     if (rf.number_or("partial_rotary_factor", 1.0) != 1.0) {
-      fail("{}: field '{}.partial_rotary_factor' is {}: difftx rotates the whole head "
-           "(partial_rotary_factor 1)", source, key, json_snippet(rf.at("partial_rotary_factor")));
+      fail(
+          "{}: field '{}.partial_rotary_factor' is {}: difftx rotates the whole head "
+          "(partial_rotary_factor 1)",
+          source, key, json_snippet(rf.at("partial_rotary_factor")));
     }
   };
   check_dict("rope_scaling");
@@ -106,15 +111,19 @@ HfImportConfig parse_hf_config(const json& j, const std::string& source, RopeSty
   if (!j.is_object()) fail("{}: a Hugging Face config must be a JSON object", source);
   const Fields f = hf_fields(j, source);
   if (!f.has("model_type") || !f.at("model_type").is_string()) {
-    fail("{}: no \"model_type\": difftx imports Hugging Face \"diffllama\" (DIFF V1) and "
-         "\"llama\" (softmax) models", source);
+    fail(
+        "{}: no \"model_type\": difftx imports Hugging Face \"diffllama\" (DIFF V1) and "
+        "\"llama\" (softmax) models",
+        source);
   }
   HfImportConfig out;
   out.model_type = f.string("model_type");
   const bool diff = out.model_type == "diffllama";
   if (!diff && out.model_type != "llama") {
-    fail("{}: unsupported architecture model_type \"{}\": difftx imports \"diffllama\" (DIFF V1) "
-         "and \"llama\" (softmax baseline) only", source, text_snippet(out.model_type));
+    fail(
+        "{}: unsupported architecture model_type \"{}\": difftx imports \"diffllama\" (DIFF V1) "
+        "and \"llama\" (softmax baseline) only",
+        source, text_snippet(out.model_type));
   }
   if (f.has("architectures")) {
     const json& a = f.at("architectures");
@@ -145,19 +154,24 @@ HfImportConfig parse_hf_config(const json& j, const std::string& source, RopeSty
   const int kv_heads = f.integer_or<int>("num_key_value_heads", heads, 1, kMaxInt);
   const int head_dim = f.integer_or<int>("head_dim", std::max(c.d_model / heads, 1), 1, kMaxInt);
   if (heads % kv_heads != 0) {
-    fail("{}: num_key_value_heads ({}) must divide num_attention_heads ({})", source, kv_heads, heads);
+    fail("{}: num_key_value_heads ({}) must divide num_attention_heads ({})", source, kv_heads,
+         heads);
   }
   if (static_cast<long long>(heads) * head_dim != c.d_model) {
-    fail("{}: num_attention_heads * head_dim = {} * {} differs from hidden_size {}: difftx needs "
-         "the attention width to equal hidden_size", source, heads, head_dim, c.d_model);
+    fail(
+        "{}: num_attention_heads * head_dim = {} * {} differs from hidden_size {}: difftx needs "
+        "the attention width to equal hidden_size",
+        source, heads, head_dim, c.d_model);
   }
   if (head_dim % 2 != 0) fail("{}: head_dim {} must be even for RoPE", source, head_dim);
   out.heads = {diff, heads, kv_heads, head_dim};
   c.head_dim = head_dim;
   if (diff) {
     if (heads % 2 != 0) {
-      fail("{}: num_attention_heads ({}) must be even for DiffLlama (heads c and c + H/2 form one "
-           "differential head)", source, heads);
+      fail(
+          "{}: num_attention_heads ({}) must be even for DiffLlama (heads c and c + H/2 form one "
+          "differential head)",
+          source, heads);
     }
     // Sizes first (with the fewest kv heads, a lower bound): the pairing search below takes
     // time quadratic in the head count.

@@ -33,7 +33,8 @@ constexpr Suffix kLayerSuffixes[] = {
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The layer index and suffix of "layers.<l>.<suffix>"; false for other names.
@@ -86,9 +87,12 @@ NamedTensors to_hf_tensors(const ModelConfig& c, const ParamSet& params) {
   for (const ParamSpec& spec : parameter_specs(c)) {
     if (ends_with(spec.name, "attn.head_norm.weight")) continue;  // folded into o_proj below
     Tensor t = as_f32(params.at(spec.name));
-    if (ends_with(spec.name, "attn.wq.weight")) t = gather_rows(t, q_rows);
-    else if (ends_with(spec.name, "attn.wk.weight")) t = gather_rows(t, k_rows);
-    else if (ends_with(spec.name, "attn.wv.weight")) t = gather_rows(t, v_rows);
+    if (ends_with(spec.name, "attn.wq.weight"))
+      t = gather_rows(t, q_rows);
+    else if (ends_with(spec.name, "attn.wk.weight"))
+      t = gather_rows(t, k_rows);
+    else if (ends_with(spec.name, "attn.wv.weight"))
+      t = gather_rows(t, v_rows);
     else if (ends_with(spec.name, "attn.wo.weight") && heads.diff && c.head_norm_gain) {
       const std::string gain_name =
           spec.name.substr(0, spec.name.size() - std::string("attn.wo.weight").size()) +
@@ -128,7 +132,8 @@ ParamSet from_hf_tensors(const ModelConfig& c, const HfHeads& heads, const HfTen
                  "internal error: HF tensor '{}' is {}", hf, t.describe());
     const float* p = t.data<float>();
     for (std::int64_t i = 0; i < t.numel(); ++i) {
-      if (!std::isfinite(p[i])) fail("{}: tensor '{}' holds a non-finite value at {}", origin(hf), hf, i);
+      if (!std::isfinite(p[i]))
+        fail("{}: tensor '{}' holds a non-finite value at {}", origin(hf), hf, i);
     }
     used.insert(hf);
     return t;
@@ -157,9 +162,11 @@ ParamSet from_hf_tensors(const ModelConfig& c, const HfHeads& heads, const HfTen
     const Tensor& emb = params.at("tok_embeddings.weight");
     const Tensor& head = fetch("lm_head.weight", emb.shape());
     if (std::memcmp(emb.raw(), head.raw(), emb.nbytes()) != 0) {
-      fail("{}: tie_word_embeddings is true but tensor 'lm_head.weight' differs from "
-           "'model.embed_tokens.weight': set tie_word_embeddings to false in config.json to keep "
-           "a separate output head", origin("lm_head.weight"));
+      fail(
+          "{}: tie_word_embeddings is true but tensor 'lm_head.weight' differs from "
+          "'model.embed_tokens.weight': set tie_word_embeddings to false in config.json to keep "
+          "a separate output head",
+          origin("lm_head.weight"));
     }
   }
   for (const auto& [name, t] : set.tensors) {

@@ -31,8 +31,10 @@ void write_json(const fs::path& path, const nlohmann::json& j, HfExportResult& r
 HfExportResult export_hf(const fs::path& checkpoint, const fs::path& out,
                          const HfExportOptions& options) {
   if (same_folder(checkpoint, out)) {
-    fail("--out '{}' is the checkpoint folder itself: the export would overwrite its config.json; "
-         "choose another folder", out.string());
+    fail(
+        "--out '{}' is the checkpoint folder itself: the export would overwrite its config.json; "
+        "choose another folder",
+        out.string());
   }
   const ModelCheckpoint ck = load_model_checkpoint(checkpoint);
   const ModelConfig& c = ck.config;
@@ -46,8 +48,8 @@ HfExportResult export_hf(const fs::path& checkpoint, const fs::path& out,
   if (!ck.tokenizer.empty()) {
     tok = hf_tokenizer_files(ck.tokenizer, c.max_seq_len);
     if (tok->vocab_size > c.vocab_size) {
-      fail("{}: the tokenizer has {} pieces but the model's vocab_size is {}", ck.tokenizer.string(),
-           tok->vocab_size, c.vocab_size);
+      fail("{}: the tokenizer has {} pieces but the model's vocab_size is {}",
+           ck.tokenizer.string(), tok->vocab_size, c.vocab_size);
     }
   }
   NamedTensors tensors = to_hf_tensors(c, ck.params);
@@ -58,12 +60,14 @@ HfExportResult export_hf(const fs::path& checkpoint, const fs::path& out,
   result.head_gain_folded = c.attention == AttentionKind::diff_v1 && c.head_norm_gain;
 
   ensure_writable_directory(out);
-  for (const char* stale : {"model.safetensors.index.json", "pytorch_model.bin",
-                            "pytorch_model.bin.index.json"}) {
+  for (const char* stale :
+       {"model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"}) {
     std::error_code ec;
     if (fs::exists(out / stale, ec)) {
-      fail("'{}' already holds {}, which transformers could load instead of the new "
-           "model.safetensors: remove it or choose another --out", out.string(), stale);
+      fail(
+          "'{}' already holds {}, which transformers could load instead of the new "
+          "model.safetensors: remove it or choose another --out",
+          out.string(), stale);
     }
   }
   write_json(out / "config.json", hf_config_json(c, options.dtype), result);

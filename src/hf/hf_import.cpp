@@ -28,8 +28,10 @@ RopeStyle recorded_rope_style(const HfWeights& w) {
 HfModel read_hf_model(const fs::path& in, const HfImportOptions& options) {
   std::error_code ec;
   if (!fs::is_directory(in, ec)) {
-    fail("'{}' is not a folder (expected a Hugging Face model folder with config.json and "
-         "safetensors weights)", in.string());
+    fail(
+        "'{}' is not a folder (expected a Hugging Face model folder with config.json and "
+        "safetensors weights)",
+        in.string());
   }
   const fs::path config_path = in / "config.json";
   if (!input_exists(config_path)) fail("'{}' has no config.json", in.string());
@@ -50,8 +52,10 @@ HfModel read_hf_model(const fs::path& in, const HfImportOptions& options) {
 HfImportResult import_hf(const fs::path& in, const fs::path& out, const HfImportOptions& options) {
   std::error_code ec;
   if (fs::exists(in, ec) && fs::exists(out, ec) && fs::equivalent(in, out, ec)) {
-    fail("--out '{}' is the input folder: the import would overwrite its config.json; choose "
-         "another folder", out.string());
+    fail(
+        "--out '{}' is the input folder: the import would overwrite its config.json; choose "
+        "another folder",
+        out.string());
   }
   HfImportResult result;
   result.model = read_hf_model(in, options);

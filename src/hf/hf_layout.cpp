@@ -16,9 +16,10 @@ HfHeads hf_heads_for(const ModelConfig& c) {
     case AttentionKind::diff_v2:
       break;
   }
-  fail("DIFF V2 models cannot be converted to Hugging Face: transformers has no DIFF V2 class "
-       "(it has DiffLlama for DIFF V1 and Llama for the softmax baseline); export a diff_v1 or "
-       "softmax model instead");
+  fail(
+      "DIFF V2 models cannot be converted to Hugging Face: transformers has no DIFF V2 class "
+      "(it has DiffLlama for DIFF V1 and Llama for the softmax baseline); export a diff_v1 or "
+      "softmax model instead");
 }
 
 std::vector<int> rope_channels_to_hf(int head_dim, RopeStyle style) {
@@ -27,8 +28,10 @@ std::vector<int> rope_channels_to_hf(int head_dim, RopeStyle style) {
   std::vector<int> m(static_cast<std::size_t>(head_dim));
   const int half = head_dim / 2;
   for (int e = 0; e < head_dim; ++e) {
-    if (style == RopeStyle::half_split) m[e] = e;
-    else m[e] = e < half ? 2 * e : 2 * (e - half) + 1;
+    if (style == RopeStyle::half_split)
+      m[e] = e;
+    else
+      m[e] = e < half ? 2 * e : 2 * (e - half) + 1;
   }
   return m;
 }
@@ -45,11 +48,14 @@ void push_component(RowMap& m, std::int64_t comp, const std::vector<int>& rope) 
 std::vector<int> rope_channels_from_hf(int head_dim, RopeStyle style) {
   const std::vector<int> to = rope_channels_to_hf(head_dim, style);
   std::vector<int> from(to.size());
-  for (std::size_t e = 0; e < to.size(); ++e) from[static_cast<std::size_t>(to[e])] = static_cast<int>(e);
+  for (std::size_t e = 0; e < to.size(); ++e)
+    from[static_cast<std::size_t>(to[e])] = static_cast<int>(e);
   return from;
 }
 
-void require_exportable(const ModelConfig& c) { (void)hf_heads_for(c); }
+void require_exportable(const ModelConfig& c) {
+  (void)hf_heads_for(c);
+}
 
 }  // namespace
 
@@ -100,8 +106,10 @@ RowMap export_v_rows(const ModelConfig& c) {
 
 DiffKvPairing diffllama_kv_pairing(int heads, int kv_heads) {
   if (heads <= 0 || heads % 2 != 0) {
-    fail("DiffLlama num_attention_heads must be a positive even number (it counts the two "
-         "maps of every differential head), got {}", heads);
+    fail(
+        "DiffLlama num_attention_heads must be a positive even number (it counts the two "
+        "maps of every differential head), got {}",
+        heads);
   }
   if (kv_heads <= 0 || heads % kv_heads != 0) {
     fail("DiffLlama num_key_value_heads ({}) must be positive and divide num_attention_heads ({})",

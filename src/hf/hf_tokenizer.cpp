@@ -1,4 +1,5 @@
-// tokenizer.json / tokenizer_config.json / special_tokens_map.json from a difftx SentencePiece model.
+// tokenizer.json / tokenizer_config.json / special_tokens_map.json from a difftx SentencePiece
+// model.
 #include "difftx/hf/hf_tokenizer.h"
 
 #include <sentencepiece_processor.h>
@@ -44,8 +45,10 @@ void check_behaviour(const sentencepiece::SentencePieceProcessor& sp, const fs::
   std::vector<std::string> pieces;
   (void)sp.Encode("a", &pieces);
   if (!pieces.empty() && pieces.front().rfind(kSpaceMarker, 0) == 0) {
-    fail("'{}' adds a dummy prefix space: only tokenizers trained by difftx (add_dummy_prefix "
-         "false) can be exported to a Hugging Face tokenizer.json", path.string());
+    fail(
+        "'{}' adds a dummy prefix space: only tokenizers trained by difftx (add_dummy_prefix "
+        "false) can be exported to a Hugging Face tokenizer.json",
+        path.string());
   }
   const std::string probe = "\xEF\xAC\x81 \xEF\xBC\xA1  x\ty\xC3\xBC";  // "ﬁ Ａ  x\tyü"
   std::vector<int> ids;
@@ -53,15 +56,16 @@ void check_behaviour(const sentencepiece::SentencePieceProcessor& sp, const fs::
   (void)sp.Encode(probe, &ids);
   (void)sp.Decode(ids, &back);
   if (back != probe) {
-    fail("'{}' normalises text (e.g. NFKC or whitespace folding): only tokenizers trained by "
-         "difftx (identity normalisation) can be exported to a Hugging Face tokenizer.json",
-         path.string());
+    fail(
+        "'{}' normalises text (e.g. NFKC or whitespace folding): only tokenizers trained by "
+        "difftx (identity normalisation) can be exported to a Hugging Face tokenizer.json",
+        path.string());
   }
 }
 
 json added_token(int id, const std::string& content, bool special) {
-  return json{{"id", id},         {"content", content}, {"single_word", false}, {"lstrip", false},
-              {"rstrip", false},  {"normalized", false}, {"special", special}};
+  return json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+              {"rstrip", false}, {"normalized", false}, {"special", special}};
 }
 
 struct Reserved {
@@ -94,7 +98,8 @@ std::vector<std::pair<std::string, std::string>> merges_of(
       if ((static_cast<unsigned char>(piece[k]) & 0xC0) == 0x80) continue;  // inside a character
       auto l = normal.find(piece.substr(0, k));
       auto r = normal.find(piece.substr(k));
-      if (l != normal.end() && r != normal.end()) local.emplace_back(l->second, r->second, l->first, r->first);
+      if (l != normal.end() && r != normal.end())
+        local.emplace_back(l->second, r->second, l->first, r->first);
     }
     std::sort(local.begin(), local.end());
     for (const auto& e : local) merges.emplace_back(std::get<2>(e), std::get<3>(e));
@@ -143,7 +148,10 @@ HfTokenizerFiles hf_tokenizer_files(const fs::path& spm_model, int model_max_len
       {"added_tokens", added},
       {"normalizer", nullptr},
       {"pre_tokenizer",
-       {{"type", "Metaspace"}, {"replacement", kSpaceMarker}, {"prepend_scheme", "never"}, {"split", true}}},
+       {{"type", "Metaspace"},
+        {"replacement", kSpaceMarker},
+        {"prepend_scheme", "never"},
+        {"split", true}}},
       {"post_processor",
        {{"type", "TemplateProcessing"},
         {"single", json::array({seq_a})},
@@ -152,9 +160,9 @@ HfTokenizerFiles hf_tokenizer_files(const fs::path& spm_model, int model_max_len
       {"decoder",
        {{"type", "Sequence"},
         {"decoders",
-         json::array({json{{"type", "Replace"}, {"pattern", {{"String", kSpaceMarker}}}, {"content", " "}},
-                      json{{"type", "ByteFallback"}},
-                      json{{"type", "Fuse"}}})}}},
+         json::array(
+             {json{{"type", "Replace"}, {"pattern", {{"String", kSpaceMarker}}}, {"content", " "}},
+              json{{"type", "ByteFallback"}}, json{{"type", "Fuse"}}})}}},
       {"model",
        {{"type", "BPE"},
         {"dropout", nullptr},

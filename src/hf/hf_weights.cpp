@@ -2,7 +2,6 @@
 #include "difftx/hf/hf_weights.h"
 
 #include <nlohmann/json.hpp>
-
 #include <set>
 
 #include "difftx/core/error.h"
@@ -51,18 +50,22 @@ std::string no_weights_message(const fs::path& dir) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (e.path().extension() == ".bin" || e.path().extension() == ".pt" || e.path().extension() == ".pth") {
+    if (e.path().extension() == ".bin" || e.path().extension() == ".pt" ||
+        e.path().extension() == ".pth") {
       bins.push_back(n);
     }
   }
   if (!bins.empty()) {
-    return fmt::format("'{}' holds PyTorch pickle weights ({}) but no {}: difftx reads safetensors "
-                       "only; convert with transformers: AutoModelForCausalLM.from_pretrained(dir)"
-                       ".save_pretrained(out, safe_serialization=True)",
-                       dir.string(), bins.front(), kSingle);
+    return fmt::format(
+        "'{}' holds PyTorch pickle weights ({}) but no {}: difftx reads safetensors "
+        "only; convert with transformers: AutoModelForCausalLM.from_pretrained(dir)"
+        ".save_pretrained(out, safe_serialization=True)",
+        dir.string(), bins.front(), kSingle);
   }
-  return fmt::format("'{}' has neither {} nor {}: not a Hugging Face model folder with "
-                     "safetensors weights", dir.string(), kSingle, kIndex);
+  return fmt::format(
+      "'{}' has neither {} nor {}: not a Hugging Face model folder with "
+      "safetensors weights",
+      dir.string(), kSingle, kIndex);
 }
 
 }  // namespace
@@ -72,7 +75,8 @@ HfShardIndex parse_hf_index(std::string_view text, const std::string& source) {
   if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
     fail("{}: no \"weight_map\" object (tensor name -> shard file)", source);
   }
-  if (index.contains("metadata") && !index.at("metadata").is_object() && !index.at("metadata").is_null()) {
+  if (index.contains("metadata") && !index.at("metadata").is_object() &&
+      !index.at("metadata").is_null()) {
     fail("{}: \"metadata\" must be an object, got {}", source, json_snippet(index.at("metadata")));
   }
   HfShardIndex by_shard;

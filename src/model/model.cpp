@@ -17,12 +17,11 @@ void check_set(const ParamSet& set, const std::vector<ParamSpec>& specs, const B
                set.size(), specs.size());
   for (std::size_t i = 0; i < set.size(); ++i) {
     const Tensor& t = set.tensor(i);
-    DIFFTX_CHECK(set.name(i) == specs[i].name, "{}: tensor {} is '{}', the config's is '{}'",
-                 what, i, set.name(i), specs[i].name);
+    DIFFTX_CHECK(set.name(i) == specs[i].name, "{}: tensor {} is '{}', the config's is '{}'", what,
+                 i, set.name(i), specs[i].name);
     DIFFTX_CHECK(t.dtype() == backend.param_dtype() && t.device() == backend.device(),
-                 "{}: '{}' is {}, the {} backend needs {} on {}", what, set.name(i),
-                 t.describe(), backend.name(), dtype_name(backend.param_dtype()),
-                 device_name(backend.device()));
+                 "{}: '{}' is {}, the {} backend needs {} on {}", what, set.name(i), t.describe(),
+                 backend.name(), dtype_name(backend.param_dtype()), device_name(backend.device()));
   }
 }
 

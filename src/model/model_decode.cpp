@@ -11,8 +11,10 @@ KvCache::KvCache(const Model& model, int capacity) : capacity_(capacity) {
                "KV cache capacity {} must be in [1, max_seq_len = {}]", capacity, c.max_seq_len);
   Model& m = const_cast<Model&>(model);
   for (int l = 0; l < c.n_layers; ++l) {
-    k_.push_back(Tensor::zeros({capacity, c.k_dim()}, m.backend().act_dtype(), m.backend().device()));
-    v_.push_back(Tensor::zeros({capacity, c.v_dim()}, m.backend().act_dtype(), m.backend().device()));
+    k_.push_back(
+        Tensor::zeros({capacity, c.k_dim()}, m.backend().act_dtype(), m.backend().device()));
+    v_.push_back(
+        Tensor::zeros({capacity, c.v_dim()}, m.backend().act_dtype(), m.backend().device()));
   }
 }
 
@@ -31,7 +33,8 @@ Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) {
   DIFFTX_CHECK(n > 0, "decode needs at least one token");
   DIFFTX_CHECK(cache.length_ + n <= cache.capacity_,
                "the KV cache holds {} of {} positions; {} more do not fit (raise the capacity or "
-               "shorten the prompt)", cache.length_, cache.capacity_, n);
+               "shorten the prompt)",
+               cache.length_, cache.capacity_, n);
   const int past = cache.length_, total = past + n;
   Tensor host_ids = Tensor::empty({1, n}, DType::i32);
   for (int i = 0; i < n; ++i) {

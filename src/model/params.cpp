@@ -21,8 +21,7 @@ std::int64_t parameter_count_formula(const ModelConfig& c) {
   // Per layer: attention projections E*(q_dim + k_dim + v_dim) + attn_out_dim*E, two norms 2E,
   // SwiGLU 3EF; DIFF V1 adds 4d (+2d gain); DIFF V2 adds hE. Plus embeddings VE, final norm E,
   // untied head VE.
-  const std::int64_t E = c.d_model, V = c.vocab_size, F = c.ffn_dim, d = c.head_dim,
-                     h = c.n_heads;
+  const std::int64_t E = c.d_model, V = c.vocab_size, F = c.ffn_dim, d = c.head_dim, h = c.n_heads;
   std::int64_t attn = E * (c.q_dim() + c.k_dim() + c.v_dim()) + std::int64_t(c.attn_out_dim()) * E;
   std::int64_t extra = 0;
   if (c.attention == AttentionKind::diff_v1) extra = 4 * d + (c.head_norm_gain ? 2 * d : 0);
@@ -48,17 +47,27 @@ ParamSet ParamSet::initialised(const ModelConfig& config, std::uint64_t seed, DT
     double* p = host.data<double>();
     double std = 0.0;
     switch (s.init) {
-      case ParamInit::normal: std = config.init_std; break;
-      case ParamInit::normal_residual: std = residual_std; break;
-      case ParamInit::normal_lambda: std = config.lambda_init_std; break;
+      case ParamInit::normal:
+        std = config.init_std;
+        break;
+      case ParamInit::normal_residual:
+        std = residual_std;
+        break;
+      case ParamInit::normal_lambda:
+        std = config.lambda_init_std;
+        break;
       case ParamInit::ones:
-      case ParamInit::zeros: break;
+      case ParamInit::zeros:
+        break;
     }
     std::normal_distribution<double> normal(0.0, 1.0);
     for (std::int64_t i = 0; i < host.numel(); ++i) {
-      if (s.init == ParamInit::ones) p[i] = 1.0;
-      else if (s.init == ParamInit::zeros) p[i] = 0.0;
-      else p[i] = std * normal(rng);
+      if (s.init == ParamInit::ones)
+        p[i] = 1.0;
+      else if (s.init == ParamInit::zeros)
+        p[i] = 0.0;
+      else
+        p[i] = std * normal(rng);
     }
     Tensor typed = host.to_dtype(dtype);
     set.add(s.name, device == Device::cpu ? typed : typed.to(device));

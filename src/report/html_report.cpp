@@ -51,7 +51,9 @@ figcaption { color: #555555; font-size: 13px; margin-top: 4px; }
 footer { margin-top: 36px; color: #888888; font-size: 12px; }
 )css";
 
-bool finite(double x) { return std::isfinite(x); }
+bool finite(double x) {
+  return std::isfinite(x);
+}
 
 // Digits grouped by thousands, with a typographic minus sign.
 std::string group_thousands(std::int64_t value) {
@@ -73,7 +75,9 @@ std::string signed_number(double x, int decimals) {
   return (x < 0 ? std::string(kMinus) : std::string("+")) + text;
 }
 
-std::string loss_text(double loss) { return finite(loss) ? fmt::format("{:.4f}", loss) : kDash; }
+std::string loss_text(double loss) {
+  return finite(loss) ? fmt::format("{:.4f}", loss) : kDash;
+}
 
 std::optional<double> perplexity(double loss) {
   if (!finite(loss)) return std::nullopt;
@@ -94,7 +98,8 @@ std::string speed_text(double tokens_per_second) {
 
 std::string params_text(std::int64_t params) {
   if (params <= 0) return kDash;
-  return group_thousands(params) + " <span class=\"sub\">(" + short_count(static_cast<double>(params)) + ")</span>";
+  return group_thousands(params) + " <span class=\"sub\">(" +
+         short_count(static_cast<double>(params)) + ")</span>";
 }
 
 // The last finite step in a run's training curve, if any.
@@ -113,26 +118,32 @@ const RunSeries* find_baseline(const CompareReport& report) {
 }
 
 // "better" when lower is better and delta < 0.
-const char* delta_class(double delta) { return delta < 0 ? "better" : delta > 0 ? "worse" : "muted"; }
+const char* delta_class(double delta) {
+  return delta < 0 ? "better" : delta > 0 ? "worse" : "muted";
+}
 
 std::string summary_sentences(const CompareReport& report, const RunSeries* baseline) {
   if (report.runs.empty()) return "<p class=\"headline\">This report contains no runs.</p>\n";
   if (!baseline) {
-    return "<p class=\"headline\">No softmax baseline among the runs: differences are not shown.</p>\n";
+    return "<p class=\"headline\">No softmax baseline among the runs: differences are not "
+           "shown.</p>\n";
   }
   std::string out;
   for (const auto& run : report.runs) {
     if (&run == baseline) continue;
     if (!finite(run.final_val_loss) || !finite(baseline->final_val_loss)) {
-      out += fmt::format("<p class=\"headline\"><strong>{}</strong>: final validation loss unknown, no "
-                         "comparison with <strong>{}</strong>.</p>\n",
-                         escape_html(run.label), escape_html(baseline->label));
+      out += fmt::format(
+          "<p class=\"headline\"><strong>{}</strong>: final validation loss unknown, no "
+          "comparison with <strong>{}</strong>.</p>\n",
+          escape_html(run.label), escape_html(baseline->label));
       continue;
     }
     const double delta = run.final_val_loss - baseline->final_val_loss;
     out += fmt::format(
-        "<p class=\"headline\"><strong>{}</strong> reaches a final validation loss of <strong>{}</strong> "
-        "against <strong>{}</strong> for <strong>{}</strong>: <span class=\"{}\">{}</span> nats per token",
+        "<p class=\"headline\"><strong>{}</strong> reaches a final validation loss of "
+        "<strong>{}</strong> "
+        "against <strong>{}</strong> for <strong>{}</strong>: <span class=\"{}\">{}</span> nats "
+        "per token",
         escape_html(run.label), loss_text(run.final_val_loss), loss_text(baseline->final_val_loss),
         escape_html(baseline->label), delta_class(delta), signed_number(delta, 4));
     auto p_run = perplexity(run.final_val_loss), p_base = perplexity(baseline->final_val_loss);
@@ -146,7 +157,9 @@ std::string summary_sentences(const CompareReport& report, const RunSeries* base
       out += fmt::format(" Parameters: {} vs {} ({}%).", group_thousands(run.params),
                          group_thousands(baseline->params),
                          signed_number(100.0 * (static_cast<double>(run.params) /
-                                                static_cast<double>(baseline->params) - 1.0), 2));
+                                                    static_cast<double>(baseline->params) -
+                                                1.0),
+                                       2));
     }
     out += "</p>\n";
   }
@@ -155,7 +168,8 @@ std::string summary_sentences(const CompareReport& report, const RunSeries* base
 
 std::string summary_table(const CompareReport& report, const RunSeries* baseline) {
   std::string out =
-      "<div class=\"table-wrap\">\n<table id=\"summary-table\">\n<thead><tr><th>Model</th><th>Attention</th><th>Parameters</th>"
+      "<div class=\"table-wrap\">\n<table "
+      "id=\"summary-table\">\n<thead><tr><th>Model</th><th>Attention</th><th>Parameters</th>"
       "<th>Steps</th><th>Final val loss</th><th>Perplexity</th><th>Tokens/s</th>"
       "<th>&#916; val loss<br><span class=\"sub\">vs baseline</span></th>"
       "<th>&#916; perplexity<br><span class=\"sub\">vs baseline</span></th>"
@@ -164,15 +178,20 @@ std::string summary_table(const CompareReport& report, const RunSeries* baseline
     const auto& run = report.runs[i];
     auto steps = last_step(run);
     const std::string seed_text =
-        run.seed.empty() ? "" : "<br><span class=\"sub\">seed: " + escape_html(run.seed) + "</span>";
+        run.seed.empty() ? ""
+                         : "<br><span class=\"sub\">seed: " + escape_html(run.seed) + "</span>";
     out += fmt::format(
-        "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}{}</td><td>{}</td><td>{}</td>"
+        "<tr><td><span class=\"swatch\" "
+        "style=\"background:{}\"></span>{}{}</td><td>{}</td><td>{}</td>"
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
         categorical_color(i), escape_html(run.label), seed_text, escape_html(run.attention),
         params_text(run.params), steps ? group_thousands(std::llround(*steps)) : kDash,
-        loss_text(run.final_val_loss), perplexity_text(run.final_val_loss), speed_text(run.tokens_per_second));
+        loss_text(run.final_val_loss), perplexity_text(run.final_val_loss),
+        speed_text(run.tokens_per_second));
     if (&run == baseline) {
-      out += "<td class=\"muted\">baseline</td><td class=\"muted\">baseline</td><td class=\"muted\">baseline</td>";
+      out +=
+          "<td class=\"muted\">baseline</td><td class=\"muted\">baseline</td><td "
+          "class=\"muted\">baseline</td>";
     } else if (!baseline) {
       out += fmt::format("<td>{0}</td><td>{0}</td><td>{0}</td>", kDash);
     } else {
@@ -189,9 +208,10 @@ std::string summary_table(const CompareReport& report, const RunSeries* baseline
       } else {
         out += fmt::format("<td>{}</td>", kDash);
       }
-      if (finite(run.tokens_per_second) && run.tokens_per_second > 0 && finite(baseline->tokens_per_second) &&
-          baseline->tokens_per_second > 0) {
-        out += fmt::format("<td>&#215;{:.2f}</td>", run.tokens_per_second / baseline->tokens_per_second);
+      if (finite(run.tokens_per_second) && run.tokens_per_second > 0 &&
+          finite(baseline->tokens_per_second) && baseline->tokens_per_second > 0) {
+        out += fmt::format("<td>&#215;{:.2f}</td>",
+                           run.tokens_per_second / baseline->tokens_per_second);
       } else {
         out += fmt::format("<td>{}</td>", kDash);
       }
@@ -233,22 +253,28 @@ std::string seeds_note(const CompareReport& report) {
     std::string labels;
     for (const RunSeries* r : runs) labels += (labels.empty() ? "" : ", ") + escape_html(r->label);
     if (n >= 2) {
-      out += fmt::format("<p class=\"note seeds\">Same configuration, {} seeds ({}): final validation loss "
-                         "mean {}, range {} to {} ({} nats).</p>\n",
-                         runs.size(), labels, loss_text(sum / n), loss_text(lo), loss_text(hi),
-                         fmt::format("{:.4f}", hi - lo));
+      out += fmt::format(
+          "<p class=\"note seeds\">Same configuration, {} seeds ({}): final validation loss "
+          "mean {}, range {} to {} ({} nats).</p>\n",
+          runs.size(), labels, loss_text(sum / n), loss_text(lo), loss_text(hi),
+          fmt::format("{:.4f}", hi - lo));
     } else {
-      out += fmt::format("<p class=\"note seeds\">Same configuration, {} seeds ({}).</p>\n", runs.size(), labels);
+      out += fmt::format("<p class=\"note seeds\">Same configuration, {} seeds ({}).</p>\n",
+                         runs.size(), labels);
     }
   }
   if (groups.size() >= 2 && !single.empty()) {
     std::string names;
     for (const auto& l : single) names += (names.empty() ? "" : ", ") + escape_html(l);
     out += fmt::format(
-        "<p class=\"note caveat\" id=\"seed-caveat\"><strong>One seed:</strong> {} {} trained with a single "
-        "seed, so the differences above may be seed noise. At small scale the loss gap between DIFF and a "
-        "softmax Transformer is often within the spread over seeds (about 0.02 nats at 30M parameters in "
-        "public replications); train each configuration with several seeds (<code>--set train.seed=N "
+        "<p class=\"note caveat\" id=\"seed-caveat\"><strong>One seed:</strong> {} {} trained with "
+        "a single "
+        "seed, so the differences above may be seed noise. At small scale the loss gap between "
+        "DIFF and a "
+        "softmax Transformer is often within the spread over seeds (about 0.02 nats at 30M "
+        "parameters in "
+        "public replications); train each configuration with several seeds (<code>--set "
+        "train.seed=N "
         "--set data.seed=N</code>) and compare their spread before drawing a conclusion.</p>\n",
         names, single.size() == 1 ? "was" : "were");
   }
@@ -263,23 +289,26 @@ std::string render_compare_report(const CompareReport& report) {
   out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
   out += fmt::format("<meta name=\"generator\" content=\"{}\">\n", escape_html(report.generator));
-  out += fmt::format("<title>{}</title>\n<style>{}</style>\n</head>\n<body>\n<main>\n", escape_html(report.title),
-                     kStyle);
+  out += fmt::format("<title>{}</title>\n<style>{}</style>\n</head>\n<body>\n<main>\n",
+                     escape_html(report.title), kStyle);
   out += fmt::format("<header>\n<h1>{}</h1>\n", escape_html(report.title));
-  if (!report.subtitle.empty()) out += fmt::format("<p class=\"subtitle\">{}</p>\n", escape_html(report.subtitle));
+  if (!report.subtitle.empty())
+    out += fmt::format("<p class=\"subtitle\">{}</p>\n", escape_html(report.subtitle));
   out += "</header>\n<section id=\"summary\">\n<h2>Summary</h2>\n";
   out += summary_sentences(report, baseline);
   out += summary_table(report, baseline);
-  out += "<p class=\"note\">Perplexity is exp(validation loss). &#916; columns: this run minus the "
-         "softmax baseline (negative = lower loss = better); speed is the ratio of training "
-         "tokens per second.</p>\n";
+  out +=
+      "<p class=\"note\">Perplexity is exp(validation loss). &#916; columns: this run minus the "
+      "softmax baseline (negative = lower loss = better); speed is the ratio of training "
+      "tokens per second.</p>\n";
   out += seeds_note(report);
   out += "</section>\n";
   out += detail::loss_section(report);
   out += detail::training_curves_section(report);
   out += detail::lambda_section(report);
-  out += fmt::format("<footer>Generated by {}. Self-contained page: no scripts, no network access.</footer>\n",
-                     escape_html(report.generator));
+  out += fmt::format(
+      "<footer>Generated by {}. Self-contained page: no scripts, no network access.</footer>\n",
+      escape_html(report.generator));
   out += "</main>\n</body>\n</html>\n";
   return out;
 }

@@ -17,12 +17,23 @@ std::string escape_html(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -42,7 +53,8 @@ double nice_step(double x) {
 }  // namespace
 
 AxisTicks nice_ticks(double lo, double hi, int target_count) {
-  if (!std::isfinite(lo) || !std::isfinite(hi)) fail("nice_ticks: axis range [{}, {}] is not finite", lo, hi);
+  if (!std::isfinite(lo) || !std::isfinite(hi))
+    fail("nice_ticks: axis range [{}, {}] is not finite", lo, hi);
   if (hi < lo) fail("nice_ticks: axis range [{}, {}] is reversed", lo, hi);
   if (hi == lo) {
     if (lo == 0) {
@@ -86,7 +98,8 @@ std::string format_tick(double value, double step) {
   }
   const int decimals = std::max(0, static_cast<int>(std::ceil(-std::log10(step) - 1e-9)));
   std::string text = fmt::format("{:.{}f}", value, decimals);
-  if (text.find_first_not_of("-0.") == std::string::npos) return std::string(1, '0');  // no "-0.0", "0k"
+  if (text.find_first_not_of("-0.") == std::string::npos)
+    return std::string(1, '0');  // no "-0.0", "0k"
   return text + suffix;
 }
 
@@ -113,7 +126,8 @@ std::string sequential_color(double t) {
   double f = t - static_cast<double>(i);
   std::array<int, 3> rgb{};
   for (std::size_t c = 0; c < 3; ++c) {
-    rgb[c] = static_cast<int>(std::lround(kViridis[i][c] + f * (kViridis[i + 1][c] - kViridis[i][c])));
+    rgb[c] =
+        static_cast<int>(std::lround(kViridis[i][c] + f * (kViridis[i + 1][c] - kViridis[i][c])));
   }
   return fmt::format("#{:02X}{:02X}{:02X}", rgb[0], rgb[1], rgb[2]);
 }
@@ -127,7 +141,8 @@ constexpr double kMarginBottom = 52;
 constexpr double kLegendRow = 20;
 constexpr std::size_t kMaxMarkers = 200;
 constexpr const char* kFont =
-    "system-ui, -apple-system, &#39;Segoe UI&#39;, Roboto, &#39;DejaVu Sans&#39;, Arial, sans-serif";
+    "system-ui, -apple-system, &#39;Segoe UI&#39;, Roboto, &#39;DejaVu Sans&#39;, Arial, "
+    "sans-serif";
 
 bool finite_point(const std::pair<double, double>& p) {
   return std::isfinite(p.first) && std::isfinite(p.second);
@@ -135,15 +150,18 @@ bool finite_point(const std::pair<double, double>& p) {
 
 // Number of UTF-8 code points: the legend's width estimate counts characters, not bytes.
 std::size_t text_length(std::string_view s) {
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  return static_cast<std::size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 const char* dasharray(LineStyle style) {
   switch (style) {
-    case LineStyle::solid: return nullptr;
-    case LineStyle::dashed: return "7 4";
-    case LineStyle::dotted: return "2 3";
+    case LineStyle::solid:
+      return nullptr;
+    case LineStyle::dashed:
+      return "7 4";
+    case LineStyle::dotted:
+      return "2 3";
   }
   return nullptr;
 }
@@ -218,7 +236,8 @@ std::vector<std::vector<std::pair<double, double>>> project(const ChartSeries& s
 }
 
 void append_stroke(std::string& out, const ChartSeries& s) {
-  out += fmt::format(" fill=\"none\" stroke=\"{}\" stroke-width=\"{:.2f}\"", escape_html(s.color), s.width);
+  out += fmt::format(" fill=\"none\" stroke=\"{}\" stroke-width=\"{:.2f}\"", escape_html(s.color),
+                     s.width);
   if (s.opacity < 1) out += fmt::format(" stroke-opacity=\"{:.2f}\"", s.opacity);
   if (const char* dash = dasharray(s.style)) out += fmt::format(" stroke-dasharray=\"{}\"", dash);
 }
@@ -237,7 +256,8 @@ std::string render_line_chart(const LineChart& chart) {
   for (const auto& s : chart.series) {
     for (const auto& p : s.points) {
       if (!finite_point(p)) continue;
-      if ((chart.x_min && p.first < *chart.x_min) || (chart.x_max && p.first > *chart.x_max)) continue;
+      if ((chart.x_min && p.first < *chart.x_min) || (chart.x_max && p.first > *chart.x_max))
+        continue;
       x_lo = std::min(x_lo, p.first);
       x_hi = std::max(x_hi, p.first);
       y_lo = std::min(y_lo, p.second);
@@ -245,8 +265,10 @@ std::string render_line_chart(const LineChart& chart) {
     }
   }
   const bool has_data = x_lo <= x_hi;
-  const Axis ax = make_axis(x_lo, x_hi, has_data, chart.x_min, chart.x_max, chart.extend_x_to_ticks);
-  const Axis ay = make_axis(y_lo, y_hi, has_data, chart.y_min, chart.y_max, chart.extend_y_to_ticks);
+  const Axis ax =
+      make_axis(x_lo, x_hi, has_data, chart.x_min, chart.x_max, chart.extend_x_to_ticks);
+  const Axis ay =
+      make_axis(y_lo, y_hi, has_data, chart.y_min, chart.y_max, chart.extend_y_to_ticks);
   const Scale sx{ax.lo, ax.hi, plot_left, plot_right};
   const Scale sy{ay.lo, ay.hi, plot_bottom, plot_top};
 
@@ -259,61 +281,75 @@ std::string render_line_chart(const LineChart& chart) {
     std::size_t chars = text_length(s.label) + (finite_count(s) == 0 ? 10 : 0);
     cell = std::max(cell, 34 + 6.8 * static_cast<double>(chars) + 16);
   }
-  const auto columns = std::max<std::size_t>(1, static_cast<std::size_t>((plot_right - plot_left + 16) / cell));
+  const auto columns =
+      std::max<std::size_t>(1, static_cast<std::size_t>((plot_right - plot_left + 16) / cell));
   const std::size_t rows = (chart.series.size() + columns - 1) / columns;
   const double total_height = height + (rows > 0 ? static_cast<double>(rows) * kLegendRow + 8 : 0);
 
   std::string out;
   out += fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"{0}\" width=\"{1:.0f}\" "
-      "height=\"{2:.0f}\" viewBox=\"0 0 {1:.0f} {2:.0f}\" role=\"img\" aria-labelledby=\"{0}-title\" "
+      "height=\"{2:.0f}\" viewBox=\"0 0 {1:.0f} {2:.0f}\" role=\"img\" "
+      "aria-labelledby=\"{0}-title\" "
       "font-family=\"{3}\" font-size=\"12\">\n",
       id, width, total_height, kFont);
   out += fmt::format("<title id=\"{}-title\">{}</title>\n", id, escape_html(chart.title));
-  out += fmt::format("<rect x=\"0\" y=\"0\" width=\"{:.0f}\" height=\"{:.0f}\" fill=\"#ffffff\"/>\n", width,
-                     total_height);
+  out +=
+      fmt::format("<rect x=\"0\" y=\"0\" width=\"{:.0f}\" height=\"{:.0f}\" fill=\"#ffffff\"/>\n",
+                  width, total_height);
   out += fmt::format(
-      "<defs><clipPath id=\"{}-clip\"><rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/>"
+      "<defs><clipPath id=\"{}-clip\"><rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
+      "height=\"{:.1f}\"/>"
       "</clipPath></defs>\n",
       id, plot_left - 4, plot_top - 4, plot_right - plot_left + 8, plot_bottom - plot_top + 8);
-  out += fmt::format("<text x=\"{:.1f}\" y=\"22\" font-size=\"15\" font-weight=\"600\" fill=\"#1a1a1a\">{}</text>\n",
-                     plot_left, escape_html(chart.title));
+  out += fmt::format(
+      "<text x=\"{:.1f}\" y=\"22\" font-size=\"15\" font-weight=\"600\" "
+      "fill=\"#1a1a1a\">{}</text>\n",
+      plot_left, escape_html(chart.title));
 
   // Grid and ticks.
   out += "<g class=\"grid\" stroke-width=\"1\">\n";
   for (double v : ay.ticks.values) {
     double y = sy(v);
     const char* color = v == 0 && ay.lo < 0 ? "#b0b0b0" : "#e6e6e6";
-    out += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\"/>\n", plot_left,
-                       y, plot_right, y, color);
+    out += fmt::format(
+        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\"/>\n",
+        plot_left, y, plot_right, y, color);
   }
   for (double v : ax.ticks.values) {
     double x = sx(v);
-    out += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#f0f0f0\"/>\n", x,
-                       plot_top, x, plot_bottom);
+    out += fmt::format(
+        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#f0f0f0\"/>\n", x,
+        plot_top, x, plot_bottom);
   }
   out += "</g>\n<g class=\"axes\" fill=\"#333333\">\n";
   out += fmt::format(
-      "<path d=\"M{:.1f} {:.1f} V{:.1f} H{:.1f}\" fill=\"none\" stroke=\"#444444\" stroke-width=\"1\"/>\n",
+      "<path d=\"M{:.1f} {:.1f} V{:.1f} H{:.1f}\" fill=\"none\" stroke=\"#444444\" "
+      "stroke-width=\"1\"/>\n",
       plot_left, plot_top, plot_bottom, plot_right);
   for (double v : ax.ticks.values) {
     double x = sx(v);
-    out += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#444444\"/>", x,
-                       plot_bottom, plot_bottom + 5);
-    out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", x, plot_bottom + 19,
-                       escape_html(format_tick(v, ax.ticks.step)));
+    out += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#444444\"/>", x,
+        plot_bottom, plot_bottom + 5);
+    out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", x,
+                       plot_bottom + 19, escape_html(format_tick(v, ax.ticks.step)));
   }
   for (double v : ay.ticks.values) {
     double y = sy(v);
-    out += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#444444\"/>",
-                       plot_left - 5, y, plot_left, y);
-    out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" dy=\"0.32em\" text-anchor=\"end\">{}</text>\n",
-                       plot_left - 8, y, escape_html(format_tick(v, ay.ticks.step)));
+    out += fmt::format(
+        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#444444\"/>",
+        plot_left - 5, y, plot_left, y);
+    out +=
+        fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" dy=\"0.32em\" text-anchor=\"end\">{}</text>\n",
+                    plot_left - 8, y, escape_html(format_tick(v, ay.ticks.step)));
   }
-  out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"13\">{}</text>\n",
-                     (plot_left + plot_right) / 2, plot_bottom + 40, escape_html(chart.x_label));
   out += fmt::format(
-      "<text transform=\"translate(18 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">{}</text>\n",
+      "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"13\">{}</text>\n",
+      (plot_left + plot_right) / 2, plot_bottom + 40, escape_html(chart.x_label));
+  out += fmt::format(
+      "<text transform=\"translate(18 {:.1f}) rotate(-90)\" text-anchor=\"middle\" "
+      "font-size=\"13\">{}</text>\n",
       (plot_top + plot_bottom) / 2, escape_html(chart.y_label));
   out += "</g>\n";
 
@@ -327,19 +363,21 @@ std::string render_line_chart(const LineChart& chart) {
     std::string d;
     for (const auto& piece : pieces) {
       for (std::size_t i = 0; i < piece.size(); ++i) {
-        d += fmt::format("{}{:.1f} {:.1f}", i == 0 ? (d.empty() ? "M" : " M") : " L", piece[i].first,
-                         piece[i].second);
+        d += fmt::format("{}{:.1f} {:.1f}", i == 0 ? (d.empty() ? "M" : " M") : " L",
+                         piece[i].first, piece[i].second);
       }
     }
     out += fmt::format("<path data-series=\"{}\" d=\"{}\"", escape_html(s.id), d);
     append_stroke(out, s);
     out += " stroke-linejoin=\"round\" stroke-linecap=\"round\"/>\n";
     if ((s.markers && finite <= kMaxMarkers) || finite == 1) {
-      out += fmt::format("<g data-series-markers=\"{}\" fill=\"{}\" stroke=\"#ffffff\" stroke-width=\"1\">",
-                         escape_html(s.id), escape_html(s.color));
+      out += fmt::format(
+          "<g data-series-markers=\"{}\" fill=\"{}\" stroke=\"#ffffff\" stroke-width=\"1\">",
+          escape_html(s.id), escape_html(s.color));
       for (const auto& p : s.points) {
         if (!finite_point(p)) continue;
-        out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.2\"/>", sx(p.first), sy(p.second));
+        out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.2\"/>", sx(p.first),
+                           sy(p.second));
       }
       out += "</g>\n";
     }
@@ -347,7 +385,8 @@ std::string render_line_chart(const LineChart& chart) {
   out += "</g>\n";
   if (!has_data) {
     out += fmt::format(
-        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"14\" fill=\"#777777\">no data</text>\n",
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"14\" "
+        "fill=\"#777777\">no data</text>\n",
         (plot_left + plot_right) / 2, (plot_top + plot_bottom) / 2);
   }
 
@@ -368,8 +407,9 @@ std::string render_line_chart(const LineChart& chart) {
         out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.2\" fill=\"{}\"/>", x + 13, y,
                            escape_html(s.color));
       }
-      out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" dy=\"0.32em\" fill=\"#1a1a1a\">{}{}</text>\n", x + 34, y,
-                         escape_html(s.label), finite_count(s) == 0 ? " (no data)" : "");
+      out += fmt::format(
+          "<text x=\"{:.1f}\" y=\"{:.1f}\" dy=\"0.32em\" fill=\"#1a1a1a\">{}{}</text>\n", x + 34, y,
+          escape_html(s.label), finite_count(s) == 0 ? " (no data)" : "");
     }
     out += "</g>\n";
   }

@@ -71,9 +71,10 @@ std::string kind_of(const json& recipe, const std::string& where) {
   }
   const std::string kind = recipe.at("kind").get<std::string>();
   if (kind != "mqar" && kind != "needle-mix") {
-    fail("{}: kind \"{}\" is not a study data recipe: use \"mqar\" or \"needle-mix\" (or prepare "
-         "the data yourself and give its 'path')",
-         where, kind);
+    fail(
+        "{}: kind \"{}\" is not a study data recipe: use \"mqar\" or \"needle-mix\" (or prepare "
+        "the data yourself and give its 'path')",
+        where, kind);
   }
   return kind;
 }

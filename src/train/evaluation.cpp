@@ -19,8 +19,7 @@ Evaluator::Evaluator(const data::LoaderOptions& options, int max_batches)
 
 double Evaluator::mean_loss(Model& model) {
   const Totals t = totals(model);
-  DIFFTX_CHECK(t.counted > 0, "the validation split yields no targets at seq_len {}",
-               seq_len_);
+  DIFFTX_CHECK(t.counted > 0, "the validation split yields no targets at seq_len {}", seq_len_);
   return t.loss_sum / t.counted;
 }
 

@@ -18,7 +18,8 @@ namespace {
 
 constexpr int kMaxInt = std::numeric_limits<int>::max();
 constexpr EnumTable<std::string_view, 2> kDevices{{{"cpu", "cpu"}, {"cuda", "cuda"}}};
-constexpr EnumTable<NanPolicy, 2> kNanPolicies{{{NanPolicy::stop, "stop"}, {NanPolicy::skip, "skip"}}};
+constexpr EnumTable<NanPolicy, 2> kNanPolicies{
+    {{NanPolicy::stop, "stop"}, {NanPolicy::skip, "skip"}}};
 
 const json& section(const json& j, const char* key) {
   static const json empty = json::object();
@@ -34,8 +35,8 @@ void require_training_memory(const RunConfig& r, const std::string& name) {
       estimate_training_memory(r.model, r.data.batch_size, r.data.seq_len, layout);
   const std::string purpose =
       fmt::format("to train on batches of {} x {} tokens", r.data.batch_size, r.data.seq_len);
-  const std::string advice = fmt::format(
-      "lower data.batch_size or data.seq_len, or make the model smaller ({})", name);
+  const std::string advice =
+      fmt::format("lower data.batch_size or data.seq_len, or make the model smaller ({})", name);
   if (cuda) {
     require_memory(need, device_capacity_bytes(Device::cuda), purpose, "the GPU", advice);
     // The host initialises the weights and stages checkpoints in f32.
@@ -53,7 +54,8 @@ void require_training_memory(const RunConfig& r, const std::string& name) {
 RunConfig RunConfig::from_json(const json& j, const std::string& name) {
   if (!j.is_object()) fail("{}: a run config must be a JSON object", name);
   for (auto it = j.begin(); it != j.end(); ++it) {
-    static const std::set<std::string> known = {"model", "data", "optim", "schedule", "train", "output", "comment"};
+    static const std::set<std::string> known = {"model", "data",   "optim",  "schedule",
+                                                "train", "output", "comment"};
     if (!known.count(it.key())) {
       fail("{}: unknown section '{}' (see docs/config.md)", name, text_snippet(it.key()));
     }
@@ -65,25 +67,27 @@ RunConfig RunConfig::from_json(const json& j, const std::string& name) {
   RunConfig r;
   r.model = ModelConfig::from_json(j.at("model"), name + " (model)");
 
-  const JsonFields data(section(j, "data"), name + " (data)", {"path", "seq_len", "batch_size", "seed"});
+  const JsonFields data(section(j, "data"), name + " (data)",
+                        {"path", "seq_len", "batch_size", "seed"});
   r.data.path = data.string_or("path", r.data.path.string());
   if (r.data.path.empty()) fail("{} must not be empty", data.field("path"));
   r.data.seq_len = data.integer_or<int>("seq_len", r.data.seq_len, 1, kMaxInt);
   r.data.batch_size = data.integer_or<int>("batch_size", r.data.batch_size, 1, kMaxInt);
   r.data.seed = data.integer_or<std::uint64_t>("seed", r.data.seed);
   if (r.data.seq_len > r.model.max_seq_len) {
-    fail("{} (data): field 'seq_len' ({}) exceeds the model's max_seq_len ({})", name, r.data.seq_len,
-         r.model.max_seq_len);
+    fail("{} (data): field 'seq_len' ({}) exceeds the model's max_seq_len ({})", name,
+         r.data.seq_len, r.model.max_seq_len);
   }
   if (std::int64_t(r.data.batch_size) * r.data.seq_len > kMaxInt) {
-    fail("{} (data): batch_size x seq_len = {} x {} tokens per micro-batch is out of range (at "
-         "most {})",
-         name, r.data.batch_size, r.data.seq_len, kMaxInt);
+    fail(
+        "{} (data): batch_size x seq_len = {} x {} tokens per micro-batch is out of range (at "
+        "most {})",
+        name, r.data.batch_size, r.data.seq_len, kMaxInt);
   }
 
-  const JsonFields optim(section(j, "optim"), name + " (optim)",
-                         {"beta1", "beta2", "eps", "weight_decay", "decay_embeddings", "grad_clip",
-                          "grad_accum"});
+  const JsonFields optim(
+      section(j, "optim"), name + " (optim)",
+      {"beta1", "beta2", "eps", "weight_decay", "decay_embeddings", "grad_clip", "grad_accum"});
   r.optim.beta1 = optim.number_or("beta1", r.optim.beta1);
   r.optim.beta2 = optim.number_or("beta2", r.optim.beta2);
   r.optim.eps = optim.number_or("eps", r.optim.eps);
@@ -111,10 +115,12 @@ RunConfig RunConfig::from_json(const json& j, const std::string& name) {
   r.train.max_skipped_steps =
       train.integer_or<int>("max_skipped_steps", r.train.max_skipped_steps, 1, kMaxInt);
 
-  const JsonFields output(section(j, "output"), name + " (output)", {"dir", "checkpoint_every", "keep_last"});
+  const JsonFields output(section(j, "output"), name + " (output)",
+                          {"dir", "checkpoint_every", "keep_last"});
   r.output.dir = output.string_or("dir", r.output.dir.string());
   if (r.output.dir.empty()) fail("{} must not be empty", output.field("dir"));
-  r.output.checkpoint_every = output.integer_or<int>("checkpoint_every", r.output.checkpoint_every, 0, kMaxInt);
+  r.output.checkpoint_every =
+      output.integer_or<int>("checkpoint_every", r.output.checkpoint_every, 0, kMaxInt);
   r.output.keep_last = output.integer_or<int>("keep_last", r.output.keep_last, 1, kMaxInt);
 
   // The schedule's horizon defaults to the run's length.
@@ -129,16 +135,34 @@ RunConfig RunConfig::from_json(const json& j, const std::string& name) {
 
 json RunConfig::to_json() const {
   const char* nan = enum_name(kNanPolicies, train.nan_policy);
-  return json{
-      {"model", model.to_json()},
-      {"data", {{"path", data.path.string()}, {"seq_len", data.seq_len}, {"batch_size", data.batch_size}, {"seed", data.seed}}},
-      {"optim", {{"beta1", optim.beta1}, {"beta2", optim.beta2}, {"eps", optim.eps}, {"weight_decay", optim.weight_decay},
-                 {"decay_embeddings", optim.decay_embeddings}, {"grad_clip", optim.grad_clip}, {"grad_accum", optim.grad_accum}}},
-      {"schedule", schedule_to_json(schedule)},
-      {"train", {{"steps", train.steps}, {"eval_every", train.eval_every}, {"eval_batches", train.eval_batches},
-                 {"log_every", train.log_every}, {"seed", train.seed}, {"device", train.device}, {"nan_policy", nan},
-                 {"max_skipped_steps", train.max_skipped_steps}}},
-      {"output", {{"dir", output.dir.string()}, {"checkpoint_every", output.checkpoint_every}, {"keep_last", output.keep_last}}}};
+  return json{{"model", model.to_json()},
+              {"data",
+               {{"path", data.path.string()},
+                {"seq_len", data.seq_len},
+                {"batch_size", data.batch_size},
+                {"seed", data.seed}}},
+              {"optim",
+               {{"beta1", optim.beta1},
+                {"beta2", optim.beta2},
+                {"eps", optim.eps},
+                {"weight_decay", optim.weight_decay},
+                {"decay_embeddings", optim.decay_embeddings},
+                {"grad_clip", optim.grad_clip},
+                {"grad_accum", optim.grad_accum}}},
+              {"schedule", schedule_to_json(schedule)},
+              {"train",
+               {{"steps", train.steps},
+                {"eval_every", train.eval_every},
+                {"eval_batches", train.eval_batches},
+                {"log_every", train.log_every},
+                {"seed", train.seed},
+                {"device", train.device},
+                {"nan_policy", nan},
+                {"max_skipped_steps", train.max_skipped_steps}}},
+              {"output",
+               {{"dir", output.dir.string()},
+                {"checkpoint_every", output.checkpoint_every},
+                {"keep_last", output.keep_last}}}};
 }
 
 RunConfig load_run_config(const std::filesystem::path& path) {

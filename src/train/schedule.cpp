@@ -11,7 +11,9 @@
 namespace difftx {
 using nlohmann::json;
 
-const char* decay_name(ScheduleConfig::Decay decay) { return enum_name(kDecays, decay); }
+const char* decay_name(ScheduleConfig::Decay decay) {
+  return enum_name(kDecays, decay);
+}
 
 double learning_rate(const ScheduleConfig& c, int step) {
   if (step < 0) fail("learning_rate: step must be >= 0, got {}", step);
@@ -37,8 +39,10 @@ void validate_schedule(const ScheduleConfig& c, const std::string& source) {
   if (c.min_lr > c.lr) {
     fail("{}: field 'min_lr' ({}) must not exceed 'lr' ({})", source, c.min_lr, c.lr);
   }
-  if (c.total_steps <= 0) fail("{}: field 'total_steps' must be positive, got {}", source, c.total_steps);
-  if (c.warmup_steps < 0) fail("{}: field 'warmup_steps' must be >= 0, got {}", source, c.warmup_steps);
+  if (c.total_steps <= 0)
+    fail("{}: field 'total_steps' must be positive, got {}", source, c.total_steps);
+  if (c.warmup_steps < 0)
+    fail("{}: field 'warmup_steps' must be >= 0, got {}", source, c.warmup_steps);
   if (c.warmup_steps > c.total_steps) {
     fail("{}: field 'warmup_steps' ({}) must not exceed 'total_steps' ({})", source, c.warmup_steps,
          c.total_steps);

@@ -80,8 +80,8 @@ StepResult Trainer::step() {
     const data::Batch& b = s.batch;
     if (par) par->before_micro_batch(micro == cfg.optim.grad_accum - 1);
     // Task data marks its targets: the loss counts only those (labels() is -1 elsewhere).
-    loss += model.forward_backward(token_tensor(b.inputs(), b.batch_size, b.seq_len),   // (B, T)
-                                   token_tensor(b.labels(), b.batch_size, b.seq_len),   // (B, T)
+    loss += model.forward_backward(token_tensor(b.inputs(), b.batch_size, b.seq_len),  // (B, T)
+                                   token_tensor(b.labels(), b.batch_size, b.seq_len),  // (B, T)
                                    grad_scale) /
             cfg.optim.grad_accum;
   }
@@ -280,14 +280,13 @@ TrainSummary Trainer::run() {
   summary.checkpoint = s.last_checkpoint;
   summary.tokens_per_second =
       s.train_seconds > 0 ? s.steps_here * s.tokens_per_step / s.train_seconds : 0;
-  s.log(
-      {{"type", "summary"},
-       {"step", s.step},
-       {"steps_this_process", s.steps_here},
-       {"tokens_per_s", summary.tokens_per_second},
-       {"final_val_loss", summary.final_val_loss ? json(*summary.final_val_loss) : json(nullptr)},
-       {"stop_reason", stop_reason_name(summary.stop_reason)},
-       {"checkpoint", summary.checkpoint.string()}});
+  s.log({{"type", "summary"},
+         {"step", s.step},
+         {"steps_this_process", s.steps_here},
+         {"tokens_per_s", summary.tokens_per_second},
+         {"final_val_loss", summary.final_val_loss ? json(*summary.final_val_loss) : json(nullptr)},
+         {"stop_reason", stop_reason_name(summary.stop_reason)},
+         {"checkpoint", summary.checkpoint.string()}});
   return summary;
 }
 

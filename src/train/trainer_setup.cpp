@@ -103,9 +103,10 @@ void Trainer::State::setup() {
     lo.rank = par()->rank();
     lo.world = par()->world();
     if (cfg.data.batch_size % lo.world != 0) {
-      fail("data.batch_size {} (the global micro-batch) does not split evenly over {} ranks: use "
-           "a multiple of {}",
-           cfg.data.batch_size, lo.world, lo.world);
+      fail(
+          "data.batch_size {} (the global micro-batch) does not split evenly over {} ranks: use "
+          "a multiple of {}",
+          cfg.data.batch_size, lo.world, lo.world);
     }
     lo.batch_size = cfg.data.batch_size / lo.world;
   }

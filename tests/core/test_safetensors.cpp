@@ -39,7 +39,8 @@ class SafetensorsTest : public ::testing::Test {
     std::uint64_t len = declared_len == ~0ull ? header.size() : declared_len;
     for (int i = 0; i < 8; ++i) out.put(static_cast<char>((len >> (8 * i)) & 0xff));
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    out.write(reinterpret_cast<const char*>(data.data()),
+              static_cast<std::streamsize>(data.size()));
     return p;
   }
 
@@ -56,18 +57,23 @@ class SafetensorsTest : public ::testing::Test {
 void expect_load_error(const fs::path& p, const std::vector<std::string>& parts) {
   for (int which = 0; which < 2; ++which) {
     try {
-      if (which == 0) (void)load_safetensors(p);
-      else (void)read_safetensors_header(p);
+      if (which == 0)
+        (void)load_safetensors(p);
+      else
+        (void)read_safetensors_header(p);
       ADD_FAILURE() << "no error for " << p << (which == 0 ? " (load)" : " (header)");
     } catch (const Error& e) {
       std::string msg = e.what();
       EXPECT_NE(msg.find(p.string()), std::string::npos) << msg;
-      for (const auto& part : parts) EXPECT_NE(msg.find(part), std::string::npos) << part << " / " << msg;
+      for (const auto& part : parts)
+        EXPECT_NE(msg.find(part), std::string::npos) << part << " / " << msg;
     }
   }
 }
 
-std::vector<unsigned char> zeros(std::size_t n) { return std::vector<unsigned char>(n, 0); }
+std::vector<unsigned char> zeros(std::size_t n) {
+  return std::vector<unsigned char>(n, 0);
+}
 
 Tensor f32_tensor(Shape shape, float start) {
   std::vector<float> v(static_cast<std::size_t>(shape_numel(shape)));
@@ -91,9 +97,9 @@ TEST_F(SafetensorsTest, RoundTripsEveryDtypeInOrderWithMetadata) {
   Tensor scalar = f32_tensor({}, 7.0f);
   Tensor empty = Tensor::zeros({0, 3}, DType::f32);
   // Odd sizes first so the writer must reorder the data section for alignment.
-  std::vector<std::pair<std::string, Tensor>> tensors = {
-      {"bf16", bf16}, {"z.f32", f32}, {"f64", f64}, {"i32", i32}, {"scalar", scalar},
-      {"empty", empty}};
+  std::vector<std::pair<std::string, Tensor>> tensors = {{"bf16", bf16},     {"z.f32", f32},
+                                                         {"f64", f64},       {"i32", i32},
+                                                         {"scalar", scalar}, {"empty", empty}};
   std::map<std::string, std::string> meta = {{"format", "pt"}, {"note", "ünïcode \"quoted\""}};
   fs::path p = path("all.safetensors");
   save_safetensors(p, tensors, meta);
@@ -341,48 +347,45 @@ TEST_F(SafetensorsTest, UnknownAndUnsupportedDtypes) {
 }
 
 TEST_F(SafetensorsTest, ShapeOffsetInconsistency) {
-  expect_load_error(write_raw("inc.safetensors",
-                              R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})",
-                              zeros(12)),
-                    {"'w'", "hold 12 bytes", "need 16 bytes"});
+  expect_load_error(
+      write_raw("inc.safetensors", R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})",
+                zeros(12)),
+      {"'w'", "hold 12 bytes", "need 16 bytes"});
 }
 
 TEST_F(SafetensorsTest, OverlappingOffsets) {
-  expect_load_error(
-      write_raw("overlap.safetensors",
-                R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                zeros(12)),
-      {"'b'", "overlap", "'a'"});
-  expect_load_error(
-      write_raw("same.safetensors",
-                R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                R"("b":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}})",
-                zeros(4)),
-      {"overlap"});
+  expect_load_error(write_raw("overlap.safetensors",
+                              R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                              R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                              zeros(12)),
+                    {"'b'", "overlap", "'a'"});
+  expect_load_error(write_raw("same.safetensors",
+                              R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                              R"("b":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}})",
+                              zeros(4)),
+                    {"overlap"});
 }
 
 TEST_F(SafetensorsTest, OutOfRangeOffsets) {
-  expect_load_error(write_raw("range.safetensors",
-                              R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
-                              zeros(12)),
-                    {"'w'", "run past the end of the data section (12 bytes)"});
+  expect_load_error(
+      write_raw("range.safetensors", R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+                zeros(12)),
+      {"'w'", "run past the end of the data section (12 bytes)"});
 }
 
 TEST_F(SafetensorsTest, GapBetweenTensors) {
-  expect_load_error(
-      write_raw("gap.safetensors",
-                R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
-                zeros(12)),
-      {"'b'", "gap of 4"});
+  expect_load_error(write_raw("gap.safetensors",
+                              R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                              R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                              zeros(12)),
+                    {"'b'", "gap of 4"});
 }
 
 TEST_F(SafetensorsTest, TrailingGarbage) {
-  expect_load_error(write_raw("trail.safetensors",
-                              R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
-                              zeros(7)),
-                    {"3 bytes of trailing data", "'w'"});
+  expect_load_error(
+      write_raw("trail.safetensors", R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                zeros(7)),
+      {"3 bytes of trailing data", "'w'"});
   expect_load_error(write_raw("trail0.safetensors", "{}      ", zeros(5)),
                     {"5 bytes of trailing data"});
 }
@@ -412,8 +415,11 @@ TEST_F(SafetensorsTest, ReadableByThePythonReferenceParser) {
   f64.data<double>()[1] = -3.0;
   Tensor i32 = Tensor::empty({3}, DType::i32);
   for (int i = 0; i < 3; ++i) i32.data<std::int32_t>()[i] = -i * 1000;
-  save_safetensors(in, {{"a", f32_tensor({2, 2}, 0.5f)}, {"b", f64}, {"c", i32},
-                        {"d", Tensor::from_vector({2}, {1.5f, -0.25f}, DType::bf16)}},
+  save_safetensors(in,
+                   {{"a", f32_tensor({2, 2}, 0.5f)},
+                    {"b", f64},
+                    {"c", i32},
+                    {"d", Tensor::from_vector({2}, {1.5f, -0.25f}, DType::bf16)}},
                    {{"m", "1"}});
   // The Python parser reads the file, doubles every float tensor, and writes it back.
   std::string script = fmt::format(

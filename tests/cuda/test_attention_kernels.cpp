@@ -68,11 +68,14 @@ float bf2f(std::uint16_t h) {
   std::memcpy(&f, &u, 4);
   return f;
 }
-double round_bf(double x) { return bf2f(f2bf(static_cast<float>(x))); }
+double round_bf(double x) {
+  return bf2f(f2bf(static_cast<float>(x)));
+}
 
 // Runs fn(i) for i in [0, n) on all host cores.
 void parallel_for(int n, const std::function<void(int)>& fn) {
-  const int workers = std::max(1, std::min<int>(n, static_cast<int>(std::thread::hardware_concurrency())));
+  const int workers =
+      std::max(1, std::min<int>(n, static_cast<int>(std::thread::hardware_concurrency())));
   std::vector<std::thread> pool;
   for (int w = 0; w < workers; ++w) {
     pool.emplace_back([&, w] {
@@ -185,12 +188,14 @@ void fwd_row(const Case& c, const Inputs& in, int b, int head, int t, FwdOut& f)
     double* om = &o[static_cast<std::size_t>(m) * D.dv];
     for (int s = 0; s <= last; ++s) {
       const double w = kNaive ? round_bf(p[s]) : static_cast<double>(p[s]);
-      const float* vrow = &in.v[((static_cast<std::size_t>(b) * c.kv_len + s) * D.hv + group) * D.dv];
+      const float* vrow =
+          &in.v[((static_cast<std::size_t>(b) * c.kv_len + s) * D.hv + group) * D.dv];
       for (int x = 0; x < D.dv; ++x) om[x] += w * vrow[x];
     }
     for (int x = 0; x < D.dv; ++x) om[x] /= static_cast<double>(l);
   }
-  const std::size_t orow = ((static_cast<std::size_t>(b) * c.q_len + t) * D.out_heads + head) * D.dv;
+  const std::size_t orow =
+      ((static_cast<std::size_t>(b) * c.q_len + t) * D.out_heads + head) * D.dv;
   for (int x = 0; x < D.dv; ++x) {
     const double val = c.diff ? o[x] - static_cast<double>(in.lambda) * o[D.dv + x] : o[x];
     f.out[orow + x] = kNaive ? round_bf(val) : val;
@@ -213,7 +218,8 @@ FwdOut fwd_all(const Case& c, const Inputs& in) {
   const Dims D(c);
   FwdOut f = alloc_fwd(c);
   parallel_for(c.batch * D.out_heads * c.q_len, [&](int i) {
-    fwd_row<kNaive>(c, in, i / (D.out_heads * c.q_len), (i / c.q_len) % D.out_heads, i % c.q_len, f);
+    fwd_row<kNaive>(c, in, i / (D.out_heads * c.q_len), (i / c.q_len) % D.out_heads, i % c.q_len,
+                    f);
   });
   return f;
 }
@@ -243,7 +249,8 @@ double bwd_row(const Case& c, const Inputs& in, const FwdOut& f, int b, int head
   const int last = std::min(c.kv_len - 1, c.q_offset + t);
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
   const double lam = in.lambda;
-  const std::size_t orow = ((static_cast<std::size_t>(b) * c.q_len + t) * D.out_heads + head) * D.dv;
+  const std::size_t orow =
+      ((static_cast<std::size_t>(b) * c.q_len + t) * D.out_heads + head) * D.dv;
   const float* dorow = &in.dout[orow];
   // dP = dO V^T (shared by both maps)
   std::vector<R> dp(last + 1);
@@ -318,7 +325,7 @@ BwdOut bwd_all(const Case& c, const Inputs& in, const FwdOut& f) {
 // ---- comparison ------------------------------------------------------------------------------
 
 struct ErrStats {
-  double kernel = 0, naive = 0, scale = 0;  // max abs errors and max |ref| (printed)
+  double kernel = 0, naive = 0, scale = 0;         // max abs errors and max |ref| (printed)
   double kernel_l2 = 0, naive_l2 = 0, ref_l2 = 0;  // sums of squares (the asserted norm)
 };
 
@@ -347,7 +354,8 @@ ErrStats errors(const std::vector<double>& got, const std::vector<double>& naive
 // a floor. (A single element's max error is an extreme statistic that moved past 2x the naive
 // one on one random draw in a GQA dV case while the norms agreed; it is printed, not asserted.)
 void expect_within(const ErrStats& e, const char* what, const std::string& name) {
-  const double kernel = std::sqrt(e.kernel_l2), naive = std::sqrt(e.naive_l2), ref = std::sqrt(e.ref_l2);
+  const double kernel = std::sqrt(e.kernel_l2), naive = std::sqrt(e.naive_l2),
+               ref = std::sqrt(e.ref_l2);
   // Absolute floor 1e-5 on the norm: with T = 1 the exact dq and dk are 0 (one visible key) and
   // both implementations return O(1e-7) rounding residue per element.
   const double bound = 2.0 * naive + 1e-4 * ref + 1e-5;
@@ -355,8 +363,7 @@ void expect_within(const ErrStats& e, const char* what, const std::string& name)
                            << ", naive bf16 L2 err " << naive << ", ||ref|| " << ref
                            << " (max errs " << e.kernel << " vs " << e.naive << ")";
   std::printf("  %-14s %-5s kernel err %.3e  naive err %.3e  ratio %.2f  (max|ref| %.3e)\n",
-              name.c_str(), what, e.kernel, e.naive, e.kernel / std::max(e.naive, 1e-30),
-              e.scale);
+              name.c_str(), what, e.kernel, e.naive, e.kernel / std::max(e.naive, 1e-30), e.scale);
 }
 
 // ---- device buffers with padded rows -------------------------------------------------------
@@ -377,7 +384,9 @@ struct DevBuf {
   ~DevBuf() {
     if (ptr != nullptr) cudaFree(ptr);
   }
-  void upload(const std::vector<T>& h) { cudaMemcpy(ptr, h.data(), n * sizeof(T), cudaMemcpyHostToDevice); }
+  void upload(const std::vector<T>& h) {
+    cudaMemcpy(ptr, h.data(), n * sizeof(T), cudaMemcpyHostToDevice);
+  }
   std::vector<T> download() const {
     std::vector<T> h(n);
     cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost);
@@ -458,7 +467,8 @@ struct DeviceCase {
     q.upload(to_padded(in.q, q_rows, D.hq * c.d, g.q_row_stride));
     k.upload(to_padded(in.k, kv_rows, D.hk * c.d, g.kv_row_stride_k));
     v.upload(to_padded(in.v, kv_rows, D.hv * D.dv, g.kv_row_stride_v));
-    std::vector<std::uint16_t> hd = to_padded(in.dout, q_rows, D.out_heads * D.dv, D.out_heads * D.dv);
+    std::vector<std::uint16_t> hd =
+        to_padded(in.dout, q_rows, D.out_heads * D.dv, D.out_heads * D.dv);
     hd.resize(hd.size() + kGuard, kPoison);
     dout.upload(hd);
     lambda.upload({in.lambda});
@@ -467,7 +477,9 @@ struct DeviceCase {
     return q.ptr && k.ptr && v.ptr && dout.ptr && out.ptr && out2.ptr && dq.ptr && dk.ptr &&
            dv.ptr && lse.ptr && lambda.ptr && dlambda.ptr;
   }
-  static void poison(DevBuf<std::uint16_t>& b) { b.upload(std::vector<std::uint16_t>(b.n, kPoison)); }
+  static void poison(DevBuf<std::uint16_t>& b) {
+    b.upload(std::vector<std::uint16_t>(b.n, kPoison));
+  }
   static void poison(DevBuf<float>& b) {
     b.upload(std::vector<float>(b.n, std::numeric_limits<float>::quiet_NaN()));
   }
@@ -477,14 +489,14 @@ struct DeviceCase {
     poison(out2);
     poison(lse);
     if (c.diff) {
-      difftx::cuda::diff_attention_forward(plan, reinterpret_cast<bf16*>(q.ptr), reinterpret_cast<bf16*>(k.ptr),
-                                           reinterpret_cast<bf16*>(v.ptr), lambda.ptr,
-                                           reinterpret_cast<bf16*>(out.ptr),
-                                           reinterpret_cast<bf16*>(out2.ptr), lse.ptr, nullptr);
+      difftx::cuda::diff_attention_forward(
+          plan, reinterpret_cast<bf16*>(q.ptr), reinterpret_cast<bf16*>(k.ptr),
+          reinterpret_cast<bf16*>(v.ptr), lambda.ptr, reinterpret_cast<bf16*>(out.ptr),
+          reinterpret_cast<bf16*>(out2.ptr), lse.ptr, nullptr);
     } else {
-      difftx::cuda::softmax_attention_forward(plan, reinterpret_cast<bf16*>(q.ptr), reinterpret_cast<bf16*>(k.ptr),
-                                              reinterpret_cast<bf16*>(v.ptr),
-                                              reinterpret_cast<bf16*>(out.ptr), lse.ptr, nullptr);
+      difftx::cuda::softmax_attention_forward(
+          plan, reinterpret_cast<bf16*>(q.ptr), reinterpret_cast<bf16*>(k.ptr),
+          reinterpret_cast<bf16*>(v.ptr), reinterpret_cast<bf16*>(out.ptr), lse.ptr, nullptr);
     }
   }
   void backward(float dlambda_init) {
@@ -592,9 +604,10 @@ TEST_P(AttentionKernels, ForwardBackwardMatchReference) {
         << "dlambda " << got << " vs -sum(out2 . dout) " << own;
     EXPECT_LE(std::abs(got - gref.dlambda), std::ldexp(mag, -8) + 1e-6)
         << "dlambda " << got << " vs fp64 reference " << gref.dlambda;
-    std::printf("  %-14s dlam  vs own out2 %.3e  vs fp64 %.3e  naive vs fp64 %.3e  (sum|terms| %.3e)\n",
-                c.name.c_str(), std::abs(got - own), std::abs(got - gref.dlambda),
-                std::abs(gnaive.dlambda - gref.dlambda), mag);
+    std::printf(
+        "  %-14s dlam  vs own out2 %.3e  vs fp64 %.3e  naive vs fp64 %.3e  (sum|terms| %.3e)\n",
+        c.name.c_str(), std::abs(got - own), std::abs(got - gref.dlambda),
+        std::abs(gnaive.dlambda - gref.dlambda), mag);
   }
 }
 
@@ -603,8 +616,8 @@ std::vector<Case> cases() {
   for (bool diff : {false, true}) {
     for (int d : {64, 128}) {
       const std::string tag = std::string(diff ? "diff" : "softmax") + std::to_string(d);
-      auto add = [&](const std::string& name, int B, int T, int S, int off, int h, int hkv,
-                     int pad, float qs) {
+      auto add = [&](const std::string& name, int B, int T, int S, int off, int h, int hkv, int pad,
+                     float qs) {
         Case c;
         c.name = tag + "_" + name;
         c.diff = diff;
@@ -632,7 +645,9 @@ std::vector<Case> cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, AttentionKernels, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.name;
+                         });
 
 // ---- 64K-token smoke: forward + backward run, a few rows checked against the reference ----
 
@@ -703,7 +718,8 @@ TEST_P(AttentionLongSequence, Seq64K) {
   }
   for (int s = T - 8; s < T; ++s) {
     for (int x = 0; x < D.hk * c.d; ++x) ki.push_back(static_cast<std::size_t>(s) * D.hk * c.d + x);
-    for (int x = 0; x < D.hv * D.dv; ++x) vi.push_back(static_cast<std::size_t>(s) * D.hv * D.dv + x);
+    for (int x = 0; x < D.hv * D.dv; ++x)
+      vi.push_back(static_cast<std::size_t>(s) * D.hv * D.dv + x);
   }
   expect_within(errors(dq.values, gnaive.dq, gref.dq, qi), "dq", c.name);
   expect_within(errors(dk.values, gnaive.dk, gref.dk, ki), "dk", c.name);

@@ -41,7 +41,8 @@ ModelConfig small_config(AttentionKind kind, bool gqa) {
 std::unique_ptr<Model> make_model(const ModelConfig& c, std::uint64_t seed) {
   ParamSet host = ParamSet::initialised(c, seed, DType::f32, Device::cpu);
   ParamSet params;
-  for (std::size_t i = 0; i < host.size(); ++i) params.add(host.name(i), host.tensor(i).to(Device::cuda));
+  for (std::size_t i = 0; i < host.size(); ++i)
+    params.add(host.name(i), host.tensor(i).to(Device::cuda));
   return std::make_unique<Model>(c, *gpu(), std::move(params));
 }
 
@@ -50,7 +51,8 @@ std::vector<Request> requests_for(const ModelConfig& c, int n, int prompt_base, 
   std::vector<Request> out;
   for (int i = 0; i < n; ++i) {
     Request r;
-    for (int t = 0; t < prompt_base + 13 * i; ++t) r.prompt.push_back(3 + int(rng() % (c.vocab_size - 3)));
+    for (int t = 0; t < prompt_base + 13 * i; ++t)
+      r.prompt.push_back(3 + int(rng() % (c.vocab_size - 3)));
     r.max_new_tokens = new_tokens;
     r.sampling.temperature = 0;
     r.stop_at_eos = false;

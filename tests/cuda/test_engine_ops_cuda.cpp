@@ -37,7 +37,9 @@ Backend* gpu() {
 Tensor round_bf16(const Tensor& host_f64) {
   return host_f64.to_dtype(DType::bf16).to_dtype(DType::f64);
 }
-Tensor dev(const Tensor& host, DType d) { return host.to_dtype(d).to(Device::cuda); }
+Tensor dev(const Tensor& host, DType d) {
+  return host.to_dtype(d).to(Device::cuda);
+}
 
 double rel_l2(const std::vector<double>& x, const std::vector<double>& r) {
   double e = 0, n = 0;
@@ -69,13 +71,15 @@ void check_paged(const PagedCase& c, std::uint64_t seed) {
   Tensor out = Tensor::empty(ref.shape(), DType::bf16, Device::cuda);
   b.fill(out, std::nan(""));
   const std::int64_t ws_bytes = b.paged_attention_workspace_bytes(in.g);
-  Tensor ws = ws_bytes > 0 ? Tensor::empty({(ws_bytes + 7) / 8}, DType::f64, Device::cuda) : Tensor();
+  Tensor ws =
+      ws_bytes > 0 ? Tensor::empty({(ws_bytes + 7) / 8}, DType::f64, Device::cuda) : Tensor();
   b.paged_attention_decode(in.g, dev(in.q, DType::bf16), dev(in.k_pool, DType::bf16),
                            dev(in.v_pool, DType::bf16), in.block_tables.to(Device::cuda),
                            in.context_lens.to(Device::cuda), dev(in.lambda, DType::f32), out, ws);
   const auto got = out.to_double_vector(), want = ref.to_double_vector(),
              nv = naive.to_double_vector();
-  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_TRUE(std::isfinite(got[i])) << "element " << i;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    ASSERT_TRUE(std::isfinite(got[i])) << "element " << i;
   const double e_gpu = rel_l2(got, want), e_naive = rel_l2(nv, want);
   // f32 softmax and accumulation in another order than the naive: 1e-3 floor (half a bf16 ulp)
   EXPECT_LE(e_gpu, 2 * e_naive + 1e-3) << "naive error " << e_naive;
@@ -218,9 +222,8 @@ TEST(EngineOpsCuda, SamplingMatchesTheCpuOp) {
     int k;
     double p;
   };
-  const std::vector<Config> configs = {{0.0, 0, 1.0}, {1.0, 0, 1.0}, {0.8, 40, 1.0},
-                                       {1.2, 0, 0.9}, {0.7, 50, 0.7}, {1.0, 1, 1.0},
-                                       {1.0, 0, 0.01}};
+  const std::vector<Config> configs = {{0.0, 0, 1.0},  {1.0, 0, 1.0}, {0.8, 40, 1.0}, {1.2, 0, 0.9},
+                                       {0.7, 50, 0.7}, {1.0, 1, 1.0}, {1.0, 0, 0.01}};
   for (DType dt : {DType::f32, DType::bf16}) {
     for (int vocab : {50304, 1000, 7}) {
       for (const Config& cfg : configs) {
@@ -292,7 +295,8 @@ TEST(EngineOpsCuda, CapturedGraphReplaysTheEagerResult) {
   ASSERT_TRUE(b.supports_capture());
   PagedCase c = paged_attention_cases()[7];  // diff, GQA, split-K
   PagedInputs in = make_paged_inputs(c, 5);
-  Tensor q = dev(in.q, DType::bf16), kp = dev(in.k_pool, DType::bf16), vp = dev(in.v_pool, DType::bf16);
+  Tensor q = dev(in.q, DType::bf16), kp = dev(in.k_pool, DType::bf16),
+         vp = dev(in.v_pool, DType::bf16);
   Tensor tables = in.block_tables.to(Device::cuda), lens = in.context_lens.to(Device::cuda);
   Tensor lambda = dev(in.lambda, DType::f32);
   Tensor pos = Tensor::from_vector({in.g.batch}, std::vector<float>(std::size_t(in.g.batch), 9.f),
@@ -300,7 +304,8 @@ TEST(EngineOpsCuda, CapturedGraphReplaysTheEagerResult) {
                    .to(Device::cuda);
   const std::int64_t ws_bytes = b.paged_attention_workspace_bytes(in.g);
   Tensor ws = Tensor::empty({(ws_bytes + 7) / 8 + 1}, DType::f64, Device::cuda);
-  Tensor out = Tensor::empty({in.g.batch, in.g.out_heads(), in.g.v_head_dim}, DType::bf16, Device::cuda);
+  Tensor out =
+      Tensor::empty({in.g.batch, in.g.out_heads(), in.g.v_head_dim}, DType::bf16, Device::cuda);
   Tensor q_work = q.clone();
   auto eager_run = [&] {
     q_work.copy_from(q);

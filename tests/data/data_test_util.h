@@ -71,7 +71,7 @@ inline std::vector<std::pair<std::string, std::string>> folder_contents(const fs
 
 // `files` small text documents with a shared vocabulary of 14 words (doc00.txt, ...).
 inline void write_small_corpus(const fs::path& dir, int files, std::uint64_t seed = 1) {
-  const char* words[] = {"alpha", "beta", "gamma", "delta", "river", "stone", "light",
+  const char* words[] = {"alpha", "beta",  "gamma",  "delta", "river",  "stone",  "light",
                          "north", "quiet", "market", "story", "winter", "garden", "signal"};
   std::uint64_t x = seed;
   for (int f = 0; f < files; ++f) {
@@ -110,8 +110,8 @@ inline fs::path brown_dir_or_fail() {
 
 struct CommandResult {
   int exit_code = -1;
-  std::string output;       // stdout and stderr together
-  long max_rss_kib = 0;     // peak resident memory of the child process
+  std::string output;    // stdout and stderr together
+  long max_rss_kib = 0;  // peak resident memory of the child process
 };
 
 // Runs `difftx <args>` (args are shell words; paths in tests hold no spaces) under a time

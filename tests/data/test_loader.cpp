@@ -42,7 +42,8 @@ LoaderOptions options_for(const fs::path& dir, int T, int B, std::uint64_t seed,
 // Start token of every row (which identifies the window).
 std::vector<std::int32_t> row_starts(const Batch& b) {
   std::vector<std::int32_t> v;
-  for (int r = 0; r < b.batch_size; ++r) v.push_back(b.tokens[static_cast<std::size_t>(r) * (b.seq_len + 1)]);
+  for (int r = 0; r < b.batch_size; ++r)
+    v.push_back(b.tokens[static_cast<std::size_t>(r) * (b.seq_len + 1)]);
   return v;
 }
 
@@ -161,7 +162,8 @@ TEST(DataLoader, SaveAndRestoreGiveTheSameNextBatches) {
     b.next_batch();  // a restored loader may have been used before
     b.restore(LoaderState::from_json(nlohmann::json::parse(saved)));
     for (int i = 0; i < 2 * static_cast<int>(steps) + 3; ++i) {
-      ASSERT_EQ(a.next_batch().tokens, b.next_batch().tokens) << "save at " << save_at << ", batch " << i;
+      ASSERT_EQ(a.next_batch().tokens, b.next_batch().tokens)
+          << "save at " << save_at << ", batch " << i;
     }
     EXPECT_EQ(a.state().to_json(), b.state().to_json());
   }
@@ -198,8 +200,10 @@ TEST(DataLoader, ClearErrorsForBadSetups) {
     return "";
   };
   EXPECT_NE(message(options_for(dir.path(), 64, 4, 1)).find("too small"), std::string::npos);
-  EXPECT_NE(message(options_for(dir.path(), 8, 1, 1, 2, 2)).find("rank 2 of world size 2"), std::string::npos);
-  EXPECT_NE(message(options_for(dir.path() / "nope", 8, 1, 1)).find("does not exist"), std::string::npos);
+  EXPECT_NE(message(options_for(dir.path(), 8, 1, 1, 2, 2)).find("rank 2 of world size 2"),
+            std::string::npos);
+  EXPECT_NE(message(options_for(dir.path() / "nope", 8, 1, 1)).find("does not exist"),
+            std::string::npos);
   LoaderOptions val = options_for(dir.path(), 8, 1, 1);
   val.split = "val";
   EXPECT_NE(message(val).find("no 'val-*.tokens' shards"), std::string::npos);

@@ -3,9 +3,8 @@
 // clear error and no half-written output.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "data_test_util.h"
 #include "difftx/core/error.h"
@@ -44,9 +43,9 @@ TEST(DataPrepare, DefaultBrownCorpusThroughTheCli) {
   const fs::path brown = test_util::brown_dir_or_fail();
   TempDir tmp;
   const fs::path out = tmp / "brown";
-  const auto r = run_cli("data prepare --progress lines --brown-dir " + brown.string() +
-                             " --out " + out.string(),
-                         tmp / "log.txt");
+  const auto r = run_cli(
+      "data prepare --progress lines --brown-dir " + brown.string() + " --out " + out.string(),
+      tmp / "log.txt");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("documents  500 (475 train, 25 validation)"), std::string::npos)
       << r.output;
@@ -251,8 +250,8 @@ TEST(DataPrepareErrors, HundredMegabyteSingleLineIsHandledInBoundedMemory) {
   const fs::path big = tmp / "one-line.txt";
   {
     // 100 MB of words separated by spaces, without a single newline.
-    const char* words[] = {"lorem", "ipsum", "dolor", "sit", "amet", "consectetur",
-                           "adipiscing", "elit", "sed", "do", "eiusmod", "tempor"};
+    const char* words[] = {"lorem",      "ipsum", "dolor", "sit", "amet",    "consectetur",
+                           "adipiscing", "elit",  "sed",   "do",  "eiusmod", "tempor"};
     std::string chunk;
     std::uint64_t x = 3;
     while (chunk.size() < (1u << 20)) {
@@ -264,10 +263,11 @@ TEST(DataPrepareErrors, HundredMegabyteSingleLineIsHandledInBoundedMemory) {
     for (int i = 0; i < 100; ++i) f.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
   }
   ASSERT_GE(fs::file_size(big), 100u << 20);
-  const auto r = run_cli("data prepare --progress lines --vocab-size 400 "
-                         "--tokenizer-sample-bytes 4000000 --input " +
-                             big.string() + " --out " + (tmp / "out").string(),
-                         tmp / "log.txt");
+  const auto r = run_cli(
+      "data prepare --progress lines --vocab-size 400 "
+      "--tokenizer-sample-bytes 4000000 --input " +
+          big.string() + " --out " + (tmp / "out").string(),
+      tmp / "log.txt");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("documents  1 (1 train, 1 validation)"), std::string::npos) << r.output;
   // Text (100 MB) + ids in flight: far below what encoding the line in one piece would take.

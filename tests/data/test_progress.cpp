@@ -84,8 +84,9 @@ TEST(Progress, TerminalBarRedrawsOneLine) {
   const std::string out = cap.text();
   EXPECT_EQ(std::count(out.begin(), out.end(), '\r'), 3) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
-  EXPECT_NE(out.find("encoding [############............]  50.0% 2.0 MB/4.0 MB  1.0 MB/s  ETA 0:02"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("encoding [############............]  50.0% 2.0 MB/4.0 MB  1.0 MB/s  ETA 0:02"),
+      std::string::npos)
       << out;
   EXPECT_NE(out.find("encoding: 4.0 MB in 0:04 (1.0 MB/s)"), std::string::npos) << out;
 }

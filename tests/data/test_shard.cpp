@@ -2,14 +2,13 @@
 // errors for corruption, truncation, wrong magic, old versions, FIFOs, dangling links and
 // out-of-range ids (with nothing left behind on failure).
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <numeric>
 
 #include "data_test_util.h"
-#include "difftx/core/error.h"
 #include "difftx/core/checksum.h"
+#include "difftx/core/error.h"
 #include "difftx/data/shard.h"
 
 namespace difftx::data {
@@ -74,12 +73,14 @@ TEST(DataShard, HeaderLayoutIsDocumented) {
   EXPECT_EQ(b.substr(0, 8), "DTXTOKS1");
   auto u32 = [&](std::size_t o) {
     std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(b[o + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      v |= static_cast<std::uint32_t>(static_cast<unsigned char>(b[o + i])) << (8 * i);
     return v;
   };
   auto u64 = [&](std::size_t o) {
     std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[o + i])) << (8 * i);
+    for (int i = 0; i < 8; ++i)
+      v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[o + i])) << (8 * i);
     return v;
   };
   EXPECT_EQ(u32(8), 2u);     // version
@@ -221,17 +222,20 @@ TEST(DataShard, WriterRefusesInconsistentLayouts) {
   ShardLayout records;
   records.record_tokens = 4;
   const std::vector<std::int32_t> five = {5, 6, 7, 8, 9};
-  EXPECT_NE(error_of([&] { write_shard(dir / "r.tokens", five, {}, 300, 1, records); })
-                .find("not a whole number of 4-token examples"),
+  EXPECT_NE(error_of([&] {
+              write_shard(dir / "r.tokens", five, {}, 300, 1, records);
+            }).find("not a whole number of 4-token examples"),
             std::string::npos);
   ShardLayout masked;
   masked.label_mask = true;
-  EXPECT_NE(error_of([&] { write_shard(dir / "m.tokens", five, {}, 300, 1, masked); })
-                .find("0 labels for 5 ids"),
+  EXPECT_NE(error_of([&] {
+              write_shard(dir / "m.tokens", five, {}, 300, 1, masked);
+            }).find("0 labels for 5 ids"),
             std::string::npos);
   const std::vector<std::uint8_t> bad_labels = {0, 1, 2, 0, 0};
-  EXPECT_NE(error_of([&] { write_shard(dir / "m.tokens", five, bad_labels, 300, 1, masked); })
-                .find("not 0 or 1"),
+  EXPECT_NE(error_of([&] {
+              write_shard(dir / "m.tokens", five, bad_labels, 300, 1, masked);
+            }).find("not 0 or 1"),
             std::string::npos);
   EXPECT_TRUE(fs::is_empty(dir.path())) << "a failed write must leave nothing behind";
 }

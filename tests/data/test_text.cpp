@@ -10,7 +10,8 @@ namespace {
 TEST(DataText, AcceptsAsciiAndMultibyteUtf8) {
   EXPECT_FALSE(find_text_problem(""));
   EXPECT_FALSE(find_text_problem("plain ASCII text\nwith lines\tand tabs\r\n"));
-  EXPECT_FALSE(find_text_problem("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE4\xB8\xAD\xE6\x96\x87"));
+  EXPECT_FALSE(
+      find_text_problem("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE4\xB8\xAD\xE6\x96\x87"));
   EXPECT_FALSE(find_text_problem("\xEF\xBF\xBF\xF4\x8F\xBF\xBF"));  // U+FFFF, U+10FFFF
 }
 

@@ -1,7 +1,6 @@
 // Tokenizer: reserved ids, deterministic training, exact round trips on real and random text,
 // the cached encoder's agreement with the library path, and clear errors.
 #include <gtest/gtest.h>
-
 #include <sentencepiece_processor.h>
 
 #include <random>
@@ -23,12 +22,41 @@ const Tokenizer& shared_tokenizer() {
 // Random UTF-8 text mixing words, runs of spaces, newlines, tabs, U+2581, multi-byte
 // characters, digits and very long words.
 std::string random_text(std::mt19937_64& rng, std::size_t approx_bytes) {
-  static const std::vector<std::string> pieces = {
-      "the", "The", " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", ".", ",", "\"", "'",
-      "quick", "brown", "fox", "1961", "3.14159", "caf\xC3\xA9", "na\xC3\xAFve",
-      "\xE4\xB8\xAD\xE6\x96\x87", "\xF0\x9F\x98\x80", "\xE2\x96\x81", "\xE2\x96\x81\xE2\x96\x81",
-      "x\xE2\x96\x81y", "\xC2\xA0", "\xE2\x80\x94", "\xD0\xBF\xD1\x80\xD0\xB8", "~", "{}", "\\",
-      "\x01", "\x7F", "\xEF\xBF\xBD", "\xF4\x8F\xBF\xBF"};
+  static const std::vector<std::string> pieces = {"the",
+                                                  "The",
+                                                  " ",
+                                                  "  ",
+                                                  "   ",
+                                                  "\n",
+                                                  "\n\n",
+                                                  "\t",
+                                                  "\r\n",
+                                                  ".",
+                                                  ",",
+                                                  "\"",
+                                                  "'",
+                                                  "quick",
+                                                  "brown",
+                                                  "fox",
+                                                  "1961",
+                                                  "3.14159",
+                                                  "caf\xC3\xA9",
+                                                  "na\xC3\xAFve",
+                                                  "\xE4\xB8\xAD\xE6\x96\x87",
+                                                  "\xF0\x9F\x98\x80",
+                                                  "\xE2\x96\x81",
+                                                  "\xE2\x96\x81\xE2\x96\x81",
+                                                  "x\xE2\x96\x81y",
+                                                  "\xC2\xA0",
+                                                  "\xE2\x80\x94",
+                                                  "\xD0\xBF\xD1\x80\xD0\xB8",
+                                                  "~",
+                                                  "{}",
+                                                  "\\",
+                                                  "\x01",
+                                                  "\x7F",
+                                                  "\xEF\xBF\xBD",
+                                                  "\xF4\x8F\xBF\xBF"};
   std::string s;
   while (s.size() < approx_bytes) {
     const std::size_t k = rng() % (pieces.size() + 4);
@@ -119,7 +147,7 @@ TEST(DataTokenizer, RoundTripsRandomText) {
   // Edge cases one by one.
   for (const std::string& text : std::vector<std::string>{
            " ", "  leading", "trailing  ", "\xE2\x96\x81", "a\xE2\x96\x81 b", "\n\n\n", "\t\t",
-        std::string(5000, 'z'), std::string(3000, ' '), "\xF0\x9F\x98\x80\xF0\x9F\x98\x80"}) {
+           std::string(5000, 'z'), std::string(3000, ' '), "\xF0\x9F\x98\x80\xF0\x9F\x98\x80"}) {
     ASSERT_EQ(t.decode(t.encode(text)), text) << testing::PrintToString(text);
   }
 }
@@ -193,7 +221,9 @@ TEST(DataTokenizer, ClearErrors) {
     return "";
   };
   EXPECT_NE(message([&] { t.encode("bad \xC3("); }).find("UTF-8"), std::string::npos);
-  EXPECT_NE(message([&] { t.decode(std::vector<std::int32_t>{5, 800}); }).find("800"),
+  EXPECT_NE(message([&] {
+              t.decode(std::vector<std::int32_t>{5, 800});
+            }).find("800"),
             std::string::npos);
   EXPECT_NE(message([&] { Tokenizer::load(dir / "missing.model"); }).find("difftx data prepare"),
             std::string::npos);

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <functional>
 #include <limits>
-#include <numeric>
 #include <map>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -30,7 +30,8 @@ SamplingConfig cfg(double temperature, int top_k = 0, double top_p = 1.0, std::u
 std::vector<float> random_logits(int n, std::uint64_t seed, float scale = 3.0f) {
   std::mt19937_64 rng(seed);
   std::vector<float> v(static_cast<std::size_t>(n));
-  for (auto& x : v) x = scale * (static_cast<float>(rng() >> 40) / static_cast<float>(1 << 24) - 0.5f);
+  for (auto& x : v)
+    x = scale * (static_cast<float>(rng() >> 40) / static_cast<float>(1 << 24) - 0.5f);
   return v;
 }
 
@@ -116,20 +117,25 @@ TEST(Sampler, TopKRestrictsSupport) {
   auto logits = random_logits(40, 3, 1.0f);  // fairly flat: many tokens are likely without top-k
   std::vector<int> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
-  std::sort(ids.begin(), ids.end(), [&](int a, int b) { return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)]; });
+  std::sort(ids.begin(), ids.end(), [&](int a, int b) {
+    return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)];
+  });
   std::set<int> top5(ids.begin(), ids.begin() + 5);
 
   Sampler s(cfg(1.0, 5, 1.0, 5));
   auto c = counts(s, logits, 20000);
   for (std::size_t i = 0; i < c.size(); ++i) {
-    if (top5.count(static_cast<int>(i))) EXPECT_GT(c[i], 0) << "top-5 token " << i << " never drawn";
-    else EXPECT_EQ(c[i], 0) << "token " << i << " outside the top 5 was drawn";
+    if (top5.count(static_cast<int>(i)))
+      EXPECT_GT(c[i], 0) << "top-5 token " << i << " never drawn";
+    else
+      EXPECT_EQ(c[i], 0) << "token " << i << " outside the top 5 was drawn";
   }
   // Without top-k, tokens outside the top 5 do get drawn (so the check above can fail).
   Sampler all(cfg(1.0, 0, 1.0, 5));
   auto c_all = counts(all, logits, 20000);
   int outside = 0;
-  for (std::size_t i = 0; i < c_all.size(); ++i) if (!top5.count(static_cast<int>(i))) outside += c_all[i];
+  for (std::size_t i = 0; i < c_all.size(); ++i)
+    if (!top5.count(static_cast<int>(i))) outside += c_all[i];
   EXPECT_GT(outside, 1000);
 }
 
@@ -177,7 +183,8 @@ TEST(Sampler, DistributionIsSoftmaxOverTemperature) {
     Sampler s(cfg(t));
     auto d = s.distribution(logits);
     auto ref = softmax(logits, t);
-    for (std::size_t i = 0; i < d.size(); ++i) EXPECT_NEAR(d[i], ref[i], 1e-12) << "T=" << t << " i=" << i;
+    for (std::size_t i = 0; i < d.size(); ++i)
+      EXPECT_NEAR(d[i], ref[i], 1e-12) << "T=" << t << " i=" << i;
   }
   // A tiny temperature is greedy in effect, with no overflow.
   Sampler cold(cfg(1e-300));

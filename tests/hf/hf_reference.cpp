@@ -39,13 +39,15 @@ Mat linear(const Mat& x, std::int64_t T, const Dense& w) {
   return y;
 }
 
-Mat rmsnorm(const Mat& x, std::int64_t T, std::int64_t C, const std::vector<double>* weight, double eps) {
+Mat rmsnorm(const Mat& x, std::int64_t T, std::int64_t C, const std::vector<double>* weight,
+            double eps) {
   Mat y(x.size());
   for (std::int64_t t = 0; t < T; ++t) {
     double ss = 0;
     for (std::int64_t c = 0; c < C; ++c) ss += x[t * C + c] * x[t * C + c];
     const double r = 1.0 / std::sqrt(ss / double(C) + eps);
-    for (std::int64_t c = 0; c < C; ++c) y[t * C + c] = x[t * C + c] * r * (weight ? (*weight)[c] : 1.0);
+    for (std::int64_t c = 0; c < C; ++c)
+      y[t * C + c] = x[t * C + c] * r * (weight ? (*weight)[c] : 1.0);
   }
   return y;
 }
@@ -120,13 +122,16 @@ std::vector<double> hf_reference_logits(const nlohmann::json& cfg,
         const Mat p = scores(q, k, T, H, Hk, D, c, c / g);  // repeat_kv
         for (std::int64_t t = 0; t < T; ++t) {
           for (std::int64_t s = 0; s <= t; ++s) {
-            for (int e = 0; e < D; ++e) attn[(t * H + c) * D + e] += p[t * T + s] * v[(s * Hk + c / g) * D + e];
+            for (int e = 0; e < D; ++e)
+              attn[(t * H + c) * D + e] += p[t * T + s] * v[(s * Hk + c / g) * D + e];
           }
         }
       }
     } else {
-      const Dense lq1 = dense(tw, P("self_attn.lambda_q1")), lk1 = dense(tw, P("self_attn.lambda_k1"));
-      const Dense lq2 = dense(tw, P("self_attn.lambda_q2")), lk2 = dense(tw, P("self_attn.lambda_k2"));
+      const Dense lq1 = dense(tw, P("self_attn.lambda_q1")),
+                  lk1 = dense(tw, P("self_attn.lambda_k1"));
+      const Dense lq2 = dense(tw, P("self_attn.lambda_q2")),
+                  lk2 = dense(tw, P("self_attn.lambda_k2"));
       double d1 = 0, d2 = 0;
       for (int e = 0; e < D; ++e) {
         d1 += lq1.v[e] * lk1.v[e];
@@ -146,7 +151,8 @@ std::vector<double> hf_reference_logits(const nlohmann::json& cfg,
         const Mat p = scores(q, k, T, H, Hk, D, c, c / g);
         for (std::int64_t t = 0; t < T; ++t) {
           for (std::int64_t s = 0; s <= t; ++s) {
-            for (int e2 = 0; e2 < 2 * D; ++e2) out[(t * H + c) * 2 * D + e2] += p[t * T + s] * vfull(s, c, e2);
+            for (int e2 = 0; e2 < 2 * D; ++e2)
+              out[(t * H + c) * 2 * D + e2] += p[t * T + s] * vfull(s, c, e2);
           }
         }
       }
@@ -157,11 +163,13 @@ std::vector<double> hf_reference_logits(const nlohmann::json& cfg,
           Mat o(2 * D);
           double ss = 0;
           for (int e2 = 0; e2 < 2 * D; ++e2) {
-            o[e2] = out[(t * H + p) * 2 * D + e2] - lambda_full * out[(t * H + p + H / 2) * 2 * D + e2];
+            o[e2] =
+                out[(t * H + p) * 2 * D + e2] - lambda_full * out[(t * H + p + H / 2) * 2 * D + e2];
             ss += o[e2] * o[e2];
           }
           const double r = 1.0 / std::sqrt(ss / double(2 * D) + eps);
-          for (int e2 = 0; e2 < 2 * D; ++e2) attn[t * H * D + p * 2 * D + e2] = (1 - lambda_init) * o[e2] * r;
+          for (int e2 = 0; e2 < 2 * D; ++e2)
+            attn[t * H * D + p * 2 * D + e2] = (1 - lambda_init) * o[e2] * r;
         }
       }
     }
@@ -171,7 +179,8 @@ std::vector<double> hf_reference_logits(const nlohmann::json& cfg,
     Mat xn2 = rmsnorm(x, T, E, &ln2.v, eps);
     Mat gate = linear(xn2, T, dense(tw, P("mlp.gate_proj.weight")));
     Mat up = linear(xn2, T, dense(tw, P("mlp.up_proj.weight")));
-    for (std::size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
+    for (std::size_t i = 0; i < gate.size(); ++i)
+      gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
     Mat down = linear(gate, T, dense(tw, P("mlp.down_proj.weight")));
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += down[i];
   }

@@ -3,10 +3,9 @@
 // layout, in double precision. Tests use it to check the difftx <-> HF mapping without Python.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

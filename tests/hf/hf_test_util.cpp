@@ -24,7 +24,9 @@ void TempDirTest::SetUp() {
   fs::create_directories(root_);
 }
 
-void TempDirTest::TearDown() { fs::remove_all(root_); }
+void TempDirTest::TearDown() {
+  fs::remove_all(root_);
+}
 
 ModelConfig tiny_config(AttentionKind kind, int n_heads, int n_kv_heads, int head_dim,
                         RopeStyle rope, bool tied, bool gain, int vocab) {
@@ -69,7 +71,8 @@ std::vector<float> difftx_logits(const ModelConfig& config, const ParamSet& para
                                  const std::vector<std::int32_t>& tokens) {
   auto backend = make_cpu_backend(DType::f32);
   ParamSet copy;
-  for (std::size_t i = 0; i < params.size(); ++i) copy.add(params.name(i), params.tensor(i).clone());
+  for (std::size_t i = 0; i < params.size(); ++i)
+    copy.add(params.name(i), params.tensor(i).clone());
   Model model(config, *backend, std::move(copy));
   Tensor ids = Tensor::empty({1, static_cast<std::int64_t>(tokens.size())}, DType::i32);
   std::memcpy(ids.raw(), tokens.data(), tokens.size() * sizeof(std::int32_t));
@@ -79,7 +82,8 @@ std::vector<float> difftx_logits(const ModelConfig& config, const ParamSet& para
 double max_abs_diff(const std::vector<double>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   double m = 0;
-  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - double(b[i])));
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    m = std::max(m, std::abs(a[i] - double(b[i])));
   return m;
 }
 
@@ -99,21 +103,115 @@ std::vector<std::int32_t> test_tokens(int n, int vocab, std::uint64_t seed) {
 
 namespace {
 
-const char* const kWords[] = {
-    "the",     "of",      "and",     "to",       "in",        "a",         "is",       "that",
-    "for",     "it",      "as",      "was",      "with",      "be",        "by",       "on",
-    "not",     "he",      "this",    "are",      "or",        "his",       "from",     "at",
-    "which",   "but",     "have",    "an",       "had",       "they",      "you",      "were",
-    "their",   "one",     "all",     "we",       "can",       "her",       "has",      "there",
-    "been",    "if",      "more",    "when",     "will",      "would",     "who",      "so",
-    "attention", "differential", "transformer", "noise",  "signal",    "softmax",  "lambda",
-    "heads",   "keys",    "values",  "queries",  "model",     "language",  "training", "tokens",
-    "layer",   "norm",    "gradient", "learning", "rate",     "batch",     "sequence", "context",
-    "retrieval", "needle", "haystack", "quantization", "outliers", "activation", "weights",
-    "running", "jumping", "quickly", "slowly",   "brown",     "fox",       "lazy",     "dog",
-    "river",   "mountain", "city",   "village",  "summer",    "winter",    "morning",  "evening",
-    "1961",    "2025",    "42",      "3.14",     "100%",      "(note)",    "[ref]",    "e.g.",
-    "don't",   "it's",    "U.S.",    "co-op",    "self-attention", "half-split", "re-use"};
+const char* const kWords[] = {"the",
+                              "of",
+                              "and",
+                              "to",
+                              "in",
+                              "a",
+                              "is",
+                              "that",
+                              "for",
+                              "it",
+                              "as",
+                              "was",
+                              "with",
+                              "be",
+                              "by",
+                              "on",
+                              "not",
+                              "he",
+                              "this",
+                              "are",
+                              "or",
+                              "his",
+                              "from",
+                              "at",
+                              "which",
+                              "but",
+                              "have",
+                              "an",
+                              "had",
+                              "they",
+                              "you",
+                              "were",
+                              "their",
+                              "one",
+                              "all",
+                              "we",
+                              "can",
+                              "her",
+                              "has",
+                              "there",
+                              "been",
+                              "if",
+                              "more",
+                              "when",
+                              "will",
+                              "would",
+                              "who",
+                              "so",
+                              "attention",
+                              "differential",
+                              "transformer",
+                              "noise",
+                              "signal",
+                              "softmax",
+                              "lambda",
+                              "heads",
+                              "keys",
+                              "values",
+                              "queries",
+                              "model",
+                              "language",
+                              "training",
+                              "tokens",
+                              "layer",
+                              "norm",
+                              "gradient",
+                              "learning",
+                              "rate",
+                              "batch",
+                              "sequence",
+                              "context",
+                              "retrieval",
+                              "needle",
+                              "haystack",
+                              "quantization",
+                              "outliers",
+                              "activation",
+                              "weights",
+                              "running",
+                              "jumping",
+                              "quickly",
+                              "slowly",
+                              "brown",
+                              "fox",
+                              "lazy",
+                              "dog",
+                              "river",
+                              "mountain",
+                              "city",
+                              "village",
+                              "summer",
+                              "winter",
+                              "morning",
+                              "evening",
+                              "1961",
+                              "2025",
+                              "42",
+                              "3.14",
+                              "100%",
+                              "(note)",
+                              "[ref]",
+                              "e.g.",
+                              "don't",
+                              "it's",
+                              "U.S.",
+                              "co-op",
+                              "self-attention",
+                              "half-split",
+                              "re-use"};
 
 }  // namespace
 
@@ -140,7 +238,8 @@ fs::path small_tokenizer() {
     options.vocab_size = 400;
     options.character_coverage = 1.0;
     const data::Tokenizer tok = data::Tokenizer::train(sentences, options);
-    const fs::path p = fs::temp_directory_path() / fmt::format("difftx_hf_tokenizer_{}.model", ::getpid());
+    const fs::path p =
+        fs::temp_directory_path() / fmt::format("difftx_hf_tokenizer_{}.model", ::getpid());
     tok.save(p);
     return p;
   }();
@@ -183,19 +282,25 @@ float f16_bits_to_f32(std::uint16_t h) {
   const int exp = (h >> 10) & 0x1f;
   const std::uint32_t mant = h & 0x3ffu;
   float v;
-  if (exp == 0) v = std::ldexp(static_cast<float>(mant), -24);
-  else if (exp == 31) v = mant ? NAN : INFINITY;
-  else v = std::ldexp(static_cast<float>(mant | 0x400u), exp - 25);
+  if (exp == 0)
+    v = std::ldexp(static_cast<float>(mant), -24);
+  else if (exp == 31)
+    v = mant ? NAN : INFINITY;
+  else
+    v = std::ldexp(static_cast<float>(mant | 0x400u), exp - 25);
   return sign ? -v : v;
 }
 
 }  // namespace
 
-float round_to_f16(float x) { return f16_bits_to_f32(f32_to_f16_bits(x)); }
+float round_to_f16(float x) {
+  return f16_bits_to_f32(f32_to_f16_bits(x));
+}
 
 void write_safetensors_as(const fs::path& path,
                           const std::vector<std::pair<std::string, Tensor>>& tensors,
-                          const std::string& dtype, const std::map<std::string, std::string>& metadata) {
+                          const std::string& dtype,
+                          const std::map<std::string, std::string>& metadata) {
   const std::size_t width = dtype == "F32" ? 4 : 2;
   nlohmann::ordered_json header;
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -211,7 +316,9 @@ void write_safetensors_as(const fs::path& path,
         data.append(reinterpret_cast<const char*>(&bits), 2);
       }
     }
-    header[name] = {{"dtype", dtype}, {"shape", t.shape()}, {"data_offsets", {begin, begin + v.size() * width}}};
+    header[name] = {{"dtype", dtype},
+                    {"shape", t.shape()},
+                    {"data_offsets", {begin, begin + v.size() * width}}};
   }
   std::string h = header.dump();
   while (h.size() % 8) h += ' ';

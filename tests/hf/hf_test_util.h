@@ -63,10 +63,12 @@ template <typename Fn>
 void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
   try {
     fn();
-    ADD_FAILURE() << "no error (expected one mentioning '" << (parts.empty() ? "" : parts[0]) << "')";
+    ADD_FAILURE() << "no error (expected one mentioning '" << (parts.empty() ? "" : parts[0])
+                  << "')";
   } catch (const std::exception& e) {
     const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   }
 }
 

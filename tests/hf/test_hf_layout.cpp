@@ -12,14 +12,17 @@ namespace {
 using testing::tiny_config;
 
 TEST(HfLayout, RopeChannelOrder) {
-  EXPECT_EQ(rope_channels_to_hf(8, RopeStyle::interleaved), (std::vector<int>{0, 2, 4, 6, 1, 3, 5, 7}));
-  EXPECT_EQ(rope_channels_to_hf(8, RopeStyle::half_split), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(rope_channels_to_hf(8, RopeStyle::interleaved),
+            (std::vector<int>{0, 2, 4, 6, 1, 3, 5, 7}));
+  EXPECT_EQ(rope_channels_to_hf(8, RopeStyle::half_split),
+            (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
   EXPECT_EQ(rope_channels_to_hf(2, RopeStyle::interleaved), (std::vector<int>{0, 1}));
 }
 
 TEST(HfLayout, DiffQueryRowsMha) {
   // h = 2, d = 4, interleaved: HF q heads [Q1_0, Q1_1, Q2_0, Q2_1] = difftx components 0, 2, 1, 3.
-  const ModelConfig c = tiny_config(AttentionKind::diff_v1, 2, 2, 4, RopeStyle::interleaved, true, false);
+  const ModelConfig c =
+      tiny_config(AttentionKind::diff_v1, 2, 2, 4, RopeStyle::interleaved, true, false);
   const RowMap q = export_q_rows(c);
   const RowMap expected = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
   EXPECT_EQ(q, expected);
@@ -28,7 +31,8 @@ TEST(HfLayout, DiffQueryRowsMha) {
 TEST(HfLayout, DiffKeyValueRowsGqa) {
   // h = 4, h_kv = 2, d = 2, half_split: HF k heads [K1_0, K1_1, K2_0, K2_1]; HF v heads
   // [V_0[:d], V_1[:d], V_0[d:], V_1[d:]].
-  const ModelConfig c = tiny_config(AttentionKind::diff_v1, 4, 2, 2, RopeStyle::half_split, true, false);
+  const ModelConfig c =
+      tiny_config(AttentionKind::diff_v1, 4, 2, 2, RopeStyle::half_split, true, false);
   EXPECT_EQ(export_k_rows(c), (RowMap{0, 1, 4, 5, 2, 3, 6, 7}));
   EXPECT_EQ(export_v_rows(c), (RowMap{0, 1, 4, 5, 2, 3, 6, 7}));
 }
@@ -77,10 +81,11 @@ void check_semantics(int H, int Hk) {
   SCOPED_TRACE(fmt::format("DiffLlama H={} H_kv={}", H, Hk));
   const int d = 4, h = H / 2, g = H / Hk;
   const DiffKvPairing pairing = diffllama_kv_pairing(H, Hk);
-  ModelConfig c = tiny_config(AttentionKind::diff_v1, h, pairing.groups(), d, RopeStyle::interleaved,
-                              true, false);
+  ModelConfig c = tiny_config(AttentionKind::diff_v1, h, pairing.groups(), d,
+                              RopeStyle::interleaved, true, false);
   const HfHeads heads{true, H, Hk, d};
-  const RowMap q = import_q_rows(c, heads), k = import_k_rows(c, heads), v = import_v_rows(c, heads);
+  const RowMap q = import_q_rows(c, heads), k = import_k_rows(c, heads),
+               v = import_v_rows(c, heads);
   auto head_of = [&](std::int64_t hf_row) { return static_cast<int>(hf_row / d); };
   for (int i = 0; i < h; ++i) {
     const int j = i / c.n_rep();
@@ -126,7 +131,8 @@ TEST(HfLayout, PairingRejectsImpossibleHeads) {
 }
 
 TEST(HfLayout, V2HasNoHfHeads) {
-  const ModelConfig c = tiny_config(AttentionKind::diff_v2, 4, 2, 4, RopeStyle::interleaved, true, false);
+  const ModelConfig c =
+      tiny_config(AttentionKind::diff_v2, 4, 2, 4, RopeStyle::interleaved, true, false);
   testing::expect_error([&] { (void)hf_heads_for(c); }, {"DIFF V2", "no DIFF V2 class"});
   testing::expect_error([&] { (void)export_q_rows(c); }, {"DIFF V2"});
 }

@@ -32,7 +32,8 @@ using testing::random_params;
 using testing::tiny_config;
 
 bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
+         std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
 void expect_same_params(const ParamSet& a, const ParamSet& b) {
@@ -43,7 +44,9 @@ void expect_same_params(const ParamSet& a, const ParamSet& b) {
   }
 }
 
-nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(read_file_text(p)); }
+nlohmann::json read_json(const fs::path& p) {
+  return nlohmann::json::parse(read_file_text(p));
+}
 
 class HfRoundTrip : public testing::TempDirTest {
  protected:
@@ -57,21 +60,23 @@ class HfRoundTrip : public testing::TempDirTest {
 
   // Export, check against the HF reference forward, import, compare.
   void round_trip(const ModelConfig& c, std::uint64_t seed) {
-    SCOPED_TRACE(fmt::format("{} h={} h_kv={} rope={} tied={} gain={}", attention_kind_name(c.attention),
-                             c.n_heads, c.n_kv_heads, rope_style_name(c.rope_style), c.tied_embeddings,
-                             c.head_norm_gain));
+    SCOPED_TRACE(fmt::format("{} h={} h_kv={} rope={} tied={} gain={}",
+                             attention_kind_name(c.attention), c.n_heads, c.n_kv_heads,
+                             rope_style_name(c.rope_style), c.tied_embeddings, c.head_norm_gain));
     const ParamSet params = random_params(c, seed);
     const fs::path ck = write_checkpoint("ck", c, params);
     const fs::path out = dir("hf");
     const HfExportResult r = export_hf(ck, out);
     EXPECT_EQ(r.model_type, c.attention == AttentionKind::diff_v1 ? "diffllama" : "llama");
     EXPECT_TRUE(r.tokenizer);
-    for (const char* f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.model",
-                          "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+    for (const char* f :
+         {"config.json", "generation_config.json", "model.safetensors", "tokenizer.model",
+          "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
       EXPECT_TRUE(fs::exists(out / f)) << f;
     }
     const nlohmann::json cfg = read_json(out / "config.json");
-    EXPECT_EQ(cfg.at("num_attention_heads"), c.attention == AttentionKind::diff_v1 ? 2 * c.n_heads : c.n_heads);
+    EXPECT_EQ(cfg.at("num_attention_heads"),
+              c.attention == AttentionKind::diff_v1 ? 2 * c.n_heads : c.n_heads);
     EXPECT_EQ(cfg.at("num_key_value_heads"),
               c.attention == AttentionKind::diff_v1 ? 2 * c.n_kv_heads : c.n_kv_heads);
     EXPECT_EQ(cfg.at("tie_word_embeddings"), c.tied_embeddings);
@@ -126,7 +131,8 @@ TEST_F(HfRoundTrip, HeadNormGainIsFoldedIntoOutputProjection) {
 }
 
 TEST_F(HfRoundTrip, FoldedGainScalesOutputColumns) {
-  const ModelConfig c = tiny_config(AttentionKind::diff_v1, 2, 2, 4, RopeStyle::interleaved, true, true);
+  const ModelConfig c =
+      tiny_config(AttentionKind::diff_v1, 2, 2, 4, RopeStyle::interleaved, true, true);
   const ParamSet p = random_params(c, 5);
   export_hf(write_checkpoint("ck", c, p), dir("hf"));
   const HfWeights w = load_hf_weights(dir("hf"));
@@ -135,12 +141,14 @@ TEST_F(HfRoundTrip, FoldedGainScalesOutputColumns) {
   const auto o = w.set.tensors.at("model.layers.1.self_attn.o_proj.weight").to_float_vector();
   const int cols = c.attn_out_dim();
   for (int r = 0; r < c.d_model; ++r) {
-    for (int k = 0; k < cols; ++k) EXPECT_EQ(o[r * cols + k], wo[r * cols + k] * g[k % (2 * c.head_dim)]);
+    for (int k = 0; k < cols; ++k)
+      EXPECT_EQ(o[r * cols + k], wo[r * cols + k] * g[k % (2 * c.head_dim)]);
   }
 }
 
 TEST_F(HfRoundTrip, RopeStyleCanBeChosenOnImport) {
-  const ModelConfig c = tiny_config(AttentionKind::diff_v1, 4, 2, 4, RopeStyle::interleaved, false, false);
+  const ModelConfig c =
+      tiny_config(AttentionKind::diff_v1, 4, 2, 4, RopeStyle::interleaved, false, false);
   const ParamSet p = random_params(c, 21);
   export_hf(write_checkpoint("ck", c, p), dir("hf"));
   HfImportOptions half;
@@ -156,12 +164,14 @@ TEST_F(HfRoundTrip, RopeStyleCanBeChosenOnImport) {
   export_hf(dir("ck_half"), dir("hf2"));
   const HfWeights w1 = load_hf_weights(dir("hf")), w2 = load_hf_weights(dir("hf2"));
   ASSERT_EQ(w1.set.tensors.size(), w2.set.tensors.size());
-  for (const auto& [name, t] : w1.set.tensors) EXPECT_TRUE(same_bits(t, w2.set.tensors.at(name))) << name;
+  for (const auto& [name, t] : w1.set.tensors)
+    EXPECT_TRUE(same_bits(t, w2.set.tensors.at(name))) << name;
   EXPECT_EQ(w2.metadata.at("difftx_rope_style"), "half_split");
 }
 
 TEST_F(HfRoundTrip, ShardedBf16AndFp16Folders) {
-  const ModelConfig c = tiny_config(AttentionKind::diff_v1, 4, 2, 4, RopeStyle::interleaved, false, false);
+  const ModelConfig c =
+      tiny_config(AttentionKind::diff_v1, 4, 2, 4, RopeStyle::interleaved, false, false);
   const ParamSet p = random_params(c, 31);
   export_hf(write_checkpoint("ck", c, p), dir("hf"));
   const HfModel single = read_hf_model(dir("hf"));
@@ -172,7 +182,8 @@ TEST_F(HfRoundTrip, ShardedBf16AndFp16Folders) {
   fs::create_directories(sharded);
   fs::copy_file(dir("hf") / "config.json", sharded / "config.json");
   std::vector<std::vector<std::pair<std::string, Tensor>>> shards(3);
-  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}},
+                          {"weight_map", nlohmann::json::object()}};
   int i = 0;
   for (const auto& [name, t] : w.set.tensors) {
     const int s = i++ % 3;
@@ -181,7 +192,8 @@ TEST_F(HfRoundTrip, ShardedBf16AndFp16Folders) {
   }
   for (int s = 0; s < 3; ++s) {
     testing::write_safetensors_as(sharded / fmt::format("model-{:05d}-of-00003.safetensors", s + 1),
-                                  shards[s], "F32", {{"format", "pt"}, {"difftx_rope_style", "interleaved"}});
+                                  shards[s], "F32",
+                                  {{"format", "pt"}, {"difftx_rope_style", "interleaved"}});
   }
   write_file_atomic(sharded / "model.safetensors.index.json", index.dump(2));
   const HfModel from_shards = read_hf_model(sharded);
@@ -193,10 +205,12 @@ TEST_F(HfRoundTrip, ShardedBf16AndFp16Folders) {
   bf16.dtype = DType::bf16;
   export_hf(dir("ck"), dir("hf_bf16"), bf16);
   EXPECT_EQ(read_json(dir("hf_bf16") / "config.json").at("torch_dtype"), "bfloat16");
-  EXPECT_EQ(read_safetensors_header(dir("hf_bf16") / "model.safetensors").entries.front().dtype, "BF16");
+  EXPECT_EQ(read_safetensors_header(dir("hf_bf16") / "model.safetensors").entries.front().dtype,
+            "BF16");
   const HfModel from_bf16 = read_hf_model(dir("hf_bf16"));
   for (std::size_t k = 0; k < p.size(); ++k) {
-    EXPECT_TRUE(same_bits(from_bf16.params.tensor(k), p.tensor(k).to_dtype(DType::bf16).to_dtype(DType::f32)))
+    EXPECT_TRUE(same_bits(from_bf16.params.tensor(k),
+                          p.tensor(k).to_dtype(DType::bf16).to_dtype(DType::f32)))
         << p.name(k);
   }
 
@@ -219,7 +233,8 @@ TEST_F(HfRoundTrip, ShardedBf16AndFp16Folders) {
 }
 
 TEST_F(HfRoundTrip, TiedModelMayCarryAnEqualLmHead) {
-  const ModelConfig c = tiny_config(AttentionKind::softmax, 4, 2, 4, RopeStyle::interleaved, true, false);
+  const ModelConfig c =
+      tiny_config(AttentionKind::softmax, 4, 2, 4, RopeStyle::interleaved, true, false);
   const ParamSet p = random_params(c, 41);
   export_hf(write_checkpoint("ck", c, p), dir("hf"));
   HfWeights w = load_hf_weights(dir("hf"));
@@ -236,12 +251,20 @@ TEST_F(HfRoundTrip, DiffLlamaWithOddKvHeads) {
   for (auto [H, Hk] : std::vector<std::pair<int, int>>{{8, 1}, {12, 3}, {8, 8}}) {
     SCOPED_TRACE(fmt::format("H={} H_kv={}", H, Hk));
     const int D = 4, E = H * D, V = 50;
-    nlohmann::json cfg = {{"model_type", "diffllama"}, {"architectures", {"DiffLlamaForCausalLM"}},
-                          {"vocab_size", V}, {"hidden_size", E}, {"intermediate_size", 40},
-                          {"num_hidden_layers", 2}, {"num_attention_heads", H},
-                          {"num_key_value_heads", Hk}, {"head_dim", D}, {"rms_norm_eps", 1e-5},
-                          {"rope_theta", 500.0}, {"max_position_embeddings", 32},
-                          {"tie_word_embeddings", false}, {"hidden_act", "silu"}};
+    nlohmann::json cfg = {{"model_type", "diffllama"},
+                          {"architectures", {"DiffLlamaForCausalLM"}},
+                          {"vocab_size", V},
+                          {"hidden_size", E},
+                          {"intermediate_size", 40},
+                          {"num_hidden_layers", 2},
+                          {"num_attention_heads", H},
+                          {"num_key_value_heads", Hk},
+                          {"head_dim", D},
+                          {"rms_norm_eps", 1e-5},
+                          {"rope_theta", 500.0},
+                          {"max_position_embeddings", 32},
+                          {"tie_word_embeddings", false},
+                          {"hidden_act", "silu"}};
     std::mt19937_64 rng(static_cast<std::uint64_t>(H * 100 + Hk));
     std::normal_distribution<float> normal(0.f, 1.f);
     auto rand = [&](Shape s, float scale, float mean = 0.f) {
@@ -258,7 +281,8 @@ TEST_F(HfRoundTrip, DiffLlamaWithOddKvHeads) {
       t.emplace_back(P("self_attn.k_proj.weight"), rand({Hk * D, E}, 0.3f));
       t.emplace_back(P("self_attn.v_proj.weight"), rand({Hk * D, E}, 0.3f));
       t.emplace_back(P("self_attn.o_proj.weight"), rand({E, H * D}, 0.3f));
-      for (const char* s : {"self_attn.lambda_q1", "self_attn.lambda_k1", "self_attn.lambda_q2", "self_attn.lambda_k2"}) {
+      for (const char* s : {"self_attn.lambda_q1", "self_attn.lambda_k1", "self_attn.lambda_q2",
+                            "self_attn.lambda_k2"}) {
         t.emplace_back(P(s), rand({D}, 0.3f));
       }
       t.emplace_back(P("post_attention_layernorm.weight"), rand({E}, 0.2f, 1.f));
@@ -317,7 +341,8 @@ TEST(HfConfig, ReadsTransformers5Config) {
 }
 
 TEST_F(HfRoundTrip, DiffV2IsRefused) {
-  const ModelConfig c = tiny_config(AttentionKind::diff_v2, 4, 2, 4, RopeStyle::interleaved, true, false);
+  const ModelConfig c =
+      tiny_config(AttentionKind::diff_v2, 4, 2, 4, RopeStyle::interleaved, true, false);
   const fs::path ck = write_checkpoint("ck", c, random_params(c, 51));
   testing::expect_error([&] { (void)export_hf(ck, dir("hf")); },
                         {"DIFF V2", "transformers has no DIFF V2 class", "DiffLlama", "Llama"});
@@ -337,22 +362,35 @@ int run_cli(const std::string& args, std::string& output) {
 }
 
 TEST_F(HfRoundTrip, CliExportAndImport) {
-  const ModelConfig c = tiny_config(AttentionKind::diff_v1, 4, 2, 4, RopeStyle::interleaved, false, false);
+  const ModelConfig c =
+      tiny_config(AttentionKind::diff_v1, 4, 2, 4, RopeStyle::interleaved, false, false);
   const ParamSet p = random_params(c, 61);
   const fs::path ck = write_checkpoint("ck", c, p);
   std::string out;
-  ASSERT_EQ(run_cli(fmt::format("export hf --checkpoint {} --out {}", ck.string(), dir("hf").string()), out), 0) << out;
+  ASSERT_EQ(
+      run_cli(fmt::format("export hf --checkpoint {} --out {}", ck.string(), dir("hf").string()),
+              out),
+      0)
+      << out;
   EXPECT_NE(out.find("model_type \"diffllama\""), std::string::npos) << out;
-  ASSERT_EQ(run_cli(fmt::format("import hf --in {} --out {}", dir("hf").string(), dir("back").string()), out), 0) << out;
+  ASSERT_EQ(
+      run_cli(fmt::format("import hf --in {} --out {}", dir("hf").string(), dir("back").string()),
+              out),
+      0)
+      << out;
   EXPECT_NE(out.find("diff_v1"), std::string::npos) << out;
   const ModelCheckpoint back = load_model_checkpoint(dir("back"));
   EXPECT_EQ(back.config.to_json(), c.to_json());
   expect_same_params(back.params, p);
   EXPECT_EQ(read_file_bytes(back.tokenizer), read_file_bytes(ck / "tokenizer.model"));
 
-  const ModelConfig v2 = tiny_config(AttentionKind::diff_v2, 4, 2, 4, RopeStyle::interleaved, true, false);
+  const ModelConfig v2 =
+      tiny_config(AttentionKind::diff_v2, 4, 2, 4, RopeStyle::interleaved, true, false);
   const fs::path ck2 = write_checkpoint("ck2", v2, random_params(v2, 62));
-  EXPECT_EQ(run_cli(fmt::format("export hf --checkpoint {} --out {}", ck2.string(), dir("hf2").string()), out), 1);
+  EXPECT_EQ(
+      run_cli(fmt::format("export hf --checkpoint {} --out {}", ck2.string(), dir("hf2").string()),
+              out),
+      1);
   EXPECT_NE(out.find("difftx: error: DIFF V2"), std::string::npos) << out;
   EXPECT_EQ(run_cli(fmt::format("import hf --in {}", dir("missing").string()), out), 1);
   EXPECT_NE(out.find("is not a folder"), std::string::npos) << out;

@@ -25,12 +25,14 @@ const std::string kMarker = "\xE2\x96\x81";
 class HfBpe {
  public:
   explicit HfBpe(const json& tj) {
-    for (auto it = tj.at("model").at("vocab").begin(); it != tj.at("model").at("vocab").end(); ++it) {
+    for (auto it = tj.at("model").at("vocab").begin(); it != tj.at("model").at("vocab").end();
+         ++it) {
       vocab_[it.key()] = it.value().get<int>();
     }
     int rank = 0;
     for (const auto& m : tj.at("model").at("merges")) {
-      ranks_.emplace(std::make_pair(m.at(0).get<std::string>(), m.at(1).get<std::string>()), rank++);
+      ranks_.emplace(std::make_pair(m.at(0).get<std::string>(), m.at(1).get<std::string>()),
+                     rank++);
     }
     for (const auto& a : tj.at("added_tokens")) added_.emplace_back(a.at("content"), a.at("id"));
   }
@@ -147,8 +149,15 @@ TEST(HfTokenizer, PipelineReproducesDifftxIds) {
   const fs::path model = testing::small_tokenizer();
   const data::Tokenizer tok = data::Tokenizer::load(model);
   const HfBpe hf(hf_tokenizer_files(model, 64).tokenizer);
-  std::vector<std::string> texts = {testing::tokenizer_probe_text(), "a", " a", "  ", "\n\n", "x\n y",
-                                    "The model's attention, 1961.", "caf\xC3\xA9 \xE2\x82\xAC" "5"};
+  std::vector<std::string> texts = {testing::tokenizer_probe_text(),
+                                    "a",
+                                    " a",
+                                    "  ",
+                                    "\n\n",
+                                    "x\n y",
+                                    "The model's attention, 1961.",
+                                    "caf\xC3\xA9 \xE2\x82\xAC"
+                                    "5"};
   std::mt19937_64 rng(7);
   const std::string chars = "abcdefghijklmnopqrstuvwxyz  ,.'0123456789\n";
   for (int n = 0; n < 200; ++n) {
@@ -162,15 +171,24 @@ TEST(HfTokenizer, PipelineReproducesDifftxIds) {
 
 // Trains a SentencePiece BPE model with difftx's reserved ids but one setting changed.
 fs::path train_variant(const std::string& name, const std::string& key, const std::string& value) {
-  std::unordered_map<std::string, std::string> args = {
-      {"model_type", "bpe"}, {"vocab_size", "300"}, {"byte_fallback", "true"},
-      {"normalization_rule_name", "identity"}, {"remove_extra_whitespaces", "false"},
-      {"add_dummy_prefix", "false"}, {"pad_id", "0"}, {"bos_id", "1"}, {"eos_id", "2"},
-      {"unk_id", "3"}, {"user_defined_symbols", "\n"}, {"character_coverage", "1.0"},
-      {"num_threads", "1"}, {"minloglevel", "2"}};
+  std::unordered_map<std::string, std::string> args = {{"model_type", "bpe"},
+                                                       {"vocab_size", "300"},
+                                                       {"byte_fallback", "true"},
+                                                       {"normalization_rule_name", "identity"},
+                                                       {"remove_extra_whitespaces", "false"},
+                                                       {"add_dummy_prefix", "false"},
+                                                       {"pad_id", "0"},
+                                                       {"bos_id", "1"},
+                                                       {"eos_id", "2"},
+                                                       {"unk_id", "3"},
+                                                       {"user_defined_symbols", "\n"},
+                                                       {"character_coverage", "1.0"},
+                                                       {"num_threads", "1"},
+                                                       {"minloglevel", "2"}};
   args[key] = value;
   std::vector<std::string> lines;
-  for (int i = 0; i < 300; ++i) lines.push_back(fmt::format("line {} of the ﬁle with words and more words {}", i, i * 7));
+  for (int i = 0; i < 300; ++i)
+    lines.push_back(fmt::format("line {} of the ﬁle with words and more words {}", i, i * 7));
   class It : public sentencepiece::SentenceIterator {
    public:
     explicit It(const std::vector<std::string>& v) : v_(v) {}
@@ -185,7 +203,8 @@ fs::path train_variant(const std::string& name, const std::string& key, const st
   } it(lines);
   std::string serialized;
   EXPECT_TRUE(sentencepiece::SentencePieceTrainer::Train(args, &it, &serialized).ok());
-  const fs::path p = fs::temp_directory_path() / fmt::format("difftx_hf_{}_{}.model", ::getpid(), name);
+  const fs::path p =
+      fs::temp_directory_path() / fmt::format("difftx_hf_{}_{}.model", ::getpid(), name);
   data::Tokenizer::from_serialized(serialized, name).save(p);
   return p;
 }

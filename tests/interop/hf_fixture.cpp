@@ -9,9 +9,9 @@
 //   difftx_hf_fixture compare --checkpoint DIR --reference logits.safetensors
 //       (logits of an imported checkpoint vs transformers' "logits" for "logit_ids"; exit 1 if
 //       max |diff| > 1e-4 of the logit scale)
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -43,7 +43,8 @@ void train_tokenizer(const std::vector<fs::path>& corpus, int vocab, const fs::p
   options.vocab_size = vocab;
   const data::Tokenizer tok = data::Tokenizer::train(lines, options);
   tok.save(out);
-  fmt::print("tokenizer: {} pieces from {} lines -> {}\n", tok.vocab_size(), lines.size(), out.string());
+  fmt::print("tokenizer: {} pieces from {} lines -> {}\n", tok.vocab_size(), lines.size(),
+             out.string());
 }
 
 // Random initialisation with visible structure: norm gains 1 + N(0, 0.3) (the per-head gain
@@ -74,15 +75,15 @@ Tensor ids_tensor(const std::vector<std::int32_t>& ids) {
   return t;
 }
 
-void dump(const fs::path& checkpoint, const fs::path& text_path, int logit_tokens, int prompt_tokens,
-          int generate, const fs::path& out) {
+void dump(const fs::path& checkpoint, const fs::path& text_path, int logit_tokens,
+          int prompt_tokens, int generate, const fs::path& out) {
   ModelCheckpoint ck = load_model_checkpoint(checkpoint);
   DIFFTX_CHECK(!ck.tokenizer.empty(), "{} has no tokenizer.model", checkpoint.string());
   const data::Tokenizer tok = data::Tokenizer::load(ck.tokenizer);
   const std::string text = read_file_text(text_path);
   const std::vector<std::int32_t> text_ids = tok.encode(text);
-  DIFFTX_CHECK(static_cast<int>(text_ids.size()) >= logit_tokens, "the paragraph has only {} tokens",
-               text_ids.size());
+  DIFFTX_CHECK(static_cast<int>(text_ids.size()) >= logit_tokens,
+               "the paragraph has only {} tokens", text_ids.size());
 
   auto backend = make_cpu_backend(DType::f32);
   const ModelConfig config = ck.config;
@@ -104,7 +105,8 @@ void dump(const fs::path& checkpoint, const fs::path& text_path, int logit_token
   for (int n = 0; n < generate; ++n) {
     const std::int64_t V = step.dim(1);
     const std::vector<float> last = step.rows(step.dim(0) - 1, step.dim(0)).to_float_vector();
-    const auto best = static_cast<std::int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+    const auto best =
+        static_cast<std::int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
     DIFFTX_CHECK(best < V, "argmax out of range");
     generated.push_back(best);
     if (best == data::kEosId || n + 1 == generate) break;
@@ -129,18 +131,20 @@ int compare(const fs::path& checkpoint, const fs::path& reference) {
   const ModelConfig config = ck.config;
   Model model(config, *backend, std::move(ck.params));
   const std::vector<float> ours = model.logits(ids.reshape({1, ids.numel()})).to_float_vector();
-  DIFFTX_CHECK(ours.size() == theirs.size(), "logits sizes differ: {} vs {}", ours.size(), theirs.size());
+  DIFFTX_CHECK(ours.size() == theirs.size(), "logits sizes differ: {} vs {}", ours.size(),
+               theirs.size());
   double diff = 0, scale = 0;
   for (std::size_t i = 0; i < ours.size(); ++i) {
     diff = std::max(diff, std::abs(double(ours[i]) - double(theirs[i])));
     scale = std::max(scale, std::abs(double(theirs[i])));
   }
   const bool ok = diff <= 1e-4 * scale;
-  fmt::print("[{}] {}: {} {}, {} layers, h={} h_kv={}, rope {}: logits max|diff| {:.3e}, scale {:.3f}, "
-             "ratio {:.2e} (limit 1e-04)\n",
-             ok ? "PASS" : "FAIL", checkpoint.string(), attention_kind_name(config.attention),
-             config.tied_embeddings ? "tied" : "untied", config.n_layers, config.n_heads,
-             config.n_kv_heads, rope_style_name(config.rope_style), diff, scale, diff / scale);
+  fmt::print(
+      "[{}] {}: {} {}, {} layers, h={} h_kv={}, rope {}: logits max|diff| {:.3e}, scale {:.3f}, "
+      "ratio {:.2e} (limit 1e-04)\n",
+      ok ? "PASS" : "FAIL", checkpoint.string(), attention_kind_name(config.attention),
+      config.tied_embeddings ? "tied" : "untied", config.n_layers, config.n_heads,
+      config.n_kv_heads, rope_style_name(config.rope_style), diff, scale, diff / scale);
   return ok ? 0 : 1;
 }
 
@@ -172,7 +176,8 @@ int main(int argc, char** argv) {
   CLI::App* d = app.add_subcommand("dump", "Dump difftx token ids, logits and greedy generation");
   d->add_option("--checkpoint", checkpoint, "Checkpoint folder")->required();
   d->add_option("--text", text, "Paragraph to tokenize")->required();
-  d->add_option("--logit-tokens", logit_tokens, "Sequence length of the logits")->capture_default_str();
+  d->add_option("--logit-tokens", logit_tokens, "Sequence length of the logits")
+      ->capture_default_str();
   d->add_option("--prompt-tokens", prompt_tokens, "Paragraph tokens after BOS in the prompt")
       ->capture_default_str();
   d->add_option("--generate", generate, "Tokens to generate greedily")->capture_default_str();
@@ -181,9 +186,11 @@ int main(int argc, char** argv) {
 
   fs::path reference;
   int status = 0;
-  CLI::App* c = app.add_subcommand("compare", "Compare an imported checkpoint's logits with transformers'");
+  CLI::App* c =
+      app.add_subcommand("compare", "Compare an imported checkpoint's logits with transformers'");
   c->add_option("--checkpoint", checkpoint, "Checkpoint folder")->required();
-  c->add_option("--reference", reference, "safetensors with logit_ids (i32) and logits (f32)")->required();
+  c->add_option("--reference", reference, "safetensors with logit_ids (i32) and logits (f32)")
+      ->required();
   c->callback([&] { status = compare(checkpoint, reference); });
 
   try {

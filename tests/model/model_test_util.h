@@ -3,14 +3,14 @@
 
 #include <random>
 
-#include "difftx/model/config.h"
 #include "difftx/core/tensor.h"
+#include "difftx/model/config.h"
 
 namespace difftx::testing {
 
 // A tiny config: E = 16 for V1 (h heads of d = 4, value 2d), softmax/V2 heads of d = 4.
-inline ModelConfig tiny_config(AttentionKind kind, bool gqa, RopeStyle style = RopeStyle::interleaved,
-                               bool tied = true) {
+inline ModelConfig tiny_config(AttentionKind kind, bool gqa,
+                               RopeStyle style = RopeStyle::interleaved, bool tied = true) {
   ModelConfig c;
   c.vocab_size = 23;
   c.attention = kind;

@@ -31,7 +31,8 @@ TEST_P(KvCacheTest, DecodeEqualsFullRecomputation) {
     for (std::int64_t r = 0; r < piece.dim(0); ++r, ++row) {
       for (int v = 0; v < c.vocab_size; ++v) {
         double expect = full.data<double>()[row * c.vocab_size + v];
-        ASSERT_NEAR(got[r * c.vocab_size + v], expect, 1e-12) << "position " << row << " token " << v;
+        ASSERT_NEAR(got[r * c.vocab_size + v], expect, 1e-12)
+            << "position " << row << " token " << v;
       }
     }
   }

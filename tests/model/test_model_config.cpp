@@ -13,7 +13,7 @@ namespace difftx::testing {
 namespace {
 
 nlohmann::json base() {
-  return {{"vocab_size", 100}, {"d_model", 64},   {"n_layers", 2},     {"attention", "diff_v1"},
+  return {{"vocab_size", 100}, {"d_model", 64},   {"n_layers", 2},    {"attention", "diff_v1"},
           {"n_heads", 4},      {"n_kv_heads", 2}, {"max_seq_len", 32}};
 }
 
@@ -28,11 +28,11 @@ std::string error_of(const nlohmann::json& j) {
 
 TEST(ModelConfig, DefaultsAndDerivedSizes) {
   ModelConfig c = ModelConfig::from_json(base(), "cfg.json");
-  EXPECT_EQ(c.head_dim, 8);  // 64 / (2 * 4)
+  EXPECT_EQ(c.head_dim, 8);   // 64 / (2 * 4)
   EXPECT_EQ(c.ffn_dim, 192);  // ceil(8/3 * 64) = 171 -> 192
   EXPECT_EQ(c.q_dim(), 64);
-  EXPECT_EQ(c.k_dim(), 32);   // 2 h_kv components of d
-  EXPECT_EQ(c.v_dim(), 32);   // h_kv heads of 2d
+  EXPECT_EQ(c.k_dim(), 32);  // 2 h_kv components of d
+  EXPECT_EQ(c.v_dim(), 32);  // h_kv heads of 2d
   EXPECT_EQ(c.attn_out_dim(), 64);
   EXPECT_EQ(default_ffn_dim(768), 2048);
   ModelConfig round = ModelConfig::from_json(c.to_json(), "round trip");
@@ -69,8 +69,10 @@ TEST(ModelConfig, BadConfigsNameTheField) {
   for (const auto& bc : cases) {
     nlohmann::json j = base();
     for (auto it = bc.patch.begin(); it != bc.patch.end(); ++it) {
-      if (it.value().is_null()) j.erase(it.key());
-      else j[it.key()] = it.value();
+      if (it.value().is_null())
+        j.erase(it.key());
+      else
+        j[it.key()] = it.value();
     }
     std::string msg = error_of(j);
     EXPECT_NE(msg.find(bc.expected_field), std::string::npos) << bc.what << ": got '" << msg << "'";
@@ -122,8 +124,10 @@ TEST(Params, InitialisationFollowsTheDocumentedRules) {
   // Same seed, same values; other seed, other values.
   ParamSet again = ParamSet::initialised(c, 1, DType::f32, Device::cpu);
   ParamSet other = ParamSet::initialised(c, 2, DType::f32, Device::cpu);
-  EXPECT_EQ(again.at("layers.0.attn.wq.weight").to_double_vector(), p.at("layers.0.attn.wq.weight").to_double_vector());
-  EXPECT_NE(other.at("layers.0.attn.wq.weight").to_double_vector(), p.at("layers.0.attn.wq.weight").to_double_vector());
+  EXPECT_EQ(again.at("layers.0.attn.wq.weight").to_double_vector(),
+            p.at("layers.0.attn.wq.weight").to_double_vector());
+  EXPECT_NE(other.at("layers.0.attn.wq.weight").to_double_vector(),
+            p.at("layers.0.attn.wq.weight").to_double_vector());
 }
 
 // The CLI prints one line naming the field and exits non-zero.

@@ -62,8 +62,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{AttentionKind::softmax, false, RopeStyle::half_split, true},
                       Variant{AttentionKind::softmax, true, RopeStyle::interleaved, true}),
     [](const auto& info) {
-      return std::string(attention_kind_name(info.param.kind)) + (info.param.gqa ? "_gqa" : "_mha") +
-             "_" + rope_style_name(info.param.style) + (info.param.tied ? "_tied" : "_untied");
+      return std::string(attention_kind_name(info.param.kind)) +
+             (info.param.gqa ? "_gqa" : "_mha") + "_" + rope_style_name(info.param.style) +
+             (info.param.tied ? "_tied" : "_untied");
     });
 
 }  // namespace

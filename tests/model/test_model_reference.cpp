@@ -59,8 +59,9 @@ TEST_P(ModelVsReference, LogitsLossAndGradientsMatchPyTorch) {
   save_safetensors(dir / "weights.safetensors", weights);
   save_safetensors(dir / "tokens.safetensors", {{"inputs", inputs}, {"targets", targets}});
   std::string cmd = "/usr/bin/python3 " + std::string(DIFFTX_SOURCE_DIR) +
-                    "/tests/reference/diff_reference.py --config " + (dir / "config.json").string() +
-                    " --weights " + (dir / "weights.safetensors").string() + " --tokens " +
+                    "/tests/reference/diff_reference.py --config " +
+                    (dir / "config.json").string() + " --weights " +
+                    (dir / "weights.safetensors").string() + " --tokens " +
                     (dir / "tokens.safetensors").string() + " --out " +
                     (dir / "ref.safetensors").string() + " --dtype float64";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
@@ -90,8 +91,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{AttentionKind::softmax, false, RopeStyle::interleaved, true},
                       Variant{AttentionKind::softmax, true, RopeStyle::half_split, true}),
     [](const auto& info) {
-      return std::string(attention_kind_name(info.param.kind)) + (info.param.gqa ? "_gqa" : "_mha") +
-             "_" + rope_style_name(info.param.style) + (info.param.tied ? "_tied" : "_untied");
+      return std::string(attention_kind_name(info.param.kind)) +
+             (info.param.gqa ? "_gqa" : "_mha") + "_" + rope_style_name(info.param.style) +
+             (info.param.tied ? "_tied" : "_untied");
     });
 
 // The head pairing under GQA is the spec's (head i uses key components 2j, 2j+1 with
@@ -100,9 +102,18 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(GqaPairing, KeyComponentOfGroupOneOnlyAffectsItsHeads) {
   auto backend = make_cpu_backend(DType::f64);
   AttentionGeometry g;
-  g.batch = 1; g.q_len = 4; g.kv_len = 4; g.q_heads = 8; g.k_heads = 4; g.v_heads = 2;
-  g.head_dim = 2; g.v_head_dim = 4; g.scale = 0.7;
-  g.q_row_stride = 16; g.kv_row_stride_k = 8; g.kv_row_stride_v = 8;
+  g.batch = 1;
+  g.q_len = 4;
+  g.kv_len = 4;
+  g.q_heads = 8;
+  g.k_heads = 4;
+  g.v_heads = 2;
+  g.head_dim = 2;
+  g.v_head_dim = 4;
+  g.scale = 0.7;
+  g.q_row_stride = 16;
+  g.kv_row_stride_k = 8;
+  g.kv_row_stride_v = 8;
   std::mt19937_64 rng(1);
   std::normal_distribution<double> n01;
   auto rnd = [&](Shape s) {
@@ -113,7 +124,8 @@ TEST(GqaPairing, KeyComponentOfGroupOneOnlyAffectsItsHeads) {
   Tensor q = rnd({4, 16}), k = rnd({4, 8}), v = rnd({4, 8});
   Tensor lambda = Tensor::from_vector({1}, {0.6f}, DType::f64);
   auto run = [&](const Tensor& kk) {
-    Tensor out = Tensor::empty({4, 4, 4}, DType::f64), out2 = out.clone(), lse = Tensor::empty({1, 8, 4}, DType::f64);
+    Tensor out = Tensor::empty({4, 4, 4}, DType::f64), out2 = out.clone(),
+           lse = Tensor::empty({1, 8, 4}, DType::f64);
     backend->diff_attention_forward(g, q, kk, v, lambda, out, out2, lse);
     return out.to_double_vector();
   };
@@ -125,7 +137,8 @@ TEST(GqaPairing, KeyComponentOfGroupOneOnlyAffectsItsHeads) {
   for (int t = 0; t < 4; ++t) {
     for (int head = 0; head < 4; ++head) {
       double delta = 0;
-      for (int c = 0; c < 4; ++c) delta += std::abs(changed[(t * 4 + head) * 4 + c] - base[(t * 4 + head) * 4 + c]);
+      for (int c = 0; c < 4; ++c)
+        delta += std::abs(changed[(t * 4 + head) * 4 + c] - base[(t * 4 + head) * 4 + c]);
       if (head < 2) {
         EXPECT_EQ(delta, 0.0) << "head " << head << " token " << t;
       } else if (t > 0) {  // with one visible key the softmax is 1 whatever the key

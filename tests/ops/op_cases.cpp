@@ -218,8 +218,8 @@ void add_sweeps(std::vector<OpCase>& v) {
   for (const auto& s : v2) v.push_back(diff_v2_attention_case(s));
   // evaluation probes at the model's sizes: head dims 64 and 128 (value 256 for DIFF V1), rows
   // longer than a block, decode offsets, batches
-  const AttentionShape probes[] = {{1, 129, 129, 0, 2, 1, 64}, {2, 37, 300, 263, 2, 2, 128},
-                                   {1, 1, 513, 512, 4, 2, 64}};
+  const AttentionShape probes[] = {
+      {1, 129, 129, 0, 2, 1, 64}, {2, 37, 300, 263, 2, 2, 128}, {1, 1, 513, 512, 4, 2, 64}};
   for (const auto& s : probes) {
     for (ProbeCombine pc : {ProbeCombine::diff_v1, ProbeCombine::diff_v2, ProbeCombine::softmax}) {
       v.push_back(probe_scores_case(pc, s));

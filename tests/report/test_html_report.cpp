@@ -23,11 +23,14 @@ namespace fs = std::filesystem;
 
 std::size_t count_of(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+    ++n;
   return n;
 }
 
-bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+bool contains(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
 
 // The `d` attribute of the path with data-series="<id>" (first one), or "" if none.
 std::string path_d(const std::string& svg, const std::string& id) {
@@ -55,13 +58,16 @@ CompareReport synthetic_report() {
   std::mt19937_64 rng(7);
   std::normal_distribution<double> noise(0.0, 1.0);
   auto loss = [](double step, double offset) {
-    return 3.05 + offset * step / 2000.0 + 7.7 * std::exp(-step / 180.0) + 0.75 * std::exp(-step / 1200.0);
+    return 3.05 + offset * step / 2000.0 + 7.7 * std::exp(-step / 180.0) +
+           0.75 * std::exp(-step / 1200.0);
   };
   CompareReport r;
   r.title = "DIFF V1 vs softmax baseline — tiny-shakespeare";
-  r.subtitle = "configs/diff_v1_small.json · 6 layers, d_model 384 · corpus data/tinyshakespeare.txt\n2025-01-01";
+  r.subtitle =
+      "configs/diff_v1_small.json · 6 layers, d_model 384 · corpus "
+      "data/tinyshakespeare.txt\n2025-01-01";
   const std::vector<std::pair<std::string, std::string>> models = {{"DIFF V1", "diff_v1"},
-                                                                    {"softmax baseline", "softmax"}};
+                                                                   {"softmax baseline", "softmax"}};
   for (std::size_t m = 0; m < models.size(); ++m) {
     RunSeries run;
     run.label = models[m].first;
@@ -71,7 +77,8 @@ CompareReport synthetic_report() {
     for (int step = 0; step <= 2000; step += 5) {
       run.train_loss.emplace_back(step, loss(step, offset) + 0.05 * noise(rng));
     }
-    for (int step = 0; step <= 2000; step += 200) run.val_loss.emplace_back(step, loss(step, offset) + 0.04);
+    for (int step = 0; step <= 2000; step += 200)
+      run.val_loss.emplace_back(step, loss(step, offset) + 0.04);
     run.final_val_loss = run.val_loss.back().second;
     run.tokens_per_second = m == 0 ? 41'230.5 : 47'910.2;
     if (run.attention == "diff_v1") {
@@ -135,17 +142,21 @@ TEST(NiceTicks, PropertiesOnRandomRanges) {
     auto t = nice_ticks(lo, hi, target);
     // step is 1, 2 or 5 times a power of ten
     double mantissa = t.step / std::pow(10.0, std::floor(std::log10(t.step) + 1e-12));
-    EXPECT_TRUE(std::abs(mantissa - 1) < 1e-9 || std::abs(mantissa - 2) < 1e-9 || std::abs(mantissa - 5) < 1e-9)
+    EXPECT_TRUE(std::abs(mantissa - 1) < 1e-9 || std::abs(mantissa - 2) < 1e-9 ||
+                std::abs(mantissa - 5) < 1e-9)
         << "step " << t.step;
     EXPECT_LE(t.lo, lo + 1e-9 * t.step);
     EXPECT_GE(t.hi, hi - 1e-9 * t.step);
     EXPECT_GE(t.values.size(), 2u);
-    EXPECT_LE(static_cast<int>(t.values.size()), 2 * target + 1) << lo << " " << hi << " target " << target;
+    EXPECT_LE(static_cast<int>(t.values.size()), 2 * target + 1)
+        << lo << " " << hi << " target " << target;
     for (std::size_t i = 0; i < t.values.size(); ++i) {
       double k = t.values[i] / t.step;
-      EXPECT_NEAR(k, std::round(k), 1e-6) << "tick " << t.values[i] << " not a multiple of " << t.step;
+      EXPECT_NEAR(k, std::round(k), 1e-6)
+          << "tick " << t.values[i] << " not a multiple of " << t.step;
       if (i > 0) {
-        EXPECT_NEAR(t.values[i] - t.values[i - 1], t.step, 1e-9 * t.step + 1e-12 * std::abs(t.values[i]));
+        EXPECT_NEAR(t.values[i] - t.values[i - 1], t.step,
+                    1e-9 * t.step + 1e-12 * std::abs(t.values[i]));
       }
     }
     EXPECT_DOUBLE_EQ(t.values.front(), t.lo);
@@ -221,8 +232,16 @@ TEST(LineChart, SeriesPathsAxesAndLegend) {
   c.title = "Loss <train>";
   c.x_label = "step";
   c.y_label = "loss";
-  c.series.push_back({"a train", "A", {{0, 4.0}, {50, 3.5}, {100, 3.0}}, "#0072B2", LineStyle::solid, 2, 1, false});
-  c.series.push_back({"b val", "B", {{0, 4.2}, {100, 3.1}}, "#D55E00", LineStyle::dashed, 2, 1, true});
+  c.series.push_back({"a train",
+                      "A",
+                      {{0, 4.0}, {50, 3.5}, {100, 3.0}},
+                      "#0072B2",
+                      LineStyle::solid,
+                      2,
+                      1,
+                      false});
+  c.series.push_back(
+      {"b val", "B", {{0, 4.2}, {100, 3.1}}, "#D55E00", LineStyle::dashed, 2, 1, true});
   std::string svg = render_line_chart(c);
   EXPECT_EQ(count_of(svg, "<svg"), 1u);
   EXPECT_EQ(count_of(svg, "</svg>"), 1u);
@@ -260,14 +279,20 @@ TEST(LineChart, EmptySinglePointAndNonFiniteSeries) {
   c.id = "e";
   c.series.push_back({"empty", "nothing", {}, "#000000", LineStyle::solid, 2, 1, false});
   c.series.push_back({"one", "single", {{5, 2.0}}, "#0072B2", LineStyle::solid, 2, 1, false});
-  c.series.push_back({"gap", "gappy", {{0, 1.0}, {1, NAN}, {2, 1.5}, {3, INFINITY}, {4, 1.2}}, "#D55E00",
-                      LineStyle::solid, 2, 1, false});
+  c.series.push_back({"gap",
+                      "gappy",
+                      {{0, 1.0}, {1, NAN}, {2, 1.5}, {3, INFINITY}, {4, 1.2}},
+                      "#D55E00",
+                      LineStyle::solid,
+                      2,
+                      1,
+                      false});
   std::string svg = render_line_chart(c);
   EXPECT_FALSE(contains(svg, "data-series=\"empty\""));
   EXPECT_TRUE(contains(svg, "nothing (no data)"));
   EXPECT_TRUE(contains(svg, "data-series=\"one\""));
   EXPECT_TRUE(contains(svg, "data-series-markers=\"one\""));  // a one-point path draws nothing
-  EXPECT_EQ(count_of(path_d(svg, "gap"), "M"), 3u);          // the line breaks at NaN and inf
+  EXPECT_EQ(count_of(path_d(svg, "gap"), "M"), 3u);           // the line breaks at NaN and inf
   EXPECT_FALSE(contains(svg, "nan"));
   EXPECT_FALSE(contains(svg, "inf"));
   EXPECT_FALSE(contains(svg, "no data</text>"));
@@ -303,7 +328,8 @@ TEST(LineChart, LongSeriesAreThinnedButKeepTheEnvelope) {
 TEST(LineChart, FixedDomainClipsAndFitsTheOtherAxis) {
   LineChart c;
   c.x_min = 50;
-  c.series.push_back({"s", "s", {{0, 100.0}, {50, 3.0}, {100, 2.0}}, "#000000", LineStyle::solid, 2, 1, false});
+  c.series.push_back(
+      {"s", "s", {{0, 100.0}, {50, 3.0}, {100, 2.0}}, "#000000", LineStyle::solid, 2, 1, false});
   std::string svg = render_line_chart(c);
   // y fitted to the points with x >= 50 only: ticks 2.0, 2.2, ... 3.0 (x ticks: 50 ... 100),
   // not the 0 ... 100 by 20 that the point at x = 0 would need.
@@ -432,7 +458,8 @@ std::string tail_of(const fs::path& path) {
 
 // PNG width and height from the IHDR chunk (0, 0 if not a PNG).
 std::pair<std::uint32_t, std::uint32_t> png_size(const std::string& bytes) {
-  if (bytes.size() < 24 || bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 || bytes.compare(12, 4, "IHDR") != 0) {
+  if (bytes.size() < 24 || bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 ||
+      bytes.compare(12, 4, "IHDR") != 0) {
     return {0, 0};
   }
   auto be32 = [&](std::size_t at) {
@@ -444,9 +471,10 @@ std::pair<std::uint32_t, std::uint32_t> png_size(const std::string& bytes) {
 }
 
 TEST(CompareReportChromium, RendersInHeadlessChromium) {
-  ASSERT_TRUE(fs::exists(kChromium)) << kChromium
-                                     << " is missing: run scripts/install-deps.sh (it installs the Debian "
-                                        "'chromium' package, which CI installs too)";
+  ASSERT_TRUE(fs::exists(kChromium))
+      << kChromium
+      << " is missing: run scripts/install-deps.sh (it installs the Debian "
+         "'chromium' package, which CI installs too)";
   TempDir dir;
   const fs::path html_path = dir.path / "compare.html";
   const auto report = synthetic_report();
@@ -454,8 +482,8 @@ TEST(CompareReportChromium, RendersInHeadlessChromium) {
 
   // 1. The DOM as Chromium parsed it: every curve and the summary table survive parsing.
   const fs::path dom = dir.path / "dom.html", err = dir.path / "chromium.log";
-  int rc = std::system(chromium_command(dir.path / "profile-dom", "--dump-dom 'file://" + html_path.string() + "'",
-                                        dom, err)
+  int rc = std::system(chromium_command(dir.path / "profile-dom",
+                                        "--dump-dom 'file://" + html_path.string() + "'", dom, err)
                            .c_str());
   ASSERT_EQ(rc, 0) << "chromium --dump-dom failed (status " << rc << "):\n" << tail_of(err);
   const std::string parsed = read_file_text(dom);
@@ -473,8 +501,8 @@ TEST(CompareReportChromium, RendersInHeadlessChromium) {
   // 2. A screenshot: a real, non-trivial image of the requested size.
   const fs::path png = dir.path / "compare.png", err2 = dir.path / "chromium-shot.log";
   rc = std::system(chromium_command(dir.path / "profile-shot",
-                                    "--window-size=1200,1600 --screenshot='" + png.string() + "' 'file://" +
-                                        html_path.string() + "'",
+                                    "--window-size=1200,1600 --screenshot='" + png.string() +
+                                        "' 'file://" + html_path.string() + "'",
                                     dir.path / "shot.out", err2)
                        .c_str());
   ASSERT_EQ(rc, 0) << "chromium --screenshot failed (status " << rc << "):\n" << tail_of(err2);

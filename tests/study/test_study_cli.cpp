@@ -3,8 +3,8 @@
 // with SIGKILL mid-run and resumed gives the same results as an uninterrupted one; a folder
 // holding a study is refused without --resume and with another spec; --plan; bad specs end
 // with one error line.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

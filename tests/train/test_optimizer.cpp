@@ -11,8 +11,15 @@ namespace {
 
 ModelConfig micro_config() {
   ModelConfig c;
-  c.vocab_size = 8; c.d_model = 8; c.n_layers = 1; c.attention = AttentionKind::diff_v1;
-  c.n_heads = 1; c.n_kv_heads = 1; c.head_dim = 4; c.ffn_dim = 8; c.max_seq_len = 4;
+  c.vocab_size = 8;
+  c.d_model = 8;
+  c.n_layers = 1;
+  c.attention = AttentionKind::diff_v1;
+  c.n_heads = 1;
+  c.n_kv_heads = 1;
+  c.head_dim = 4;
+  c.ffn_dim = 8;
+  c.max_seq_len = 4;
   c.validate("micro");
   return c;
 }
@@ -22,7 +29,11 @@ TEST(AdamW, OneStepMatchesHandComputation) {
   ModelConfig c = micro_config();
   Model model(c, *backend, ParamSet::initialised(c, 1, DType::f64, Device::cpu));
   OptimSettings s;
-  s.beta1 = 0.9; s.beta2 = 0.95; s.eps = 1e-8; s.weight_decay = 0.1; s.grad_clip = 0;
+  s.beta1 = 0.9;
+  s.beta2 = 0.95;
+  s.eps = 1e-8;
+  s.weight_decay = 0.1;
+  s.grad_clip = 0;
   AdamW opt(model, s);
   Tensor& w = model.params().at("layers.0.attn.wq.weight");
   Tensor& g = model.grads().at("layers.0.attn.wq.weight");
@@ -61,7 +72,8 @@ TEST(AdamW, NormsGainsAndLambdasAreNotDecayed) {
   opt.step(0.1);  // zero gradients: only decay can move a parameter
   EXPECT_EQ(model.params().at("layers.0.attn.lambda_q1").data<double>()[0], lam);
   EXPECT_EQ(model.params().at("layers.0.attn.head_norm.weight").data<double>()[0], gain);
-  EXPECT_DOUBLE_EQ(model.params().at("layers.0.attn.wq.weight").data<double>()[0], wq * (1 - 0.1 * 0.5));
+  EXPECT_DOUBLE_EQ(model.params().at("layers.0.attn.wq.weight").data<double>()[0],
+                   wq * (1 - 0.1 * 0.5));
 }
 
 TEST(AdamW, ClipsToTheGlobalNorm) {

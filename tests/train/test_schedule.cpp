@@ -32,24 +32,26 @@ void expect_json_error(const std::string& text, std::initializer_list<std::strin
   } catch (const Error& e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("run.json (schedule)"), std::string::npos) << msg;
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
+    for (const auto& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
   }
 }
 
 TEST(Schedule, WarmupIsLinearFromLrOverWarmup) {
   for (Decay d : {Decay::cosine, Decay::linear, Decay::constant}) {
     auto c = make(d);
-    EXPECT_DOUBLE_EQ(learning_rate(c, 0), 1e-4);      // lr * 1/10
-    EXPECT_DOUBLE_EQ(learning_rate(c, 4), 5e-4);      // lr * 5/10
-    EXPECT_DOUBLE_EQ(learning_rate(c, 9), 1e-3);      // lr * 10/10: warmup ends at the peak
-    EXPECT_DOUBLE_EQ(learning_rate(c, 10), 1e-3);     // decay starts at the peak
+    EXPECT_DOUBLE_EQ(learning_rate(c, 0), 1e-4);   // lr * 1/10
+    EXPECT_DOUBLE_EQ(learning_rate(c, 4), 5e-4);   // lr * 5/10
+    EXPECT_DOUBLE_EQ(learning_rate(c, 9), 1e-3);   // lr * 10/10: warmup ends at the peak
+    EXPECT_DOUBLE_EQ(learning_rate(c, 10), 1e-3);  // decay starts at the peak
   }
 }
 
 TEST(Schedule, CosineExactValues) {
   auto c = make(Decay::cosine);  // decay over steps 10 .. 110 (100 steps)
   EXPECT_DOUBLE_EQ(learning_rate(c, 60), 1e-4 + 9e-4 * 0.5);  // half way: cos(pi/2) = 0
-  EXPECT_NEAR(learning_rate(c, 35), 1e-4 + 9e-4 * 0.5 * (1 + std::cos(std::numbers::pi * 0.25)), 1e-18);
+  EXPECT_NEAR(learning_rate(c, 35), 1e-4 + 9e-4 * 0.5 * (1 + std::cos(std::numbers::pi * 0.25)),
+              1e-18);
   EXPECT_NEAR(learning_rate(c, 35), 1e-4 + 9e-4 * (0.5 + std::sqrt(0.5) / 2), 1e-15);
   EXPECT_DOUBLE_EQ(learning_rate(c, 110), 1e-4);  // reaches min_lr at total_steps
   EXPECT_DOUBLE_EQ(learning_rate(c, 111), 1e-4);  // and stays there
@@ -133,7 +135,8 @@ TEST(Schedule, NegativeStepIsAnError) {
 
 TEST(ScheduleJson, ParsesAllFields) {
   auto c = schedule_from_json(json::parse(R"({"lr": 3e-4, "min_lr": 3e-5, "warmup_steps": 200,
-      "total_steps": 5000, "decay": "linear", "comment": "short run"})"), "s");
+      "total_steps": 5000, "decay": "linear", "comment": "short run"})"),
+                              "s");
   EXPECT_DOUBLE_EQ(c.lr, 3e-4);
   EXPECT_DOUBLE_EQ(c.min_lr, 3e-5);
   EXPECT_EQ(c.warmup_steps, 200);
@@ -165,19 +168,25 @@ TEST(ScheduleJson, RejectsBadInput) {
   expect_json_error(R"({"lr": 1e-3})", {"missing required field 'total_steps'"});
   expect_json_error(R"({"lr": "1e-3", "total_steps": 10})", {"'lr'", "must be a number", "string"});
   expect_json_error(R"({"lr": 1e-3, "total_steps": 10.5})", {"'total_steps'", "integer"});
-  expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "warmup_steps": true})", {"'warmup_steps'", "integer"});
+  expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "warmup_steps": true})",
+                    {"'warmup_steps'", "integer"});
   expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "decay": 1})", {"'decay'", "string"});
-  expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "decay": "exp"})", {"'decay'", "\"exp\"", "cosine"});
+  expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "decay": "exp"})",
+                    {"'decay'", "\"exp\"", "cosine"});
   expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "comment": 3})", {"'comment'", "string"});
   expect_json_error(R"({"lr": -1e-3, "total_steps": 10})", {"'lr'", "positive"});
   expect_json_error(R"({"lr": 0, "total_steps": 10})", {"'lr'", "positive"});
   expect_json_error(R"({"lr": 1e-3, "min_lr": -1e-5, "total_steps": 10})", {"'min_lr'", ">= 0"});
-  expect_json_error(R"({"lr": 1e-3, "min_lr": 1e-2, "total_steps": 10})", {"'min_lr'", "exceed 'lr'"});
+  expect_json_error(R"({"lr": 1e-3, "min_lr": 1e-2, "total_steps": 10})",
+                    {"'min_lr'", "exceed 'lr'"});
   expect_json_error(R"({"lr": 1e-3, "total_steps": 0})", {"'total_steps'", "positive"});
   expect_json_error(R"({"lr": 1e-3, "total_steps": -5})", {"'total_steps'", "positive"});
-  expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "warmup_steps": -1})", {"'warmup_steps'", ">= 0"});
-  expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "warmup_steps": 11})", {"'warmup_steps'", "(11)", "'total_steps' (10)"});
-  expect_json_error(R"({"lr": 1e-3, "total_steps": 3000000000})", {"'total_steps'", "out of range"});
+  expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "warmup_steps": -1})",
+                    {"'warmup_steps'", ">= 0"});
+  expect_json_error(R"({"lr": 1e-3, "total_steps": 10, "warmup_steps": 11})",
+                    {"'warmup_steps'", "(11)", "'total_steps' (10)"});
+  expect_json_error(R"({"lr": 1e-3, "total_steps": 3000000000})",
+                    {"'total_steps'", "out of range"});
 }
 
 TEST(ScheduleJson, ValidateRejectsNonFinite) {

@@ -16,13 +16,15 @@ std::vector<std::string> train_loss_lines(const fs::path& metrics) {
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line);
-    if (j["type"] == "train") losses.push_back(std::to_string(j["step"].get<int>()) + ":" + j["loss"].dump());
+    if (j["type"] == "train")
+      losses.push_back(std::to_string(j["step"].get<int>()) + ":" + j["loss"].dump());
   }
   return losses;
 }
 
 fs::path fresh_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("difftx_train_" + name + "_" + std::to_string(::getpid()));
+  fs::path p =
+      fs::temp_directory_path() / ("difftx_train_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   return p;
 }
@@ -60,7 +62,8 @@ TEST(Training, GenerateFromCheckpointIsDeterministicAndUsesTheCache) {
   ASSERT_EQ(g1.status, 0) << g1.output;
   EXPECT_EQ(g1.output, g2.output);
   EXPECT_EQ(g1.output.rfind("the cat", 0), 0u) << g1.output;
-  auto bad = run_command(cli() + " generate --checkpoint " + (a / "out").string() + " --prompt x --top-p 1.5");
+  auto bad = run_command(cli() + " generate --checkpoint " + (a / "out").string() +
+                         " --prompt x --top-p 1.5");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("top_p"), std::string::npos) << bad.output;
 }
@@ -75,7 +78,8 @@ class CheckpointErrors : public ::testing::Test {
     ckpt_ = dir_ / "out/checkpoints/step_0000003";
   }
   static CommandResult generate_from(const fs::path& ck) {
-    return run_command(cli() + " generate --checkpoint " + ck.string() + " --prompt 'the' --max-tokens 3");
+    return run_command(cli() + " generate --checkpoint " + ck.string() +
+                       " --prompt 'the' --max-tokens 3");
   }
   static fs::path copy_checkpoint(const std::string& name) {
     fs::path dst = dir_ / name;
@@ -145,13 +149,14 @@ TEST(TrainingErrors, UnwritableOutputFolder) {
 TEST(TrainingErrors, FullDiskKeepsThePreviousCheckpointIntact) {
   fs::path a = fresh_dir("fulldisk");
   auto cfg = write_json(a / "run.json", tiny_run_config(a / "out", 6));
-  ASSERT_EQ(run_command(cli() + " train --quiet --stop-after 3 --config " + cfg.string()).status, 0);
+  ASSERT_EQ(run_command(cli() + " train --quiet --stop-after 3 --config " + cfg.string()).status,
+            0);
   fs::path prev = a / "out/checkpoints/step_0000003";
   auto before = read_file_bytes(prev / "model.safetensors");
   ASSERT_GT(before.size(), 40u * 1024);
   // RLIMIT_FSIZE makes any write past 32 KiB fail like a full disk (EFBIG; SIGXFSZ ignored).
-  auto r = run_command("sh -c \"ulimit -f 32; trap '' XFSZ; " + cli() + " train --quiet --resume --config " +
-                       cfg.string() + "\"");
+  auto r = run_command("sh -c \"ulimit -f 32; trap '' XFSZ; " + cli() +
+                       " train --quiet --resume --config " + cfg.string() + "\"");
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("earlier checkpoints are intact"), std::string::npos) << r.output;
   EXPECT_EQ(read_file_bytes(prev / "model.safetensors"), before);
@@ -185,13 +190,17 @@ TEST(TrainingErrors, NanLossStopsNamingTheStepOrSkipsByTheRule) {
 
 TEST(TrainingErrors, BadRunConfigFieldsAreNamed) {
   fs::path a = fresh_dir("badcfg");
-  struct Case { const char* section; const char* key; nlohmann::json value; const char* expect; };
-  std::vector<Case> cases = {{"train", "stepz", 3, "'stepz'"},
-                             {"train", "steps", "ten", "'steps'"},
-                             {"data", "seq_len", 64, "'seq_len'"},  // > max_seq_len
-                             {"optim", "beta2", 1.5, "'beta2'"},
-                             {"train", "device", "tpu", "'device'"},
-                             {"schedule", "lr", -1.0, "'lr'"}};
+  struct Case {
+    const char* section;
+    const char* key;
+    nlohmann::json value;
+    const char* expect;
+  };
+  std::vector<Case> cases = {
+      {"train", "stepz", 3, "'stepz'"},     {"train", "steps", "ten", "'steps'"},
+      {"data", "seq_len", 64, "'seq_len'"},  // > max_seq_len
+      {"optim", "beta2", 1.5, "'beta2'"},   {"train", "device", "tpu", "'device'"},
+      {"schedule", "lr", -1.0, "'lr'"}};
   for (const auto& c : cases) {
     auto j = tiny_run_config(a / "out", 3);
     j[c.section][c.key] = c.value;

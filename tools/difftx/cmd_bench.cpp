@@ -91,161 +91,175 @@ std::vector<engine::BenchRow> run_hf(const BenchArgs& a, const std::filesystem::
   return rows;
 }
 
-const CommandRegistration reg{45, [](CLI::App& app) {
-  auto a = std::make_shared<BenchArgs>();
-  auto* cmd = app.add_subcommand(
-      "bench", "Inference throughput and memory-bandwidth share of the engine (and HF transformers)");
-  auto* cfg = cmd->add_option("--config", a->config,
-                              "A model or run config: random weights (max_seq_len raised to fit "
-                              "the contexts)");
-  auto* ck = cmd->add_option("--checkpoint", a->checkpoint,
-                             "A checkpoint folder, or a run folder (its newest checkpoint)");
-  cfg->excludes(ck);
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--batch", a->batches, "Batch sizes (sequences decoded together)")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--context", a->contexts, "Prompt lengths in tokens")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--gen", a->gen, "Decode steps timed per case")->capture_default_str();
-  cmd->add_flag("--baseline", a->baseline,
-                "Also the parameter-matched softmax baseline of a DIFF model (random weights)");
-  cmd->add_flag("--no-graphs", a->no_graphs, "Decode without CUDA graphs");
-  cmd->add_option("--seed", a->seed, "Seed of the random weights and prompts")->capture_default_str();
-  cmd->add_flag("--hf", a->hf, "Also HF transformers generate (bf16, static cache, eager and "
-                               "torch.compile) on the same weights, exported with `export hf`");
-  cmd->add_option("--hf-batch", a->hf_batches, "Batch sizes of the HF runs")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--hf-context", a->hf_contexts, "Prompt lengths of the HF runs")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--hf-gen", a->hf_gen, "Tokens each HF run generates")->capture_default_str();
-  cmd->add_option("--hf-script", a->hf_script, "The HF benchmark script")->capture_default_str();
-  cmd->add_option("--python", a->python, "Python with torch and transformers")->capture_default_str();
-  cmd->add_option("--work", a->work, "Folder for exported models (default: a temporary folder)");
-  cmd->add_option("--json", a->json, "Also write the rows as JSON to this file");
-  cmd->callback([a] {
-    if (a->config.empty() == a->checkpoint.empty()) fail("give --config or --checkpoint (one)");
-    auto positive = [](const std::vector<int>& v, const char* what) {
-      if (v.empty()) fail("{} needs at least one value", what);
-      for (int x : v) {
-        if (x < 1 || x > (1 << 20)) fail("{} values must be in [1, 1048576], got {}", what, x);
-      }
-    };
-    positive(a->batches, "--batch");
-    positive(a->contexts, "--context");
-    positive(a->hf_batches, "--hf-batch");
-    positive(a->hf_contexts, "--hf-context");
-    if (a->gen < 1 || a->gen > 100000) fail("--gen must be in [1, 100000], got {}", a->gen);
-    if (a->hf_gen < 1 || a->hf_gen > 100000) fail("--hf-gen must be in [1, 100000], got {}", a->hf_gen);
-    if (a->hf && !std::filesystem::exists(a->hf_script)) {
-      fail("--hf: the script '{}' does not exist (run from the repository root or pass "
-           "--hf-script)",
-           a->hf_script);
-    }
-
-    engine::BenchOptions opt;
-    opt.batches = a->batches;
-    opt.contexts = a->contexts;
-    opt.gen_tokens = a->gen;
-    opt.cuda_graphs = !a->no_graphs;
-
-    // The models to run: (config, host f32 parameters, checkpoint folder or empty).
-    struct Subject {
-      ModelConfig config;
-      ParamSet params;
-      std::filesystem::path checkpoint;
-    };
-    std::vector<Subject> subjects;
-    if (!a->checkpoint.empty()) {
-      const std::filesystem::path dir = resolve_checkpoint(a->checkpoint);
-      ModelCheckpoint loaded = load_model_checkpoint(dir);
-      subjects.push_back({loaded.config, std::move(loaded.params), dir});
-      if (a->baseline) fail("--baseline needs --config (the baseline gets random weights)");
-    } else {
-      ModelConfig c = load_model_config(a->config);
-      int longest = 0;
-      for (int x : a->contexts) longest = std::max(longest, x);
-      c.max_seq_len = std::max(c.max_seq_len, longest + a->gen + opt.warmup_steps + 8);
-      c.validate(a->config);
-      subjects.push_back({c, ParamSet::initialised(c, a->seed, DType::f32, Device::cpu), {}});
-      if (a->baseline) {
-        if (c.attention == AttentionKind::softmax) fail("--baseline: the config is already softmax");
-        ModelConfig b = matched_baseline(c);
-        subjects.push_back({b, ParamSet::initialised(b, a->seed + 1, DType::f32, Device::cpu), {}});
-      }
-    }
-
-    auto backend = make_backend(a->device);
-    const double copy_bw = engine::measure_copy_bandwidth(*backend);
-    fmt::print(stderr, "[bench] {}: device-to-device copy {:.0f} GB/s (read + write)\n",
-               backend->name(), copy_bw / 1e9);
-    std::vector<engine::BenchRow> rows;
-    std::vector<double> tg_batch1;  // per subject: ms/step at the first batch and context
-    for (Subject& s : subjects) {
-      const std::string label = label_of(s.config);
-      fmt::print(stderr, "[bench] {}\n", label);
-      {
-        Model model(s.config, *backend, to_backend(s.params, *backend));
-        auto got = engine::run_engine_bench(model, label, opt, copy_bw, [](const std::string& line) {
-          fmt::print(stderr, "[bench]   {}\n", line);
-          std::fflush(stderr);
-        });
-        double first_tg = 0;  // the first case's decode step, for the DIFF / baseline ratio
-        for (const auto& r : got) {
-          if (r.ms_per_step > 0 && first_tg == 0) first_tg = r.ms_per_step;
+const CommandRegistration reg{
+    45, [](CLI::App& app) {
+      auto a = std::make_shared<BenchArgs>();
+      auto* cmd = app.add_subcommand(
+          "bench",
+          "Inference throughput and memory-bandwidth share of the engine (and HF transformers)");
+      auto* cfg =
+          cmd->add_option("--config", a->config,
+                          "A model or run config: random weights (max_seq_len raised to fit "
+                          "the contexts)");
+      auto* ck = cmd->add_option("--checkpoint", a->checkpoint,
+                                 "A checkpoint folder, or a run folder (its newest checkpoint)");
+      cfg->excludes(ck);
+      cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+      cmd->add_option("--batch", a->batches, "Batch sizes (sequences decoded together)")
+          ->delimiter(',')
+          ->capture_default_str();
+      cmd->add_option("--context", a->contexts, "Prompt lengths in tokens")
+          ->delimiter(',')
+          ->capture_default_str();
+      cmd->add_option("--gen", a->gen, "Decode steps timed per case")->capture_default_str();
+      cmd->add_flag("--baseline", a->baseline,
+                    "Also the parameter-matched softmax baseline of a DIFF model (random weights)");
+      cmd->add_flag("--no-graphs", a->no_graphs, "Decode without CUDA graphs");
+      cmd->add_option("--seed", a->seed, "Seed of the random weights and prompts")
+          ->capture_default_str();
+      cmd->add_flag("--hf", a->hf,
+                    "Also HF transformers generate (bf16, static cache, eager and "
+                    "torch.compile) on the same weights, exported with `export hf`");
+      cmd->add_option("--hf-batch", a->hf_batches, "Batch sizes of the HF runs")
+          ->delimiter(',')
+          ->capture_default_str();
+      cmd->add_option("--hf-context", a->hf_contexts, "Prompt lengths of the HF runs")
+          ->delimiter(',')
+          ->capture_default_str();
+      cmd->add_option("--hf-gen", a->hf_gen, "Tokens each HF run generates")->capture_default_str();
+      cmd->add_option("--hf-script", a->hf_script, "The HF benchmark script")
+          ->capture_default_str();
+      cmd->add_option("--python", a->python, "Python with torch and transformers")
+          ->capture_default_str();
+      cmd->add_option("--work", a->work,
+                      "Folder for exported models (default: a temporary folder)");
+      cmd->add_option("--json", a->json, "Also write the rows as JSON to this file");
+      cmd->callback([a] {
+        if (a->config.empty() == a->checkpoint.empty()) fail("give --config or --checkpoint (one)");
+        auto positive = [](const std::vector<int>& v, const char* what) {
+          if (v.empty()) fail("{} needs at least one value", what);
+          for (int x : v) {
+            if (x < 1 || x > (1 << 20)) fail("{} values must be in [1, 1048576], got {}", what, x);
+          }
+        };
+        positive(a->batches, "--batch");
+        positive(a->contexts, "--context");
+        positive(a->hf_batches, "--hf-batch");
+        positive(a->hf_contexts, "--hf-context");
+        if (a->gen < 1 || a->gen > 100000) fail("--gen must be in [1, 100000], got {}", a->gen);
+        if (a->hf_gen < 1 || a->hf_gen > 100000)
+          fail("--hf-gen must be in [1, 100000], got {}", a->hf_gen);
+        if (a->hf && !std::filesystem::exists(a->hf_script)) {
+          fail(
+              "--hf: the script '{}' does not exist (run from the repository root or pass "
+              "--hf-script)",
+              a->hf_script);
         }
-        tg_batch1.push_back(first_tg);
-        rows.insert(rows.end(), got.begin(), got.end());
-      }
-      if (a->hf) {
-        if (s.config.attention == AttentionKind::diff_v2) {
-          engine::BenchRow r;
-          r.model = label;
-          r.backend = "HF transformers";
-          r.note = "DIFF V2 has no transformers class";
-          rows.push_back(r);
-          continue;
+
+        engine::BenchOptions opt;
+        opt.batches = a->batches;
+        opt.contexts = a->contexts;
+        opt.gen_tokens = a->gen;
+        opt.cuda_graphs = !a->no_graphs;
+
+        // The models to run: (config, host f32 parameters, checkpoint folder or empty).
+        struct Subject {
+          ModelConfig config;
+          ParamSet params;
+          std::filesystem::path checkpoint;
+        };
+        std::vector<Subject> subjects;
+        if (!a->checkpoint.empty()) {
+          const std::filesystem::path dir = resolve_checkpoint(a->checkpoint);
+          ModelCheckpoint loaded = load_model_checkpoint(dir);
+          subjects.push_back({loaded.config, std::move(loaded.params), dir});
+          if (a->baseline) fail("--baseline needs --config (the baseline gets random weights)");
+        } else {
+          ModelConfig c = load_model_config(a->config);
+          int longest = 0;
+          for (int x : a->contexts) longest = std::max(longest, x);
+          c.max_seq_len = std::max(c.max_seq_len, longest + a->gen + opt.warmup_steps + 8);
+          c.validate(a->config);
+          subjects.push_back({c, ParamSet::initialised(c, a->seed, DType::f32, Device::cpu), {}});
+          if (a->baseline) {
+            if (c.attention == AttentionKind::softmax)
+              fail("--baseline: the config is already softmax");
+            ModelConfig b = matched_baseline(c);
+            subjects.push_back(
+                {b, ParamSet::initialised(b, a->seed + 1, DType::f32, Device::cpu), {}});
+          }
         }
-        std::filesystem::path work = a->work.empty()
-                                         ? std::filesystem::temp_directory_path() / "difftx-bench"
-                                         : std::filesystem::path(a->work);
-        std::filesystem::create_directories(work);
-        std::filesystem::path ckpt = s.checkpoint;
-        const std::string tag = fmt::format("{}-{}", attention_kind_name(s.config.attention),
-                                            &s - subjects.data());
-        if (ckpt.empty()) {
-          ckpt = work / (tag + "-checkpoint");
-          save_model_checkpoint(ckpt, nlohmann::json{{"model", s.config.to_json()}}, s.config,
-                                s.params, {}, 0);
+
+        auto backend = make_backend(a->device);
+        const double copy_bw = engine::measure_copy_bandwidth(*backend);
+        fmt::print(stderr, "[bench] {}: device-to-device copy {:.0f} GB/s (read + write)\n",
+                   backend->name(), copy_bw / 1e9);
+        std::vector<engine::BenchRow> rows;
+        std::vector<double> tg_batch1;  // per subject: ms/step at the first batch and context
+        for (Subject& s : subjects) {
+          const std::string label = label_of(s.config);
+          fmt::print(stderr, "[bench] {}\n", label);
+          {
+            Model model(s.config, *backend, to_backend(s.params, *backend));
+            auto got =
+                engine::run_engine_bench(model, label, opt, copy_bw, [](const std::string& line) {
+                  fmt::print(stderr, "[bench]   {}\n", line);
+                  std::fflush(stderr);
+                });
+            double first_tg = 0;  // the first case's decode step, for the DIFF / baseline ratio
+            for (const auto& r : got) {
+              if (r.ms_per_step > 0 && first_tg == 0) first_tg = r.ms_per_step;
+            }
+            tg_batch1.push_back(first_tg);
+            rows.insert(rows.end(), got.begin(), got.end());
+          }
+          if (a->hf) {
+            if (s.config.attention == AttentionKind::diff_v2) {
+              engine::BenchRow r;
+              r.model = label;
+              r.backend = "HF transformers";
+              r.note = "DIFF V2 has no transformers class";
+              rows.push_back(r);
+              continue;
+            }
+            std::filesystem::path work =
+                a->work.empty() ? std::filesystem::temp_directory_path() / "difftx-bench"
+                                : std::filesystem::path(a->work);
+            std::filesystem::create_directories(work);
+            std::filesystem::path ckpt = s.checkpoint;
+            const std::string tag =
+                fmt::format("{}-{}", attention_kind_name(s.config.attention), &s - subjects.data());
+            if (ckpt.empty()) {
+              ckpt = work / (tag + "-checkpoint");
+              save_model_checkpoint(ckpt, nlohmann::json{{"model", s.config.to_json()}}, s.config,
+                                    s.params, {}, 0);
+            }
+            const std::filesystem::path hf_dir = work / (tag + "-hf");
+            hf::HfExportOptions eo;
+            eo.dtype = DType::bf16;
+            const hf::HfExportResult ex = hf::export_hf(ckpt, hf_dir, eo);
+            fmt::print(stderr, "[bench] exported {} ({} parameters) to {}\n", ex.model_type,
+                       ex.parameters, hf_dir.string());
+            auto hf_rows = run_hf(*a, hf_dir, label);
+            rows.insert(rows.end(), hf_rows.begin(), hf_rows.end());
+          }
         }
-        const std::filesystem::path hf_dir = work / (tag + "-hf");
-        hf::HfExportOptions eo;
-        eo.dtype = DType::bf16;
-        const hf::HfExportResult ex = hf::export_hf(ckpt, hf_dir, eo);
-        fmt::print(stderr, "[bench] exported {} ({} parameters) to {}\n", ex.model_type,
-                   ex.parameters, hf_dir.string());
-        auto hf_rows = run_hf(*a, hf_dir, label);
-        rows.insert(rows.end(), hf_rows.begin(), hf_rows.end());
-      }
-    }
-    fmt::print("{}", engine::bench_table(rows));
-    if (tg_batch1.size() == 2 && tg_batch1[0] > 0 && tg_batch1[1] > 0) {
-      fmt::print("\nDIFF / matched baseline time per decode step (batch {}, context {}): {:.3f}\n",
-                 a->batches[0], a->contexts[0], tg_batch1[0] / tg_batch1[1]);
-    }
-    std::fflush(stdout);
-    if (!a->json.empty()) {
-      nlohmann::json j = {{"backend", backend->name()},
-                          {"copy_bandwidth", copy_bw},
-                          {"spec_bandwidth", engine::kSpecBandwidth},
-                          {"rows", engine::bench_json(rows)}};
-      write_file_atomic(a->json, j.dump(2) + "\n");
-    }
-  });
-}};
+        fmt::print("{}", engine::bench_table(rows));
+        if (tg_batch1.size() == 2 && tg_batch1[0] > 0 && tg_batch1[1] > 0) {
+          fmt::print(
+              "\nDIFF / matched baseline time per decode step (batch {}, context {}): {:.3f}\n",
+              a->batches[0], a->contexts[0], tg_batch1[0] / tg_batch1[1]);
+        }
+        std::fflush(stdout);
+        if (!a->json.empty()) {
+          nlohmann::json j = {{"backend", backend->name()},
+                              {"copy_bandwidth", copy_bw},
+                              {"spec_bandwidth", engine::kSpecBandwidth},
+                              {"rows", engine::bench_json(rows)}};
+          write_file_atomic(a->json, j.dump(2) + "\n");
+        }
+      });
+    }};
 
 }  // namespace
 }  // namespace difftx::cli

@@ -74,11 +74,10 @@ void add_prepare(CLI::App& group) {
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
       ->capture_default_str();
   cmd->callback([opts, progress] {
-    static const std::map<std::string, ProgressMode> modes = {
-        {"auto", ProgressMode::automatic},
-        {"bar", ProgressMode::terminal},
-        {"lines", ProgressMode::lines},
-        {"none", ProgressMode::quiet}};
+    static const std::map<std::string, ProgressMode> modes = {{"auto", ProgressMode::automatic},
+                                                              {"bar", ProgressMode::terminal},
+                                                              {"lines", ProgressMode::lines},
+                                                              {"none", ProgressMode::quiet}};
     opts->progress = modes.at(*progress);
     const PrepareSummary summary = prepare_data(*opts);
     fmt::print("{}", format_summary(summary));
@@ -110,9 +109,10 @@ void add_info(CLI::App& group) {
     }
     const DataFolderInfo info = check_data_folder(*path);
     if (!info.has_meta) {
-      fail("'{}' has no {}: it is not a folder written by `difftx data prepare` (or that run "
-           "did not finish); run `difftx data prepare --out {}`",
-           path->string(), kMetaFile, path->string());
+      fail(
+          "'{}' has no {}: it is not a folder written by `difftx data prepare` (or that run "
+          "did not finish); run `difftx data prepare --out {}`",
+          path->string(), kMetaFile, path->string());
     }
     fmt::print("{}\n", nlohmann::json::parse(read_file_text(*path / kMetaFile)).dump(2));
     for (const auto& [prefix, shards] : info.shards) {

@@ -51,8 +51,9 @@ void add_export(CLI::App& group) {
                args->dtype, r.head_gain_folded ? ", per-head norm gain folded into o_proj" : "");
     for (const auto& f : r.files) fmt::print("  {}\n", f);
     if (!r.tokenizer) {
-      fmt::print("note: the checkpoint has no tokenizer.model, so no tokenizer files were "
-                 "written (AutoTokenizer will not load this folder)\n");
+      fmt::print(
+          "note: the checkpoint has no tokenizer.model, so no tokenizer files were "
+          "written (AutoTokenizer will not load this folder)\n");
     }
   });
 }
@@ -89,7 +90,8 @@ void add_import(CLI::App& group) {
       ->capture_default_str();
   cmd->callback([args] {
     hf::HfImportOptions options;
-    if (args->rope_style != "auto") options.rope_style = parse_rope_style(args->rope_style, "--rope-style");
+    if (args->rope_style != "auto")
+      options.rope_style = parse_rope_style(args->rope_style, "--rope-style");
     const fs::path out = args->out.empty() ? default_import_out(args->in) : args->out;
     refuse_import_into_run_folder(out, "--out");
     const hf::HfImportResult r = hf::import_hf(args->in, out, options);
@@ -97,23 +99,28 @@ void add_import(CLI::App& group) {
     fmt::print("imported {} (model_type \"{}\", {} file{}) -> {}\n", args->in.string(),
                r.model.model_type, r.model.files.size(), r.model.files.size() == 1 ? "" : "s",
                out.string());
-    fmt::print("  {}: {} layers, d_model {}, {} heads ({} kv) of dim {}, vocab {}, rope {}, "
-               "{} parameters\n",
-               attention_kind_name(c.attention), c.n_layers, c.d_model, c.n_heads, c.n_kv_heads,
-               c.head_dim, c.vocab_size, rope_style_name(c.rope_style), with_thousands(parameter_count(c)));
+    fmt::print(
+        "  {}: {} layers, d_model {}, {} heads ({} kv) of dim {}, vocab {}, rope {}, "
+        "{} parameters\n",
+        attention_kind_name(c.attention), c.n_layers, c.d_model, c.n_heads, c.n_kv_heads,
+        c.head_dim, c.vocab_size, rope_style_name(c.rope_style),
+        with_thousands(parameter_count(c)));
     if (r.model.tokenizer.empty()) {
       fmt::print("note: '{}' has no tokenizer.model; the checkpoint has no tokenizer\n",
                  args->in.string());
     } else if (!r.tokenizer_note.empty()) {
-      fmt::print("note: tokenizer.model was copied, but difftx commands that tokenize text will "
-                 "refuse it: {}\n", r.tokenizer_note);
+      fmt::print(
+          "note: tokenizer.model was copied, but difftx commands that tokenize text will "
+          "refuse it: {}\n",
+          r.tokenizer_note);
     }
   });
 }
 
-difftx::cli::CommandRegistration reg{80, [](CLI::App& app) {
-  add_export(*difftx::cli::command_group(app, "export", "Export models to other formats"));
-  add_import(*difftx::cli::command_group(app, "import", "Import models from other formats"));
-}};
+difftx::cli::CommandRegistration reg{
+    80, [](CLI::App& app) {
+      add_export(*difftx::cli::command_group(app, "export", "Export models to other formats"));
+      add_import(*difftx::cli::command_group(app, "import", "Import models from other formats"));
+    }};
 
 }  // namespace

@@ -5,8 +5,8 @@
 
 #include "command_registry.h"
 #include "difftx/core/error.h"
-#include "difftx/serve/serve_app.h"
 #include "difftx/runtime/checkpoint_store.h"
+#include "difftx/serve/serve_app.h"
 
 namespace difftx::cli {
 namespace {

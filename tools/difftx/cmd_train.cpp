@@ -110,9 +110,8 @@ const CommandRegistration reg{
         options.init_from = a->init_from;
         options.stop_after = a->stop_after;
         options.quiet = a->quiet;
-        if (train_distributed(a->dist, loaded, options, [&](const TrainSummary& s) {
-              print_result(*a, loaded.config, s);
-            })) {
+        if (train_distributed(a->dist, loaded, options,
+                              [&](const TrainSummary& s) { print_result(*a, loaded.config, s); })) {
           return;
         }
         InterruptScope interrupts;

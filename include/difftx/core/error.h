@@ -26,8 +26,8 @@ template <typename... Args>
   throw Error(fmt::format(format, std::forward<Args>(args)...));
 }
 
-#define DIFFTX_CHECK(cond, ...)              \
-  do {                                       \
+#define DIFFTX_CHECK(cond, ...)               \
+  do {                                        \
     if (!(cond)) ::difftx::fail(__VA_ARGS__); \
   } while (0)
 

@@ -1,7 +1,8 @@
 // Plain structs and pure functions shared by the inference (engine) ops of the Backend and
-// their CUDA kernels (in core, so the CUDA op layer below model uses them too): the geometry of paged decode attention over a KV block pool, the packed
-// per-row sampling parameters, and the counter-based random numbers of device sampling.
-// Standard headers only (nvcc compiles this header; the functions are host + device).
+// their CUDA kernels (in core, so the CUDA op layer below model uses them too): the geometry of
+// paged decode attention over a KV block pool, the packed per-row sampling parameters, and the
+// counter-based random numbers of device sampling. Standard headers only (nvcc compiles this
+// header; the functions are host + device).
 #pragma once
 
 #include <cmath>

@@ -61,8 +61,7 @@ class Progress {
 
   // The text of one status line for the given state (no "\r", no newline); exposed for tests.
   // In terminal mode it is fitted to terminal_width() - 1 characters.
-  std::string status_line(double done, double elapsed_s, std::string_view extra,
-                          bool final) const;
+  std::string status_line(double done, double elapsed_s, std::string_view extra, bool final) const;
   // The width used for terminal lines (see ProgressOptions::width), looked up on each call.
   int terminal_width() const;
 

@@ -28,10 +28,10 @@ void save_safetensors(const std::filesystem::path& path,
 // One tensor entry of a header, as stored.
 struct SafetensorsEntry {
   std::string name;
-  std::string dtype;     // as stored: "F16", "BF16", "F32", "F64", "I32" or "I64"
-  DType load_dtype;      // what load_safetensors returns: F16 -> f32, I64 -> i32, others as is
+  std::string dtype;  // as stored: "F16", "BF16", "F32", "F64", "I32" or "I64"
+  DType load_dtype;   // what load_safetensors returns: F16 -> f32, I64 -> i32, others as is
   Shape shape;
-  std::uint64_t begin;   // byte offsets [begin, end) relative to the start of the data section
+  std::uint64_t begin;  // byte offsets [begin, end) relative to the start of the data section
   std::uint64_t end;
 };
 

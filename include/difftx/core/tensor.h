@@ -49,7 +49,8 @@ class Tensor {
   static Tensor empty(Shape shape, DType dtype, Device device = Device::cpu);
   static Tensor zeros(Shape shape, DType dtype, Device device = Device::cpu);
   // CPU only: a tensor filled from host values (converted to dtype).
-  static Tensor from_vector(Shape shape, const std::vector<float>& values, DType dtype = DType::f32);
+  static Tensor from_vector(Shape shape, const std::vector<float>& values,
+                            DType dtype = DType::f32);
 
   bool defined() const { return static_cast<bool>(storage_); }
   const Shape& shape() const { return shape_; }
@@ -99,13 +100,21 @@ float bf16_to_float(std::uint16_t bits);
 template <typename T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::f32; }
+constexpr DType dtype_of<float>() {
+  return DType::f32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::f64; }
+constexpr DType dtype_of<double>() {
+  return DType::f64;
+}
 template <>
-constexpr DType dtype_of<std::int32_t>() { return DType::i32; }
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::i32;
+}
 template <>
-constexpr DType dtype_of<std::uint16_t>() { return DType::bf16; }
+constexpr DType dtype_of<std::uint16_t>() {
+  return DType::bf16;
+}
 
 template <typename T>
 T* Tensor::data() const {

@@ -3,10 +3,9 @@
 // Task data (label masks, fixed-length examples) is honoured by both: see Batch::labels().
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -31,7 +30,7 @@ struct Batch {
   // (B, T): the targets where mask is 1 and -1 elsewhere, the form Model's losses take
   // (targets < 0 are ignored): train and evaluate on labels(), not targets().
   std::vector<std::int32_t> labels() const;
-  std::uint64_t counted_targets() const;      // number of 1s in mask
+  std::uint64_t counted_targets() const;  // number of 1s in mask
 
  private:
   std::size_t index(int b, int t) const {
@@ -126,8 +125,8 @@ class TrainLoader {
   ShardSet set_;
   std::uint64_t epoch_ = 0;
   std::uint64_t step_ = 0;
-  std::uint64_t offset_ = 0;            // window start offset of the current epoch
-  std::vector<std::uint64_t> prefix_;   // prefix sums of windows per shard (size shards + 1)
+  std::uint64_t offset_ = 0;           // window start offset of the current epoch
+  std::vector<std::uint64_t> prefix_;  // prefix sums of windows per shard (size shards + 1)
   std::uint64_t perm_key_ = 0;
 };
 

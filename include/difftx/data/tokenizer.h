@@ -19,11 +19,11 @@ class SentencePieceProcessor;
 namespace difftx::data {
 
 // Reserved ids (identical in every tokenizer difftx trains; checked when one is loaded).
-inline constexpr std::int32_t kPadId = 0;      // "<pad>": padding, never a training target
-inline constexpr std::int32_t kBosId = 1;      // "<s>": beginning of sequence (prompts)
-inline constexpr std::int32_t kEosId = 2;      // "</s>": ends every document in the shards
-inline constexpr std::int32_t kUnkId = 3;      // "<unk>": unused with byte fallback
-inline constexpr std::int32_t kNewlineId = 4;  // "\n": a user-defined piece, never merged
+inline constexpr std::int32_t kPadId = 0;        // "<pad>": padding, never a training target
+inline constexpr std::int32_t kBosId = 1;        // "<s>": beginning of sequence (prompts)
+inline constexpr std::int32_t kEosId = 2;        // "</s>": ends every document in the shards
+inline constexpr std::int32_t kUnkId = 3;        // "<unk>": unused with byte fallback
+inline constexpr std::int32_t kNewlineId = 4;    // "\n": a user-defined piece, never merged
 inline constexpr std::int32_t kFirstByteId = 5;  // "<0x00>" .. "<0xFF>" are ids 5 .. 260
 inline constexpr std::int32_t kReservedCount = 261;
 

@@ -57,7 +57,7 @@ struct Request {
   int max_new_tokens = 16;           // >= 1
   SamplingConfig sampling;           // temperature 0 = greedy
   bool stop_at_eos = true;
-  int top_logprobs = 0;              // 0 .. kMaxTopLogprobs alternatives per token
+  int top_logprobs = 0;  // 0 .. kMaxTopLogprobs alternatives per token
 };
 
 inline constexpr int kMaxTopLogprobs = 20;
@@ -76,14 +76,14 @@ struct TokenEvent {
 };
 
 struct EngineStats {
-  int running = 0;                     // sequences in the batch
-  int waiting = 0;                     // queued, not yet admitted (or preempted)
+  int running = 0;  // sequences in the batch
+  int waiting = 0;  // queued, not yet admitted (or preempted)
   std::int64_t kv_blocks_used = 0;
   std::int64_t kv_blocks_total = 0;
-  std::int64_t live_tokens = 0;        // tokens whose K/V are held
-  std::int64_t prompt_tokens = 0;      // processed since start (prefill)
-  std::int64_t generated_tokens = 0;   // sampled since start
-  int last_step_batch = 0;             // sequences in the last step
+  std::int64_t live_tokens = 0;       // tokens whose K/V are held
+  std::int64_t prompt_tokens = 0;     // processed since start (prefill)
+  std::int64_t generated_tokens = 0;  // sampled since start
+  int last_step_batch = 0;            // sequences in the last step
   std::int64_t preemptions = 0;
 };
 

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 #include "difftx/core/tensor.h"
@@ -26,7 +25,7 @@ nlohmann::json hf_generation_config_json();
 struct HfImportConfig {
   std::string model_type;  // "diffllama" or "llama"
   HfHeads heads;
-  ModelConfig config;      // the difftx config (DiffLlama: head_norm_gain false)
+  ModelConfig config;  // the difftx config (DiffLlama: head_norm_gain false)
 };
 
 // Parses and checks an HF config.json object (`source` names it in errors). `rope_style` is the

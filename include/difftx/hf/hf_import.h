@@ -19,11 +19,11 @@ struct HfImportOptions {
 };
 
 struct HfModel {
-  std::string model_type;          // "diffllama" or "llama"
+  std::string model_type;  // "diffllama" or "llama"
   ModelConfig config;
-  ParamSet params;                 // CPU f32, every tensor of parameter_specs(config)
-  std::vector<std::string> files;  // safetensors files read
-  std::filesystem::path tokenizer; // <in>/tokenizer.model, empty if absent
+  ParamSet params;                  // CPU f32, every tensor of parameter_specs(config)
+  std::vector<std::string> files;   // safetensors files read
+  std::filesystem::path tokenizer;  // <in>/tokenizer.model, empty if absent
 };
 
 // Reads and converts a Hugging Face model folder. Errors name the file and tensor (see

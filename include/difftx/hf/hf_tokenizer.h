@@ -9,9 +9,8 @@
 // a literal U+2581 in the text, which difftx spells as three byte tokens, is a space to HF.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,10 +18,10 @@
 namespace difftx::hf {
 
 struct HfTokenizerFiles {
-  nlohmann::json tokenizer;          // tokenizer.json
-  nlohmann::json tokenizer_config;   // tokenizer_config.json
-  nlohmann::json special_tokens_map; // special_tokens_map.json
-  int vocab_size = 0;                // pieces in the model
+  nlohmann::json tokenizer;           // tokenizer.json
+  nlohmann::json tokenizer_config;    // tokenizer_config.json
+  nlohmann::json special_tokens_map;  // special_tokens_map.json
+  int vocab_size = 0;                 // pieces in the model
 };
 
 // Builds the files from a difftx tokenizer.model. Throws difftx::Error if the model is not a

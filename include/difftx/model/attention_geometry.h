@@ -11,16 +11,16 @@ namespace difftx {
 // whose keys/values 0..kv_len-1 are given (kv_len >= q_offset + T); query t sees keys
 // 0..q_offset+t (causal). Training uses q_offset = 0, kv_len = T.
 struct AttentionGeometry {
-  int batch = 0;       // B
-  int q_len = 0;       // T
-  int kv_len = 0;      // S
+  int batch = 0;   // B
+  int q_len = 0;   // T
+  int kv_len = 0;  // S
   int q_offset = 0;
-  int q_heads = 0;     // d-sized query components (V1: 2h, interleaved Q1/Q2 per head)
-  int k_heads = 0;     // d-sized key components (V1: 2h_kv)
-  int v_heads = 0;     // value heads (h_kv)
-  int head_dim = 0;    // d
-  int v_head_dim = 0;  // d, or 2d for V1
-  double scale = 0.0;  // softmax scale, 1/sqrt(d)
+  int q_heads = 0;                // d-sized query components (V1: 2h, interleaved Q1/Q2 per head)
+  int k_heads = 0;                // d-sized key components (V1: 2h_kv)
+  int v_heads = 0;                // value heads (h_kv)
+  int head_dim = 0;               // d
+  int v_head_dim = 0;             // d, or 2d for V1
+  double scale = 0.0;             // softmax scale, 1/sqrt(d)
   std::int64_t q_row_stride = 0;  // elements between tokens in q (>= q_heads*head_dim)
   std::int64_t kv_row_stride_k = 0;
   std::int64_t kv_row_stride_v = 0;

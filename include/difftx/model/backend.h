@@ -16,11 +16,11 @@
 #include <memory>
 #include <vector>
 
+#include "difftx/core/paged_attention.h"
 #include "difftx/core/tensor.h"
 #include "difftx/model/attention_geometry.h"
 #include "difftx/model/attention_probe.h"
 #include "difftx/model/config.h"
-#include "difftx/core/paged_attention.h"
 
 namespace difftx {
 
@@ -78,9 +78,8 @@ class Backend {
 
   // ---- RoPE on x viewed as (B, T, H, D) with row stride `row_stride` (elements per token),
   // token t at position pos_offset + t. inverse = true applies the transpose rotation (backward).
-  virtual void rope(Tensor& x, int batch, int seq, int heads, int head_dim,
-                    std::int64_t row_stride, int pos_offset, double theta, RopeStyle style,
-                    bool inverse) = 0;
+  virtual void rope(Tensor& x, int batch, int seq, int heads, int head_dim, std::int64_t row_stride,
+                    int pos_offset, double theta, RopeStyle style, bool inverse) = 0;
 
   // ---- SwiGLU: out = silu(gate) * up, all (N, F)
   virtual void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
@@ -103,14 +102,13 @@ class Backend {
   // (O1 = out + lambda out2, dlambda = -sum(out2 . dout)); lse (B,2h,T) f32 holds both maps'
   // log-sum-exps (row 2i: A1 of head i, row 2i+1: A2). lambda is a (1) f32 tensor on the
   // device. dlambda (1) f32 is accumulated (+=). out2 may be undefined in inference.
-  virtual void diff_attention_forward(const AttentionGeometry& g, const Tensor& q,
-                                      const Tensor& k, const Tensor& v, const Tensor& lambda,
-                                      Tensor& out, Tensor& out2, Tensor& lse) = 0;
-  virtual void diff_attention_backward(const AttentionGeometry& g, const Tensor& q,
-                                       const Tensor& k, const Tensor& v, const Tensor& lambda,
-                                       const Tensor& out, const Tensor& out2, const Tensor& lse,
-                                       const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv,
-                                       Tensor& dlambda) = 0;
+  virtual void diff_attention_forward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                      const Tensor& v, const Tensor& lambda, Tensor& out,
+                                      Tensor& out2, Tensor& lse) = 0;
+  virtual void diff_attention_backward(const AttentionGeometry& g, const Tensor& q, const Tensor& k,
+                                       const Tensor& v, const Tensor& lambda, const Tensor& out,
+                                       const Tensor& out2, const Tensor& lse, const Tensor& dout,
+                                       Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dlambda) = 0;
 
   // ---- DIFF V1 lambda = exp(lq1.lk1) - exp(lq2.lk2) + lambda_init, all vectors (d) params.
   virtual void diff_lambda_forward(const Tensor& lq1, const Tensor& lk1, const Tensor& lq2,
@@ -124,8 +122,8 @@ class Backend {
   // ---- DIFF V2 combine: a (N, 2h, d), gate_logits (N, h): out (N, h, d) =
   // a[:,2i] - sigmoid(gate_logits[:,i]) * a[:,2i+1].
   virtual void v2_combine_forward(const Tensor& a, const Tensor& gate_logits, Tensor& out) = 0;
-  virtual void v2_combine_backward(const Tensor& a, const Tensor& gate_logits,
-                                   const Tensor& dout, Tensor& da, Tensor& dgate_logits) = 0;
+  virtual void v2_combine_backward(const Tensor& a, const Tensor& gate_logits, const Tensor& dout,
+                                   Tensor& da, Tensor& dgate_logits) = 0;
 
   // ---- DIFF V2 attention forward: att (B*T, 2h, d) = softmax attention over the 2h query heads
   // (kept for the backward, which is v2_combine_backward + softmax_attention_backward), lse
@@ -180,8 +178,7 @@ class Backend {
   virtual std::int64_t abs_select_at_least(const Tensor& x, const AttentionGeometry* scores,
                                            double threshold, Tensor& out) = 0;
   // out (N) stat = KL(softmax(ref_logits) || softmax(logits)) per row of two (N, V) act tensors.
-  virtual void kl_divergence_rows(const Tensor& ref_logits, const Tensor& logits,
-                                  Tensor& out) = 0;
+  virtual void kl_divergence_rows(const Tensor& ref_logits, const Tensor& logits, Tensor& out) = 0;
 
   // ---- optimizer support (params, grads and moments all param dtype, same shape)
   virtual double sum_of_squares(const Tensor& t) = 0;  // for global grad-norm clipping
@@ -204,8 +201,7 @@ class Backend {
   // block_size)) i32 on the device. k (N, k_width), v (N, v_width) contiguous: the cache as the
   // flash attention ops take it (chunked prefill).
   virtual void kv_cache_gather(const Tensor& k_pool, const Tensor& v_pool,
-                               const Tensor& block_table, int block_size, Tensor& k,
-                               Tensor& v) = 0;
+                               const Tensor& block_table, int block_size, Tensor& k, Tensor& v) = 0;
 
   // ---- fused projections of the decode path (one pass over the input for several weights;
   // on CUDA a GEMV kernel for a few rows, cuBLASLt otherwise). Weights are compute copies.
@@ -253,9 +249,9 @@ class Backend {
   // workspace: sample_workspace_bytes(rows, vocab) bytes of device scratch (may be undefined
   // when that is 0).
   virtual std::int64_t sample_workspace_bytes(std::int64_t rows, std::int64_t vocab) const = 0;
-  virtual void sample_tokens(const Tensor& logits, const Tensor& params, int top_n,
-                             Tensor& tokens, Tensor& logprobs, Tensor& top_ids,
-                             Tensor& top_logprobs, Tensor& workspace) = 0;
+  virtual void sample_tokens(const Tensor& logits, const Tensor& params, int top_n, Tensor& tokens,
+                             Tensor& logprobs, Tensor& top_ids, Tensor& top_logprobs,
+                             Tensor& workspace) = 0;
 
   // ---- capture of device work (CUDA graphs): between begin_capture() and end_capture() ops
   // are recorded, not run, and must not allocate, copy to or from the host or synchronize;

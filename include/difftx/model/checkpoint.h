@@ -8,17 +8,15 @@
 // FNV-1a-64 before), which is required: a file without it is refused.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "difftx/core/safetensors.h"
-
 #include "difftx/model/config.h"
 #include "difftx/model/params.h"
 
@@ -28,10 +26,10 @@ inline constexpr std::int64_t kCheckpointFormatVersion = 2;
 
 struct ModelCheckpoint {
   ModelConfig config;
-  nlohmann::json run_config;            // whole config.json
-  ParamSet params;                      // CPU f32, every tensor of parameter_specs(config)
-  std::filesystem::path tokenizer;      // <dir>/tokenizer.model, empty if the folder has none
-  std::int64_t step = 0;                // from the safetensors metadata ("step")
+  nlohmann::json run_config;        // whole config.json
+  ParamSet params;                  // CPU f32, every tensor of parameter_specs(config)
+  std::filesystem::path tokenizer;  // <dir>/tokenizer.model, empty if the folder has none
+  std::int64_t step = 0;            // from the safetensors metadata ("step")
 };
 
 // Writes the three files atomically into `dir` (created if missing). `run_config` must contain

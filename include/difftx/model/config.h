@@ -2,10 +2,9 @@
 // read from JSON with strict validation. Field-by-field documentation: docs/config.md.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "difftx/core/enum_names.h"
@@ -35,13 +34,13 @@ inline constexpr int kMaxSeqLen = 1 << 24;
 
 struct ModelConfig {
   int vocab_size = 0;
-  int d_model = 0;      // E
-  int n_layers = 0;     // L
+  int d_model = 0;   // E
+  int n_layers = 0;  // L
   AttentionKind attention = AttentionKind::diff_v1;
-  int n_heads = 0;      // h, paper convention (DIFF V1: differential heads; V2: output heads)
-  int n_kv_heads = 0;   // h_kv, divides n_heads
-  int head_dim = 0;     // d, the q/k component dim
-  int ffn_dim = 0;      // SwiGLU inner dim F
+  int n_heads = 0;     // h, paper convention (DIFF V1: differential heads; V2: output heads)
+  int n_kv_heads = 0;  // h_kv, divides n_heads
+  int head_dim = 0;    // d, the q/k component dim
+  int ffn_dim = 0;     // SwiGLU inner dim F
   double rope_theta = 10000.0;
   RopeStyle rope_style = RopeStyle::interleaved;
   double norm_eps = 1e-5;        // every RMSNorm, the per-head one of DIFF V1 included
@@ -49,12 +48,12 @@ struct ModelConfig {
   bool head_norm_gain = true;    // DIFF V1 learnable per-head norm gain (2d)
   bool tied_embeddings = true;
   int max_seq_len = 0;
-  double init_std = 0.02;        // std of embeddings and projections (residual outputs scaled)
+  double init_std = 0.02;  // std of embeddings and projections (residual outputs scaled)
 
   // Derived sizes. Weights follow torch.nn.Linear layout (out_features, in_features).
   int n_rep() const { return n_heads / n_kv_heads; }
-  int q_heads() const;   // number of d-sized query components: 2h (V1, V2) or h (softmax)
-  int k_heads() const;   // number of d-sized key components: 2h_kv (V1) or h_kv
+  int q_heads() const;     // number of d-sized query components: 2h (V1, V2) or h (softmax)
+  int k_heads() const;     // number of d-sized key components: 2h_kv (V1) or h_kv
   int v_head_dim() const;  // 2d (V1) or d
   int q_dim() const { return q_heads() * head_dim; }           // rows of W_q
   int k_dim() const { return k_heads() * head_dim; }           // rows of W_k

@@ -34,8 +34,8 @@ struct RunSeries {
 };
 
 struct CompareReport {
-  std::string title;     // page heading and <title>
-  std::string subtitle;  // config, corpus, date...; line breaks are kept
+  std::string title;                         // page heading and <title>
+  std::string subtitle;                      // config, corpus, date...; line breaks are kept
   std::string generator = "difftx compare";  // named in the page's footer and meta tag
   std::vector<RunSeries> runs;
 };

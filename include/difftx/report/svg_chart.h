@@ -57,7 +57,7 @@ struct LineChart {
   std::string title;
   std::string x_label;
   std::string y_label;
-  int width = 880;   // the SVG's width; the legend adds rows below `height`
+  int width = 880;  // the SVG's width; the legend adds rows below `height`
   int height = 360;
   // Fixed domain ends; unset ends come from the data. Data outside the domain is clipped.
   std::optional<double> x_min, x_max, y_min, y_max;

@@ -3,9 +3,8 @@
 // every field; unknown fields and wrong types are errors naming the field.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "difftx/model/config.h"
@@ -26,29 +25,29 @@ struct OptimSettings {
   double beta1 = 0.9;
   double beta2 = 0.95;
   double eps = 1e-8;
-  double weight_decay = 0.1;      // decoupled; matrices only (see params.h ParamSpec)
-  bool decay_embeddings = true;   // the (tied) embedding matrix is decayed like other matrices
-  double grad_clip = 1.0;         // global L2 norm; 0 disables clipping
-  int grad_accum = 1;             // micro-batches per optimizer step, at most kMaxGradAccum
+  double weight_decay = 0.1;     // decoupled; matrices only (see params.h ParamSpec)
+  bool decay_embeddings = true;  // the (tied) embedding matrix is decayed like other matrices
+  double grad_clip = 1.0;        // global L2 norm; 0 disables clipping
+  int grad_accum = 1;            // micro-batches per optimizer step, at most kMaxGradAccum
 };
 
 enum class NanPolicy { stop, skip };
 
 struct TrainSettings {
-  int steps = 0;                  // optimizer steps
-  int eval_every = 100;           // steps between validation evaluations (0: only at the end)
-  int eval_batches = 0;           // validation batches per evaluation (0: the whole split)
-  int log_every = 10;             // steps between plain log lines (JSONL gets every step)
-  std::uint64_t seed = 1;         // parameter initialisation
-  std::string device = "cpu";     // "cpu" or "cuda"
+  int steps = 0;               // optimizer steps
+  int eval_every = 100;        // steps between validation evaluations (0: only at the end)
+  int eval_batches = 0;        // validation batches per evaluation (0: the whole split)
+  int log_every = 10;          // steps between plain log lines (JSONL gets every step)
+  std::uint64_t seed = 1;      // parameter initialisation
+  std::string device = "cpu";  // "cpu" or "cuda"
   NanPolicy nan_policy = NanPolicy::stop;
-  int max_skipped_steps = 3;      // NanPolicy::skip: consecutive non-finite steps tolerated
+  int max_skipped_steps = 3;  // NanPolicy::skip: consecutive non-finite steps tolerated
 };
 
 struct OutputSettings {
   std::filesystem::path dir = "runs/tiny";
-  int checkpoint_every = 0;       // steps between checkpoints (0: only at the end)
-  int keep_last = 2;              // checkpoints kept on disk
+  int checkpoint_every = 0;  // steps between checkpoints (0: only at the end)
+  int keep_last = 2;         // checkpoints kept on disk
 };
 
 struct RunConfig {

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 #include "difftx/core/enum_names.h"
@@ -26,10 +25,10 @@ namespace difftx {
 struct ScheduleConfig {
   enum class Decay { cosine, linear, constant };
 
-  double lr = 0.0;         // peak learning rate, > 0
-  double min_lr = 0.0;     // floor reached at total_steps, 0 <= min_lr <= lr
-  int warmup_steps = 0;    // >= 0, <= total_steps
-  int total_steps = 0;     // > 0
+  double lr = 0.0;       // peak learning rate, > 0
+  double min_lr = 0.0;   // floor reached at total_steps, 0 <= min_lr <= lr
+  int warmup_steps = 0;  // >= 0, <= total_steps
+  int total_steps = 0;   // > 0
   Decay decay = Decay::cosine;
 };
 

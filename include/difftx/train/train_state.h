@@ -5,9 +5,8 @@
 // apart from the weights.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -16,14 +15,15 @@
 namespace difftx {
 
 struct TrainStateMeta {
-  int step = 0;                 // optimizer steps completed
-  nlohmann::json loader;        // data::LoaderState::to_json()
+  int step = 0;           // optimizer steps completed
+  nlohmann::json loader;  // data::LoaderState::to_json()
   std::uint64_t init_seed = 0;
   int skipped_in_a_row = 0;
 };
 
 // Refuses (difftx::Error, nothing written) moments holding NaN or infinity.
-void save_train_state(const std::filesystem::path& file, AdamW& optimizer, const TrainStateMeta& meta);
+void save_train_state(const std::filesystem::path& file, AdamW& optimizer,
+                      const TrainStateMeta& meta);
 
 // Restores the moments into `optimizer` and returns the metadata, after checking everything
 // (the optimizer is untouched on error): format and checksum; the state's fields (integers in

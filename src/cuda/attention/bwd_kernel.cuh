@@ -79,10 +79,10 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* sK = reinterpret_cast<bf16*>(smem_raw);  // [kMaps][kBlockN][kQS]
-  bf16* sV = sK + Tr::kKElems;                    // [kBlockN][kVS]
-  bf16* sStage = sV + Tr::kVElems;                // 2 x { Q [kMaps][kBlockM][kQS], dO [kBlockM][kVS] }
-  bf16* sdS = sStage + 2 * Tr::kStageElems;       // [kMaps][kBlockN][kPS]  (dS^T)
-  bf16* sPc = sdS + Tr::kdSElems;                 // [kBlockN][kPS]  (P1 - lambda P2)^T, DIFF only
+  bf16* sV = sK + Tr::kKElems;                   // [kBlockN][kVS]
+  bf16* sStage = sV + Tr::kVElems;           // 2 x { Q [kMaps][kBlockM][kQS], dO [kBlockM][kVS] }
+  bf16* sdS = sStage + 2 * Tr::kStageElems;  // [kMaps][kBlockN][kPS]  (dS^T)
+  bf16* sPc = sdS + Tr::kdSElems;            // [kBlockN][kPS]  (P1 - lambda P2)^T, DIFF only
   float* sRow = reinterpret_cast<float*>(smem_raw + Tr::kBf16Elems * 2);
   // sRow: [stage][0 = lse_log2, 1 = delta][kMaps][kBlockM]
   float* sX = sRow + Tr::kRowVecFloats;  // [kBlockN][kXS]  -lambda P2^T, DIFF only
@@ -113,8 +113,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
                                            p.k + kvrow0 * p.k_stride + k_comp(m) * kD, p.k_stride,
                                            kv_rows, tid);
   }
-  load_tile_async<kBlockN, kDV, kThreads>(sV, kVS, p.v + kvrow0 * p.v_stride + vh * kDV,
-                                          p.v_stride, kv_rows, tid);
+  load_tile_async<kBlockN, kDV, kThreads>(sV, kVS, p.v + kvrow0 * p.v_stride + vh * kDV, p.v_stride,
+                                          kv_rows, tid);
 
   auto work_item = [&](int it, int& head, int& m_block) {
     head = group * p.n_rep + it / m_count;

@@ -66,7 +66,8 @@ struct BwdSm90Traits {
 
 template <class Tr>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
-    attention_bwd_sm90_kernel(const __grid_constant__ BwdParams p, const __grid_constant__ TileMaps maps) {
+    attention_bwd_sm90_kernel(const __grid_constant__ BwdParams p,
+                              const __grid_constant__ TileMaps maps) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kD = Tr::kD, kDV = Tr::kDV, kMaps = Tr::kMaps, kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN;
@@ -75,10 +76,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   // kernel has no static shared memory; checked)
   extern __shared__ __align__(1024) unsigned char smem[];
   if ((smem_addr(smem) & 1023u) != 0) __trap();
-  unsigned char* sK = smem;                       // kMaps sw128 tiles [kBlockN][kD]
-  unsigned char* sV = smem + Tr::kOffV;           // sw128 [kBlockN][kDV]
-  unsigned char* sStage = smem + Tr::kOffStage;   // 2 x { Q tiles [kMaps][64][kD], dO [64][kDV] }
-  unsigned char* sdS = smem + Tr::kOffdS;         // sw128 [128][64]: rows 64 wg.. = dS^T of warpgroup wg
+  unsigned char* sK = smem;                      // kMaps sw128 tiles [kBlockN][kD]
+  unsigned char* sV = smem + Tr::kOffV;          // sw128 [kBlockN][kDV]
+  unsigned char* sStage = smem + Tr::kOffStage;  // 2 x { Q tiles [kMaps][64][kD], dO [64][kDV] }
+  unsigned char* sdS = smem + Tr::kOffdS;  // sw128 [128][64]: rows 64 wg.. = dS^T of warpgroup wg
   unsigned char* sPx = smem + Tr::kOffPc;  // DIFF: P^T of map m at m * 8192, sw128 [64][64]
   float* sRow = reinterpret_cast<float*>(smem + Tr::kOffRow);
   const std::uint32_t bar0 = smem_addr(smem + Tr::kOffBar);
@@ -109,7 +110,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     int head, t0;
     work.item(it, head, t0);
     bwd_load_stage<kMaps, kD, kDV, kBlockM>(p, maps, sStage + stage * Tr::kStageBytes,
-                                         sRow + stage * 2 * kMaps * kBlockM, head, t0, b, full_bar(stage));
+                                            sRow + stage * 2 * kMaps * kBlockM, head, t0, b,
+                                            full_bar(stage));
   };
   if (tid == 0) bwd_init_barriers(bar0);
   __syncthreads();
@@ -140,8 +142,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
 
     int head, t0;
     work.item(it, head, t0);
-    const std::uint32_t q_addr = smem_addr(sStage + stage * Tr::kStageBytes + map * Tr::kQTileBytes);
-    const std::uint32_t do_addr = smem_addr(sStage + stage * Tr::kStageBytes + kMaps * Tr::kQTileBytes);
+    const std::uint32_t q_addr =
+        smem_addr(sStage + stage * Tr::kStageBytes + map * Tr::kQTileBytes);
+    const std::uint32_t do_addr =
+        smem_addr(sStage + stage * Tr::kStageBytes + kMaps * Tr::kQTileBytes);
     const float* sLse = sRow + ((stage * 2 + 0) * kMaps + map) * kBlockM;
     const float* sDel = sRow + ((stage * 2 + 1) * kMaps + map) * kBlockM;
 
@@ -151,14 +155,16 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const std::uint32_t koff = (kk & 3) << 5;
-      wgmma_ss<0, 0>(st, sw128_desc(k_addr + (kk >> 2) * kBlockN * 128 + kv_off * 128 + koff, 16, 1024),
-                     sw128_desc(q_addr + (kk >> 2) * kBlockM * 128 + koff, 16, 1024), kk > 0 ? 1 : 0);
+      wgmma_ss<0, 0>(
+          st, sw128_desc(k_addr + (kk >> 2) * kBlockN * 128 + kv_off * 128 + koff, 16, 1024),
+          sw128_desc(q_addr + (kk >> 2) * kBlockM * 128 + koff, 16, 1024), kk > 0 ? 1 : 0);
     }
 #pragma unroll
     for (int kk = 0; kk < kDV / 16; ++kk) {
       const std::uint32_t koff = (kk & 3) << 5;
-      wgmma_ss<0, 0>(dp, sw128_desc(v_addr + (kk >> 2) * kBlockN * 128 + kv_off * 128 + koff, 16, 1024),
-                     sw128_desc(do_addr + (kk >> 2) * kBlockM * 128 + koff, 16, 1024), kk > 0 ? 1 : 0);
+      wgmma_ss<0, 0>(
+          dp, sw128_desc(v_addr + (kk >> 2) * kBlockN * 128 + kv_off * 128 + koff, 16, 1024),
+          sw128_desc(do_addr + (kk >> 2) * kBlockM * 128 + koff, 16, 1024), kk > 0 ? 1 : 0);
     }
     wgmma_commit();
     wgmma_wait<0>();
@@ -189,7 +195,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       for (int h = 0; h < 2; ++h) {
         const int kr = wq * 16 + g + h * 8;
         const int off = kr * 128 + ((i ^ (kr & 7)) << 4) + c2 * 2;
-        *reinterpret_cast<std::uint32_t*>(sdS_wg + off) = pack_bf16(dp[4 * i + 2 * h], dp[4 * i + 2 * h + 1]);
+        *reinterpret_cast<std::uint32_t*>(sdS_wg + off) =
+            pack_bf16(dp[4 * i + 2 * h], dp[4 * i + 2 * h + 1]);
         if constexpr (kMaps == 2) {
           *reinterpret_cast<std::uint32_t*>(sPx + map * 8192 + off) =
               pack_bf16(st[4 * i + 2 * h], st[4 * i + 2 * h + 1]);
@@ -250,10 +257,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       }
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
-        wgmma_ss<1, 1>(acc, sw128_desc(ds_addr + kk * 16 * 128, 128 * 128, 1024),
-                       sw128_desc(k_addr + ch * kBlockN * 128 + (kv_off + kk * 16) * 128,
-                                  kBlockN * 128, 1024),
-                       kk > 0 ? 1 : 0);
+        wgmma_ss<1, 1>(
+            acc, sw128_desc(ds_addr + kk * 16 * 128, 128 * 128, 1024),
+            sw128_desc(k_addr + ch * kBlockN * 128 + (kv_off + kk * 16) * 128, kBlockN * 128, 1024),
+            kk > 0 ? 1 : 0);
       }
       wgmma_commit();
       if (ch == 0) {

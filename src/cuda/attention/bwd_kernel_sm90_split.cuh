@@ -42,7 +42,7 @@ struct BwdSm90SplitTraits {
   static constexpr int kQTileBytes = kBlockM * kD * 2;
   static constexpr int kdOBytes = kBlockM * kDV * 2;
   static constexpr int kStageBytes = 2 * kQTileBytes + kdOBytes;
-  static constexpr int kRowBytes = 2 * 2 * kBlockM * 4;  // [lse, D][map][row] f32 of one stage
+  static constexpr int kRowBytes = 2 * 2 * kBlockM * 4;       // [lse, D][map][row] f32 of one stage
   static constexpr int kdSTileBytes = kBlockN * kBlockM * 2;  // dS_m^T, [128 kv][64 q]
   static constexpr int kOffV = kKBytes;
   static constexpr int kOffStage = kOffV + kVBytes;
@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     int head, t0;
     work.item(it, head, t0);
     bwd_load_stage<2, kD, kDV, kBlockM>(p, maps, sStage + stage * Tr::kStageBytes,
-                                         sRow + stage * 4 * kBlockM, head, t0, b, full_bar(stage));
+                                        sRow + stage * 4 * kBlockM, head, t0, b, full_bar(stage));
   };
   if (tid == 0) bwd_init_barriers(bar0);
   __syncthreads();
@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   const std::uint32_t k1_addr = smem_addr(sK), k2_addr = k1_addr + Tr::kKTileBytes;
   const std::uint32_t v_addr = smem_addr(sV);
   const std::uint32_t ds_own = smem_addr(sdS) + wg * Tr::kdSTileBytes;  // dS_wg^T (for dQ)
-  const std::uint32_t k_own = smem_addr(sK) + wg * Tr::kKTileBytes;      // K_wg (for dQ)
+  const std::uint32_t k_own = smem_addr(sK) + wg * Tr::kKTileBytes;     // K_wg (for dQ)
 
   mbar_wait(kv_bar, 0);
   for (int it = 0; it < total; ++it) {
@@ -141,10 +141,11 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     }
 #pragma unroll
     for (int kk = 0; kk < kDV / 16; ++kk) {
-      wgmma_ss<0, 0>(dp,
-                     sw128_desc(v_addr + (kk >> 2) * kBlockN * 128 + kv_off * 128 + (kk & 3) * 32, 16, 1024),
-                     sw128_desc(do_addr + (kk >> 2) * kBlockM * 128 + (kk & 3) * 32, 16, 1024),
-                     kk > 0 ? 1 : 0);
+      wgmma_ss<0, 0>(
+          dp,
+          sw128_desc(v_addr + (kk >> 2) * kBlockN * 128 + kv_off * 128 + (kk & 3) * 32, 16, 1024),
+          sw128_desc(do_addr + (kk >> 2) * kBlockM * 128 + (kk & 3) * 32, 16, 1024),
+          kk > 0 ? 1 : 0);
     }
     wgmma_commit();
     wgmma_wait<0>();

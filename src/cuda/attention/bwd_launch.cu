@@ -33,8 +33,8 @@ struct BwdSm90SplitKernel {
 
 template <class Tr, class Kernel, class... Extra>
 cudaError_t launch(Kernel kernel, BwdParams p, cudaStream_t stream, const Extra&... extra) {
-  static const cudaError_t attr = cudaFuncSetAttribute(
-      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
+  static const cudaError_t attr =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
   if (attr != cudaSuccess) return attr;
   p.num_n_blocks = (p.kv_len + Tr::kBlockN - 1) / Tr::kBlockN;
   const int groups = Tr::kDiff ? p.v_heads : p.k_comps;
@@ -49,7 +49,8 @@ cudaError_t launch_mma(const BwdParams& p, cudaStream_t stream) {
 template <class Tr, template <class> class Kernel = BwdSm90Kernel>
 cudaError_t launch_sm90(const BwdParams& p, cudaStream_t stream) {
   TileMaps maps{};
-  cudaError_t e = make_qkv_maps(&maps, operand_layout<Tr::kD, Tr::kDV>(p), Tr::kBlockM, Tr::kBlockN);
+  cudaError_t e =
+      make_qkv_maps(&maps, operand_layout<Tr::kD, Tr::kDV>(p), Tr::kBlockM, Tr::kBlockN);
   if (e == cudaSuccess) {
     const std::int64_t out_cols = static_cast<std::int64_t>(p.heads) * Tr::kDV;
     e = make_tile_map(&maps.dout, p.dout, out_cols, p.q_len, p.batch, out_cols, Tr::kBlockM);
@@ -70,10 +71,15 @@ cudaError_t preprocess(const PreParams& p, int batch, cudaStream_t stream) {
 cudaError_t launch_bwd_preprocess(const PreParams& p, int batch, int dv, bool diff,
                                   cudaStream_t stream) {
   switch (dv) {
-    case 64: return preprocess<64, false>(p, batch, stream);
-    case 128: return diff ? preprocess<128, true>(p, batch, stream) : preprocess<128, false>(p, batch, stream);
-    case 256: return preprocess<256, true>(p, batch, stream);
-    default: return cudaErrorInvalidValue;
+    case 64:
+      return preprocess<64, false>(p, batch, stream);
+    case 128:
+      return diff ? preprocess<128, true>(p, batch, stream)
+                  : preprocess<128, false>(p, batch, stream);
+    case 256:
+      return preprocess<256, true>(p, batch, stream);
+    default:
+      return cudaErrorInvalidValue;
   }
 }
 
@@ -84,7 +90,8 @@ cudaError_t launch_bwd(const BwdParams& p, int d, bool diff, AttentionKernels ke
       return d == 64 ? launch_sm90<BwdSm90SplitTraits, BwdSm90SplitKernel>(p, stream)
                      : launch_sm90<BwdSm90Diff128>(p, stream);
     }
-    return d == 64 ? launch_sm90<BwdSm90Softmax64>(p, stream) : launch_sm90<BwdSm90Softmax128>(p, stream);
+    return d == 64 ? launch_sm90<BwdSm90Softmax64>(p, stream)
+                   : launch_sm90<BwdSm90Softmax128>(p, stream);
   }
   if (diff) return d == 64 ? launch_mma<BwdDiff64>(p, stream) : launch_mma<BwdDiff128>(p, stream);
   return d == 64 ? launch_mma<BwdSoftmax64>(p, stream) : launch_mma<BwdSoftmax128>(p, stream);
@@ -94,8 +101,7 @@ cudaError_t launch_dq_convert(const float* acc, bf16* dq, std::int64_t rows, int
                               std::int64_t q_stride, float scale, cudaStream_t stream) {
   const std::int64_t chunks = rows * comps * d / 8;
   const unsigned blocks = static_cast<unsigned>((chunks + 255) / 256);
-  attention_dq_convert_kernel<<<blocks, 256, 0, stream>>>(acc, dq, rows, comps, d, q_stride,
-                                                          scale);
+  attention_dq_convert_kernel<<<blocks, 256, 0, stream>>>(acc, dq, rows, comps, d, q_stride, scale);
   return cudaGetLastError();
 }
 

@@ -1,6 +1,7 @@
 // The pipeline side of the sm_90a backward kernels (bwd_kernel_sm90.cuh,
 // bwd_kernel_sm90_split.cuh): a block's list of work items, its barriers, the block's K/V tiles
-// and one work item's stage (Q tiles and dO by TMA, the lse and D rows by bulk copies). Shared-memory layouts (sw128 tiles, wgmma.cuh):
+// and one work item's stage (Q tiles and dO by TMA, the lse and D rows by bulk copies).
+// Shared-memory layouts (sw128 tiles, wgmma.cuh):
 //   K: kMaps tiles [kRows][kD]; V: [kRows][kDV];
 //   stage: kMaps Q tiles [kBlockM][kD], then dO [kBlockM][kDV]; rows: [lse, D][map][kBlockM] f32.
 #pragma once
@@ -107,9 +108,11 @@ __device__ __forceinline__ void bwd_add_dq(const BwdParams& p, const float (&acc
     const int t = t0 + wq * 16 + g + h * 8;
     if (t < p.q_len) {
       float* dst = p.dq_accum +
-                   ((static_cast<std::int64_t>(b) * p.q_len + t) * p.q_comps + comp) * kD + col0 + c2;
+                   ((static_cast<std::int64_t>(b) * p.q_len + t) * p.q_comps + comp) * kD + col0 +
+                   c2;
 #pragma unroll
-      for (int i = 0; i < 8; ++i) atomic_add_f2(dst + i * 8, acc[4 * i + 2 * h], acc[4 * i + 2 * h + 1]);
+      for (int i = 0; i < 8; ++i)
+        atomic_add_f2(dst + i * 8, acc[4 * i + 2 * h], acc[4 * i + 2 * h + 1]);
     }
   }
 }
@@ -118,8 +121,8 @@ __device__ __forceinline__ void bwd_add_dq(const BwdParams& p, const float (&acc
 // item it + 1 once both warpgroups released its previous item (it - 1); then every thread waits
 // until item it has landed.
 template <class LoadStage>
-__device__ __forceinline__ void bwd_next_stage(int it, int total, bool producer,
-                                               std::uint32_t bar0, LoadStage&& load_stage) {
+__device__ __forceinline__ void bwd_next_stage(int it, int total, bool producer, std::uint32_t bar0,
+                                               LoadStage&& load_stage) {
   const int stage = it & 1;
   if (producer && it + 1 < total) {
     if (it >= 1) mbar_wait(bar0 + 8u * (2 + (stage ^ 1)), ((it - 1) >> 1) & 1);

@@ -95,8 +95,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
                                              p.k + row0 * p.k_stride + k_comp(m) * kD, p.k_stride,
                                              valid, tid);
     }
-    load_tile_async<kBlockN, kDV, kThreads>(sV, kVS, p.v + row0 * p.v_stride + vh * kDV,
-                                            p.v_stride, valid, tid);
+    load_tile_async<kBlockN, kDV, kThreads>(sV, kVS, p.v + row0 * p.v_stride + vh * kDV, p.v_stride,
+                                            valid, tid);
   };
   load_kv(n_blocks - 1, 0);
   cp_async_commit();
@@ -156,7 +156,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     for (int r = 0; r < 2; ++r) {
       float mx = -INFINITY;
 #pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+      for (int nt = 0; nt < kBlockN / 8; ++nt)
+        mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_new = fmaxf(row_max[r], mx * scale_log2);
@@ -217,7 +218,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
 #pragma unroll
   for (int i = 0; i < kDV / 8; ++i) {
     const int col = i * 8 + (lane & 3) * 2;
-    *reinterpret_cast<float2*>(&sO[r_lo * kOS + col]) = make_float2(o[i][0] * inv[0], o[i][1] * inv[0]);
+    *reinterpret_cast<float2*>(&sO[r_lo * kOS + col]) =
+        make_float2(o[i][0] * inv[0], o[i][1] * inv[0]);
     *reinterpret_cast<float2*>(&sO[(r_lo + 8) * kOS + col]) =
         make_float2(o[i][2] * inv[1], o[i][3] * inv[1]);
   }
@@ -239,7 +241,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
       const float4 y0 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8]);
       const float4 y1 = *reinterpret_cast<const float4*>(&sO1[r * kOS + cc * 8 + 4]);
       packed = pack_bf16x8_minus(x0, x1, y0, y1, lam);
-      if (p.out2 != nullptr) *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) = pack_bf16x8(y0, y1);
+      if (p.out2 != nullptr)
+        *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) = pack_bf16x8(y0, y1);
     }
     *reinterpret_cast<uint4*>(p.out + orow * kDV + cc * 8) = packed;
   }

@@ -11,8 +11,8 @@
 //   softmax: warpgroup w computes query rows [64 w, 64 w + 64) of a 128-row tile.
 // S (64 x kBlockN) and O (64 x dv) live in registers (wgmma accumulators); P feeds the P V product
 // from registers (wgmma A operand).
-// Pipeline: one thread (the first of warpgroup 1) issues the TMA copies of K/V tile it + kStages - 1
-// as soon as both warpgroups have released the stage of tile it - 1 (empty barrier, one arrival
+// Pipeline: one thread (the first of warpgroup 1) issues the TMA copies of K/V tile it + kStages -
+// 1 as soon as both warpgroups have released the stage of tile it - 1 (empty barrier, one arrival
 // per warp); warpgroups wait only on the full barrier of the tile they need, so no block-wide
 // barrier runs in the main loop. Ping-pong (as FlashAttention-3): a pair of named barriers makes
 // the warpgroups take turns issuing their S = Q K^T products, so one warpgroup's softmax runs
@@ -47,7 +47,7 @@ struct FwdSm90Traits {
   static constexpr int kDV = kV1 ? 2 * kD : kD;
   static constexpr int kThreads = 256;
   static constexpr int kBlockM = kMaps == 2 ? 64 : 128;  // query rows per block
-  static constexpr int kQRows = kMaps == 2 ? 64 : 128;  // rows of each Q sub-tile (one per map)
+  static constexpr int kQRows = kMaps == 2 ? 64 : 128;   // rows of each Q sub-tile (one per map)
   static constexpr int kQBytes = kMaps * kQRows * kD * 2;
   static constexpr int kKTileBytes = kBlockN * kD * 2;
   static constexpr int kKBytes = kKTiles * kKTileBytes;
@@ -58,13 +58,15 @@ struct FwdSm90Traits {
   static constexpr int kEpiBytes = 128 * kOS * 4;
   static constexpr int kBarOffset = kMainBytes > kEpiBytes ? kMainBytes : kEpiBytes;
   static constexpr int kSmemBytes = kBarOffset + (2 * kStages + 1) * 8;
-  static_assert(kD % 64 == 0 && kDV % 64 == 0 && kBlockN % 64 == 0, "sw128 tiles need 64-wide panels");
+  static_assert(kD % 64 == 0 && kDV % 64 == 0 && kBlockN % 64 == 0,
+                "sw128 tiles need 64-wide panels");
   static_assert(kSmemBytes <= 232448, "shared memory per block exceeds 227 KB");
 };
 
 template <class Tr>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
-    attention_fwd_sm90_kernel(const __grid_constant__ FwdParams p, const __grid_constant__ TileMaps maps) {
+    attention_fwd_sm90_kernel(const __grid_constant__ FwdParams p,
+                              const __grid_constant__ TileMaps maps) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kD = Tr::kD, kDV = Tr::kDV, kMaps = Tr::kMaps, kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN, kQRows = Tr::kQRows, kOS = Tr::kOS;
@@ -76,8 +78,9 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   // kernel has no static shared memory (checked, not assumed)
   extern __shared__ __align__(1024) unsigned char smem[];
   if ((smem_addr(smem) & 1023u) != 0) __trap();
-  unsigned char* sQ = smem;                   // kMaps sw128 tiles [kQRows][kD]
-  unsigned char* sKV = smem + Tr::kQBytes;    // kStages stages of { K tiles [kMaps][kBlockN][kD], V [kBlockN][kDV] }
+  unsigned char* sQ = smem;  // kMaps sw128 tiles [kQRows][kD]
+  unsigned char* sKV =
+      smem + Tr::kQBytes;  // kStages stages of { K tiles [kMaps][kBlockN][kD], V [kBlockN][kDV] }
   const std::uint32_t bar0 = smem_addr(smem + Tr::kBarOffset);
   auto full_bar = [&](int s) { return bar0 + 8u * s; };               // tile landed (TMA bytes)
   auto empty_bar = [&](int s) { return bar0 + 8u * (kStages + s); };  // stage released (8 warps)
@@ -146,9 +149,9 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   const float scale_log2 = p.scale_log2;
   const std::uint32_t q_addr = smem_addr(sQ + map * kQRows * kD * 2) + row_base * 128;
 
-  float s[kBlockN / 2];  // scores -> probabilities of one tile (64 x kBlockN)
+  float s[kBlockN / 2];               // scores -> probabilities of one tile (64 x kBlockN)
   std::uint32_t pa[kBlockN / 16][4];  // P as bf16 A fragments
-  float alpha[2];  // rescale factor of the accumulator after a tile's softmax
+  float alpha[2];                     // rescale factor of the accumulator after a tile's softmax
 
   // S = Q K^T of the tile in `stage` (both operands K-major); issued, not waited for
   auto issue_s = [&](int stage) {
@@ -191,7 +194,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     for (int r = 0; r < 2; ++r) {
       float mx = -INFINITY;
 #pragma unroll
-      for (int i = 0; i < kBlockN / 8; ++i) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
+      for (int i = 0; i < kBlockN / 8; ++i)
+        mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_new = fmaxf(row_max[r], mx * scale_log2);
@@ -295,7 +299,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
 #pragma unroll
   for (int i = 0; i < kDV / 8; ++i) {
     const int col = i * 8 + c2;
-    *reinterpret_cast<float2*>(&sO[r_lo * kOS + col]) = make_float2(o[4 * i] * inv[0], o[4 * i + 1] * inv[0]);
+    *reinterpret_cast<float2*>(&sO[r_lo * kOS + col]) =
+        make_float2(o[4 * i] * inv[0], o[4 * i + 1] * inv[0]);
     *reinterpret_cast<float2*>(&sO[(r_lo + 8) * kOS + col]) =
         make_float2(o[4 * i + 2] * inv[1], o[4 * i + 3] * inv[1]);
   }
@@ -325,7 +330,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         packed = pack_bf16x8_minus(x0, x1, y0, y1, gt);
       } else {
         packed = pack_bf16x8_minus(x0, x1, y0, y1, lam);
-        if (p.out2 != nullptr) *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) = pack_bf16x8(y0, y1);
+        if (p.out2 != nullptr)
+          *reinterpret_cast<uint4*>(p.out2 + orow * kDV + cc * 8) = pack_bf16x8(y0, y1);
       }
     }
     *reinterpret_cast<uint4*>(p.out + orow * kDV + cc * 8) = packed;

@@ -24,8 +24,8 @@ using FwdSm90V2_128 = FwdSm90Traits<128, FwdMode::diff_v2, 128, 3>;
 
 template <class Tr, class Kernel, class... Extra>
 cudaError_t launch(Kernel kernel, FwdParams p, cudaStream_t stream, const Extra&... extra) {
-  static const cudaError_t attr = cudaFuncSetAttribute(
-      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
+  static const cudaError_t attr =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
   if (attr != cudaSuccess) return attr;
   p.num_m_blocks = (p.q_len + Tr::kBlockM - 1) / Tr::kBlockM;
   const dim3 grid(p.num_m_blocks, p.heads, p.batch);
@@ -40,7 +40,8 @@ cudaError_t launch_mma(const FwdParams& p, cudaStream_t stream) {
 template <class Tr>
 cudaError_t launch_sm90(const FwdParams& p, cudaStream_t stream) {
   TileMaps maps{};
-  const cudaError_t e = make_qkv_maps(&maps, operand_layout<Tr::kD, Tr::kDV>(p), Tr::kQRows, Tr::kBlockN);
+  const cudaError_t e =
+      make_qkv_maps(&maps, operand_layout<Tr::kD, Tr::kDV>(p), Tr::kQRows, Tr::kBlockN);
   if (e != cudaSuccess) return e;
   return launch<Tr>(attention_fwd_sm90_kernel<Tr>, p, stream, maps);
 }
@@ -54,8 +55,11 @@ cudaError_t launch_fwd_v2(const FwdParams& p, int d, cudaStream_t stream) {
 cudaError_t launch_fwd(const FwdParams& p, int d, bool diff, AttentionKernels kernels,
                        cudaStream_t stream) {
   if (kernels == AttentionKernels::sm90) {
-    if (diff) return d == 64 ? launch_sm90<FwdSm90Diff64>(p, stream) : launch_sm90<FwdSm90Diff128>(p, stream);
-    return d == 64 ? launch_sm90<FwdSm90Softmax64>(p, stream) : launch_sm90<FwdSm90Softmax128>(p, stream);
+    if (diff)
+      return d == 64 ? launch_sm90<FwdSm90Diff64>(p, stream)
+                     : launch_sm90<FwdSm90Diff128>(p, stream);
+    return d == 64 ? launch_sm90<FwdSm90Softmax64>(p, stream)
+                   : launch_sm90<FwdSm90Softmax128>(p, stream);
   }
   if (diff) return d == 64 ? launch_mma<FwdDiff64>(p, stream) : launch_mma<FwdDiff128>(p, stream);
   return d == 64 ? launch_mma<FwdSoftmax64>(p, stream) : launch_mma<FwdSoftmax128>(p, stream);

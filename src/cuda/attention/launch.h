@@ -22,7 +22,7 @@ cudaError_t launch_bwd_preprocess(const PreParams& p, int batch, int dv, bool di
                                   cudaStream_t stream);
 cudaError_t launch_bwd(const BwdParams& p, int d, bool diff, AttentionKernels kernels,
                        cudaStream_t stream);
-cudaError_t launch_dq_convert(const float* acc, __nv_bfloat16* dq, std::int64_t rows, int comps, int d,
-                              std::int64_t q_stride, float scale, cudaStream_t stream);
+cudaError_t launch_dq_convert(const float* acc, __nv_bfloat16* dq, std::int64_t rows, int comps,
+                              int d, std::int64_t q_stride, float scale, cudaStream_t stream);
 
 }  // namespace difftx::cuda::attn

@@ -27,10 +27,12 @@ __device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
 
 // 16-byte global -> shared copy; src_bytes = 0 zero-fills the destination (out-of-range rows).
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)),
-               "l"(gmem), "r"(src_bytes));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem),
+               "r"(src_bytes));
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
@@ -69,10 +71,9 @@ __device__ __forceinline__ uint4 pack_bf16x8(const float4& x0, const float4& x1)
 // 8 values of x - c y (the DIFF combines: c = lambda for V1, the sigmoid gate for V2) as bf16.
 __device__ __forceinline__ uint4 pack_bf16x8_minus(const float4& x0, const float4& x1,
                                                    const float4& y0, const float4& y1, float c) {
-  return make_uint4(pack_bf16(x0.x - c * y0.x, x0.y - c * y0.y),
-                    pack_bf16(x0.z - c * y0.z, x0.w - c * y0.w),
-                    pack_bf16(x1.x - c * y1.x, x1.y - c * y1.y),
-                    pack_bf16(x1.z - c * y1.z, x1.w - c * y1.w));
+  return make_uint4(
+      pack_bf16(x0.x - c * y0.x, x0.y - c * y0.y), pack_bf16(x0.z - c * y0.z, x0.w - c * y0.w),
+      pack_bf16(x1.x - c * y1.x, x1.y - c * y1.y), pack_bf16(x1.z - c * y1.z, x1.w - c * y1.w));
 }
 
 // ---- fragment loads from padded row-major shared tiles (stride in elements) --------------
@@ -85,21 +86,21 @@ __device__ __forceinline__ void load_a(std::uint32_t (&a)[4], const bf16* tile, 
 // A fragment of the 16x16 block (m0.., k0..) of A when the tile stores A^T as [k][m].
 __device__ __forceinline__ void load_a_trans(std::uint32_t (&a)[4], const bf16* tile, int stride,
                                              int m0, int k0, int lane) {
-  ldmatrix_x4_trans(a, tile + (k0 + (lane & 7) + ((lane >> 4) << 3)) * stride + m0 +
-                           (((lane >> 3) & 1) << 3));
+  ldmatrix_x4_trans(
+      a, tile + (k0 + (lane & 7) + ((lane >> 4) << 3)) * stride + m0 + (((lane >> 3) & 1) << 3));
 }
 // B fragments of two n-tiles (n0..n0+15) x (k0..k0+15) when the tile stores B^T as [n][k]
 // (e.g. K for S = Q K^T). b[0], b[1]: n-tile n0; b[2], b[3]: n-tile n0+8.
 __device__ __forceinline__ void load_b(std::uint32_t (&b)[4], const bf16* tile, int stride, int n0,
                                        int k0, int lane) {
-  ldmatrix_x4(b, tile + (n0 + (lane & 7) + ((lane >> 4) << 3)) * stride + k0 +
-                     (((lane >> 3) & 1) << 3));
+  ldmatrix_x4(
+      b, tile + (n0 + (lane & 7) + ((lane >> 4) << 3)) * stride + k0 + (((lane >> 3) & 1) << 3));
 }
 // Same two n-tiles when the tile stores B as [k][n] (e.g. V for O = P V).
 __device__ __forceinline__ void load_b_trans(std::uint32_t (&b)[4], const bf16* tile, int stride,
                                              int n0, int k0, int lane) {
-  ldmatrix_x4_trans(b, tile + (k0 + (lane & 7) + (((lane >> 3) & 1) << 3)) * stride + n0 +
-                           ((lane >> 4) << 3));
+  ldmatrix_x4_trans(
+      b, tile + (k0 + (lane & 7) + (((lane >> 3) & 1) << 3)) * stride + n0 + ((lane >> 4) << 3));
 }
 
 // Copies rows [0, kRows) x [0, kCols) of a global row-major bf16 matrix (row stride gstride

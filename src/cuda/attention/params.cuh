@@ -11,13 +11,13 @@ namespace difftx::cuda::attn {
 // One forward call. A "head" is one unit of work per (batch, query tile): a softmax query head
 // or a DIFF V1 head (two maps). Component indices are the d-sized slots of q/k.
 struct FwdParams {
-  const __nv_bfloat16* q;  // (B, T, Hq, d), row stride q_stride
-  const __nv_bfloat16* k;  // (B, S, Hk, d), row stride k_stride
-  const __nv_bfloat16* v;  // (B, S, Hv, dv), row stride v_stride
-  __nv_bfloat16* out;      // (B, T, heads, dv) contiguous
-  __nv_bfloat16* out2;     // DIFF V1 only: (B, T, h, dv) = A2 V, or nullptr
-  float* lse;              // (B, Hq, T)
-  const float* lambda;     // DIFF V1 only: (1)
+  const __nv_bfloat16* q;     // (B, T, Hq, d), row stride q_stride
+  const __nv_bfloat16* k;     // (B, S, Hk, d), row stride k_stride
+  const __nv_bfloat16* v;     // (B, S, Hv, dv), row stride v_stride
+  __nv_bfloat16* out;         // (B, T, heads, dv) contiguous
+  __nv_bfloat16* out2;        // DIFF V1 only: (B, T, h, dv) = A2 V, or nullptr
+  float* lse;                 // (B, Hq, T)
+  const float* lambda;        // DIFF V1 only: (1)
   const __nv_bfloat16* gate;  // DIFF V2 only: (B, T, h) gate logits, contiguous
   __nv_bfloat16* att;         // DIFF V2 only: (B, T, 2h, d) per-head outputs (for the backward)
   int batch, q_len, kv_len, q_offset;
@@ -54,7 +54,7 @@ struct PreParams {
   const __nv_bfloat16* dout;  // (B, T, heads, dv)
   const __nv_bfloat16* out;   // (B, T, heads, dv)
   const __nv_bfloat16* out2;  // DIFF V1: (B, T, h, dv) = A2 V
-  const float* lse;  // (B, Hq, T)
+  const float* lse;           // (B, Hq, T)
   const float* lambda;
   float* dlambda;   // += -sum(out2 . dout), or nullptr
   float* lse_log2;  // (B, Hq, t_pad)

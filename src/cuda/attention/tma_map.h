@@ -19,9 +19,8 @@ struct TileMaps {
 // A bf16 matrix of `batches` x `rows` token rows of `cols` used columns, consecutive rows
 // `row_stride` elements apart (multiple of 8; batch b starts at row b * rows). One box is 64
 // columns x box_rows rows. Returns cudaErrorInvalidValue if the driver rejects the map.
-cudaError_t make_tile_map(CUtensorMap* map, const void* base, std::int64_t cols,
-                          std::int64_t rows, std::int64_t batches, std::int64_t row_stride,
-                          int box_rows);
+cudaError_t make_tile_map(CUtensorMap* map, const void* base, std::int64_t cols, std::int64_t rows,
+                          std::int64_t batches, std::int64_t row_stride, int box_rows);
 
 // The q, k and v maps of one launch: q (B, T rows, q_cols) in boxes of q_box rows, k / v
 // (B, S rows, k_cols / v_cols) in boxes of kv_box rows.
@@ -36,12 +35,18 @@ cudaError_t make_qkv_maps(TileMaps* maps, const OperandLayout& l, int q_box, int
 // The layout of a launch's FwdParams / BwdParams (params.cuh) for head dim kD, value dim kDV.
 template <int kD, int kDV, class Params>
 OperandLayout operand_layout(const Params& p) {
-  return {p.q,        p.k,        p.v,
+  return {p.q,
+          p.k,
+          p.v,
           static_cast<std::int64_t>(p.q_comps) * kD,
           static_cast<std::int64_t>(p.k_comps) * kD,
           static_cast<std::int64_t>(p.v_heads) * kDV,
-          p.q_stride, p.k_stride, p.v_stride,
-          p.q_len,    p.kv_len,   p.batch};
+          p.q_stride,
+          p.k_stride,
+          p.v_stride,
+          p.q_len,
+          p.kv_len,
+          p.batch};
 }
 
 }  // namespace difftx::cuda::attn

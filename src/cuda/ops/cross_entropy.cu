@@ -2,8 +2,8 @@
 // allow it are read in 16-byte packs.
 #include <cmath>
 
-#include "device_util.cuh"
 #include "cross_entropy.cuh"
+#include "device_util.cuh"
 
 namespace difftx::cuda {
 namespace {

@@ -9,11 +9,11 @@
 namespace difftx::cuda {
 namespace {
 
-constexpr int kForwardThreads = 256;  // 8 rows per block
-constexpr int kBackwardBlocksMax = 256;      // block-per-row path
-constexpr int kWarpRowWarps = 8;             // warp-per-row path: warps per block
-constexpr int kWarpRowMaxC = 1536;           // 8 warps x 1536 floats = 48 KB of shared memory
-constexpr int kWarpRowBlocksMax = 132 * 8;   // enough blocks to fill an H100 several times
+constexpr int kForwardThreads = 256;        // 8 rows per block
+constexpr int kBackwardBlocksMax = 256;     // block-per-row path
+constexpr int kWarpRowWarps = 8;            // warp-per-row path: warps per block
+constexpr int kWarpRowMaxC = 1536;          // 8 warps x 1536 floats = 48 KB of shared memory
+constexpr int kWarpRowBlocksMax = 132 * 8;  // enough blocks to fill an H100 several times
 
 template <typename W>
 __device__ __forceinline__ float weight_at(const W* w, i64 j) {
@@ -129,7 +129,9 @@ __global__ void rmsnorm_dweight_reduce_kernel(const float* __restrict__ partial,
   }
 }
 
-bool warp_per_row(std::int64_t c) { return c <= kWarpRowMaxC; }
+bool warp_per_row(std::int64_t c) {
+  return c <= kWarpRowMaxC;
+}
 
 int backward_blocks(std::int64_t n, std::int64_t c) {
   if (warp_per_row(c)) {
@@ -182,40 +184,43 @@ void launch_rmsnorm_backward(const void* x, ScalarType x_type, const void* weigh
     smem = std::size_t(c) * sizeof(float);
   }
   if (warp_per_row(c)) {
-    const std::size_t warp_smem = dweight ? std::size_t(kWarpRowWarps) * std::size_t(c) * sizeof(float) : 0;
+    const std::size_t warp_smem =
+        dweight ? std::size_t(kWarpRowWarps) * std::size_t(c) * sizeof(float) : 0;
+    DIFFTX_DISPATCH_F32_BF16("rmsnorm_backward", x_type, T,
+                             {DIFFTX_DISPATCH_F32_BF16("rmsnorm_backward", weight_type, W, {
+                               rmsnorm_backward_warp_kernel<T, W>
+                                   <<<blocks, kWarpRowWarps * 32, warp_smem, stream>>>(
+                                       static_cast<const T*>(x), static_cast<const W*>(weight),
+                                       rstd, static_cast<const T*>(dout), static_cast<T*>(dx),
+                                       partial, n, c, static_cast<float>(scale));
+                             })})
+    DIFFTX_CUDA_CHECK_LAUNCH("rmsnorm_backward", "rmsnorm_backward_warp_kernel");
+  } else {
     DIFFTX_DISPATCH_F32_BF16(
-        "rmsnorm_backward", x_type, T, {DIFFTX_DISPATCH_F32_BF16("rmsnorm_backward", weight_type, W, {
-          rmsnorm_backward_warp_kernel<T, W><<<blocks, kWarpRowWarps * 32, warp_smem, stream>>>(
+        "rmsnorm_backward", x_type, T,
+        {DIFFTX_DISPATCH_F32_BF16("rmsnorm_backward", weight_type, W, {
+          auto kernel = rmsnorm_backward_kernel<T, W>;
+          if (smem > 48 * 1024) {
+            int device = 0, optin = 0;
+            DIFFTX_CUDA_CHECK("rmsnorm_backward", cudaGetDevice(&device));
+            DIFFTX_CUDA_CHECK(
+                "rmsnorm_backward",
+                cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+            if (smem > std::size_t(optin)) {
+              throw_op_error("rmsnorm_backward",
+                             "rows too wide for the dweight accumulator in shared memory");
+            }
+            DIFFTX_CUDA_CHECK(
+                "rmsnorm_backward",
+                cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(smem)));
+          }
+          kernel<<<blocks, threads, smem, stream>>>(
               static_cast<const T*>(x), static_cast<const W*>(weight), rstd,
               static_cast<const T*>(dout), static_cast<T*>(dx), partial, n, c,
               static_cast<float>(scale));
         })})
-    DIFFTX_CUDA_CHECK_LAUNCH("rmsnorm_backward", "rmsnorm_backward_warp_kernel");
-  } else {
-  DIFFTX_DISPATCH_F32_BF16(
-      "rmsnorm_backward", x_type, T, {DIFFTX_DISPATCH_F32_BF16("rmsnorm_backward", weight_type, W, {
-        auto kernel = rmsnorm_backward_kernel<T, W>;
-        if (smem > 48 * 1024) {
-          int device = 0, optin = 0;
-          DIFFTX_CUDA_CHECK("rmsnorm_backward", cudaGetDevice(&device));
-          DIFFTX_CUDA_CHECK(
-              "rmsnorm_backward",
-              cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-          if (smem > std::size_t(optin)) {
-            throw_op_error("rmsnorm_backward",
-                           "rows too wide for the dweight accumulator in shared memory");
-          }
-          DIFFTX_CUDA_CHECK(
-              "rmsnorm_backward",
-              cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   static_cast<int>(smem)));
-        }
-        kernel<<<blocks, threads, smem, stream>>>(static_cast<const T*>(x),
-                                                  static_cast<const W*>(weight), rstd,
-                                                  static_cast<const T*>(dout), static_cast<T*>(dx),
-                                                  partial, n, c, static_cast<float>(scale));
-      })})
-  DIFFTX_CUDA_CHECK_LAUNCH("rmsnorm_backward", "rmsnorm_backward_kernel");
+    DIFFTX_CUDA_CHECK_LAUNCH("rmsnorm_backward", "rmsnorm_backward_kernel");
   }
   if (dweight) {
     constexpr int threads_r = 256;
