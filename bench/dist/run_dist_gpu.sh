@@ -62,6 +62,7 @@ find_nccl() {  # a directory holding libnccl.so.2
 nccl_dir=$(find_nccl)
 export LD_LIBRARY_PATH=$stage/lib:${nccl_dir:+$nccl_dir:}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 BIN=$stage/bin
+export DIFFTX_DIST_PROBE=$BIN/dist_probe  # test_dist_nccl runs the staged probe, not its build path
 {
   nvidia-smi --query-gpu=index,name,driver_version,memory.total,clocks.max.sm --format=csv
   nvidia-smi topo -m

@@ -6,6 +6,8 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "difftx/dist/rendezvous.h"
 #include "dist/dist_test_util.h"
 
@@ -17,6 +19,13 @@ int gpus() {
   return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
 }
 
+// The probe program: DIFFTX_DIST_PROBE when set (binaries staged away from their build tree, as
+// on the GPU machine), else the one built beside this test.
+std::string probe() {
+  const char* staged = std::getenv("DIFFTX_DIST_PROBE");
+  return staged != nullptr && *staged != 0 ? staged : DIST_PROBE;
+}
+
 // Two ranks of the probe in the background; the shell's status is rank 0's | rank 1's.
 std::string two_ranks(const std::string& args) {
   const int port = pick_free_port();
@@ -25,7 +34,7 @@ std::string two_ranks(const std::string& args) {
       "MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
       std::to_string(port) + "; ";
   for (int r = 0; r < 2; ++r) {
-    cmd += "RANK=" + std::to_string(r) + " LOCAL_RANK=" + std::to_string(r) + " " + DIST_PROBE +
+    cmd += "RANK=" + std::to_string(r) + " LOCAL_RANK=" + std::to_string(r) + " " + probe() +
            " cuda " + args + " & p" + std::to_string(r) + "=$!; ";
   }
   cmd += "wait $p0; s0=$?; wait $p1; s1=$?; echo status $s0 $s1; exit $((s0 | s1))'";
