@@ -59,7 +59,7 @@ for h in "${selected[@]}"; do
   log=$build/logs/$h.log
   start=$(date +%s)
   rc=0
-  "$build/fuzz_$h" "$work" "$seeds" "${limit[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2560 \
+  "$build/fuzz/fuzz_$h" "$work" "$seeds" "${limit[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2560 \
     -print_final_stats=1 -artifact_prefix="$build/findings/$h/" >"$log" 2>&1 || rc=$?
   seconds=$(( $(date +%s) - start ))
   runs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}' | tail -n 1 || true)
