@@ -43,6 +43,7 @@
 #include "difftx/model/model.h"
 #include "difftx/model/params.h"
 #include "difftx/runtime/backend_factory.h"
+#include "difftx/train/flops.h"
 #include "difftx/train/optimizer.h"
 #include "difftx/train/run_config.h"
 #include "difftx/train/schedule.h"
@@ -56,36 +57,6 @@ constexpr double kPeakFlops = 989.4e12;  // H100 SXM, dense bf16 tensor-core pea
 
 void cuda_check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail("{}: {}", what, cudaGetErrorString(e));
-}
-
-// ---- the FLOP formula (see the file comment)
-struct FlopCount {
-  double n_matmul = 0;   // matmul parameters (non-embedding + output head)
-  double attn_fwd = 0;   // attention products per token per layer, forward
-  double per_token = 0;  // training FLOPs per token
-};
-
-FlopCount flops_per_token(const ModelConfig& c, int seq) {
-  const double E = c.d_model, L = c.n_layers, V = c.vocab_size, F = c.ffn_dim, d = c.head_dim;
-  double layer = double(c.q_dim()) * E + double(c.k_dim()) * E + double(c.v_dim()) * E +
-                 E * double(c.attn_out_dim()) + 3.0 * E * F;
-  if (c.attention == AttentionKind::diff_v2) layer += double(c.n_heads) * E;
-  FlopCount f;
-  f.n_matmul = L * layer + V * E;
-  const double t_eff = (double(seq) + 1.0) / 2.0;
-  switch (c.attention) {
-    case AttentionKind::softmax:
-      f.attn_fwd = 4.0 * c.n_heads * d * t_eff;
-      break;
-    case AttentionKind::diff_v1:
-      f.attn_fwd = 8.0 * c.n_heads * d * t_eff;
-      break;
-    case AttentionKind::diff_v2:
-      f.attn_fwd = 4.0 * (2.0 * c.n_heads) * d * t_eff;
-      break;
-  }
-  f.per_token = 6.0 * f.n_matmul + 3.0 * L * f.attn_fwd;
-  return f;
 }
 
 // ---- CUDA-event clock for the --profile steps (bench/common/op_profiler.h)
@@ -192,7 +163,7 @@ Result run_preset(const std::filesystem::path& path, const Options& opt) {
   res.kind = mc.attention;
   res.params = parameter_count(mc);
   res.tokens_per_step = double(B) * T * accum;
-  res.flops = flops_per_token(mc, T);
+  res.flops = training_flops_per_token(mc, T);
 
   // Every run goes through the wrapper; it records events only while profiling is switched on
   // (after the timed steps), so the timed steps pay one extra virtual call per op.
