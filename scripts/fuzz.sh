@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mode="${1:-smoke}"
 shift || true
 harnesses=(run_config model_config safetensors_header shard_header tokenizer_model hf_config
-           hf_index train_state)
+           hf_index train_state http_request)
 jobs="${DIFFTX_JOBS:-$(nproc)}"
 build=build/fuzz
 

@@ -12,7 +12,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 harnesses=(run_config model_config safetensors_header shard_header tokenizer_model hf_config
-  hf_index train_state)
+  hf_index train_state http_request)
 
 if [[ ${1:-} == --stage ]]; then
   build=${2:?usage: $0 --stage <fuzz build dir>}

@@ -18,6 +18,24 @@ struct Problem {
   ApiError error;
 };
 
+// A name taken from the request (a field name, a model name) as an error message may quote it:
+// control characters escaped (a message stays one line), at most 100 bytes.
+std::string shown(std::string_view name) {
+  std::string out;
+  for (const char ch : name.substr(0, 100)) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u == '\n') {
+      out += "\\n";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += ch;
+    }
+  }
+  if (name.size() > 100) out += "...";
+  return out;
+}
+
 [[noreturn]] void reject(const std::string& param, std::string message, std::string code = {}) {
   throw Problem{invalid_request(std::move(message), param, std::move(code))};
 }
@@ -160,12 +178,12 @@ void check_known_fields(const json& body, Endpoint endpoint) {
     const auto& other = endpoint == Endpoint::completions ? chat : completions;
     if (other.count(key)) {
       reject(key,
-             fmt::format("'{}' belongs to /v1/{}, not /v1/{}", key,
+             fmt::format("'{}' belongs to /v1/{}, not /v1/{}", shown(key),
                          endpoint == Endpoint::completions ? "chat/completions" : "completions",
                          endpoint == Endpoint::completions ? "completions" : "chat/completions"));
     }
     reject(key, fmt::format("unknown field '{}' (docs/serve.md lists the supported request fields)",
-                            key));
+                            shown(key)));
   }
 }
 
@@ -340,7 +358,7 @@ std::vector<ChatMessage> read_messages(const json& body) {
       reject(param + ".role",
              fmt::format(
                  "'{}.role' is \"{}\"; supported roles are system, developer, user and assistant",
-                 param, role->get<std::string>()));
+                 param, shown(role->get<std::string>())));
     }
     messages.push_back({r, read_content(m, i)});
   }
@@ -409,10 +427,9 @@ ParsedRequest parse_checked(Endpoint endpoint, std::string_view body, const Requ
       e.type = "invalid_request_error";
       e.param = "model";
       e.code = "model_not_found";
-      e.message =
-          fmt::format("the model '{}' does not exist here; GET /v1/models lists the served model{}",
-                      r.model.substr(0, 200),
-                      limits.model_names.empty() ? "" : " ('" + limits.model_names[0] + "')");
+      e.message = fmt::format(
+          "the model '{}' does not exist here; GET /v1/models lists the served model{}",
+          shown(r.model), limits.model_names.empty() ? "" : " ('" + limits.model_names[0] + "')");
       throw Problem{e};
     }
   } else if (!limits.model_names.empty()) {

@@ -2,6 +2,10 @@
 // requests; every case of the bad-request corpus gives its 4xx with an OpenAI error object.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "difftx/serve/prepare.h"
 #include "difftx/serve/request.h"
 #include "serve_test_util.h"
@@ -100,6 +104,24 @@ TEST(ServeRequest, ErrorsNameTheField) {
   EXPECT_TRUE(j["error"]["message"].is_string());
   EXPECT_EQ(j["error"]["type"], "invalid_request_error");
   EXPECT_TRUE(j["error"]["param"].is_null());
+}
+
+// Names taken from the request are quoted with control characters escaped and cut at 100 bytes,
+// so every message stays one line (a fuzz finding: an unknown field "pres\nce_penaltY").
+TEST(ServeRequest, QuotedNamesStayOnOneLine) {
+  const std::vector<std::pair<Endpoint, std::string>> cases = {
+      {Endpoint::completions, R"({"prompt":"a","pres\nce_penaltY":"x"})"},
+      {Endpoint::completions, R"({"prompt":"a","model":"ti\rny\n"})"},
+      {Endpoint::chat_completions, R"({"messages":[{"role":"us\ner","content":"x"}]})"},
+      {Endpoint::completions, "{\"prompt\":\"a\",\"" + std::string(5000, 'k') + "\":1}"}};
+  for (const auto& [endpoint, body] : cases) {
+    const ApiError e = parse_error(endpoint, body);
+    EXPECT_EQ(e.message.find('\n'), std::string::npos) << e.message;
+    EXPECT_EQ(e.message.find('\r'), std::string::npos) << e.message;
+    EXPECT_LT(e.message.size(), 400u) << e.message;
+  }
+  EXPECT_NE(parse_error(Endpoint::completions, cases[0].second).message.find("pres\\nce_penaltY"),
+            std::string::npos);
 }
 
 TEST(ServeRequest, PrepareBuildsEngineRequests) {
