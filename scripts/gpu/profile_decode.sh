@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Where a decode step's time goes, on the GPU machine: `difftx bench` step times with and without
+# CUDA graphs and programmatic dependent launch (PDL), then Nsight Compute's duration of every
+# kernel of a short batch-1 run, summed per kernel (scripts/gpu/kernel_table.py). Needs the staged
+# engine binaries (scripts/gpu/stage_all.sh; unpacked here if only the archive came).
+#   scripts/gpu/profile_decode.sh [times|kernels|all]      (default all; logs and tables in $OUT)
+# Environment: CONFIGS (default: the 125M DIFF V1, V2 and softmax configs and the 1.4B shape),
+# NCU_CONFIGS (the configs profiled by ncu, default CONFIGS), NCU_TIMEOUT (seconds each, 120).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+what=${1:-all}
+out=${OUT:-$root/profile-out}
+mkdir -p "$out"
+[[ -d .carry/engine ]] || bash scripts/gpu/stage_all.sh --unpack > /dev/null || exit 1
+bin=.carry/engine/bin
+export LD_LIBRARY_PATH=$root/.carry/engine/lib:${LD_LIBRARY_PATH:-}
+configs=${CONFIGS:-"configs/gpt-125m-diff-v1.json configs/gpt-125m-diff-v2.json configs/gpt-125m-softmax.json bench/engine/diff-1.4b.json"}
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
+
+if [[ $what == kernels || $what == all ]]; then
+  command -v ncu > /dev/null || { echo "no ncu on this machine"; exit 1; }
+  for c in ${NCU_CONFIGS:-$configs}; do
+    name=$(basename "$c" .json)
+    echo "==== ncu: $name, batch 1, context 512, 8 decode steps"
+    timeout "${NCU_TIMEOUT:-120}" ncu --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv \
+      --print-units base "$bin/difftx" bench --config "$c" --device cuda --batch 1 --context 512 \
+      --gen 8 > "$out/ncu-$name.csv" 2> "$out/ncu-$name.log"
+    echo "ncu exit $?"
+    python3 scripts/gpu/kernel_table.py "$out/ncu-$name.csv" | tee "$out/kernels-$name.txt"
+  done
+fi
+
+if [[ $what == times || $what == all ]]; then
+  for c in $configs; do
+    name=$(basename "$c" .json)
+    for variant in graphs no-graphs no-pdl; do
+      flags=()
+      envs=()
+      [[ $variant == no-graphs ]] && flags=(--no-graphs)
+      [[ $variant == no-pdl ]] && envs=(DIFFTX_PDL=0)
+      echo "==== $name, $variant"
+      env "${envs[@]}" timeout 120 "$bin/difftx" bench --config "$c" --device cuda --batch 1,8 \
+        --context 512 --gen 64 --json "$out/times-$name-$variant.json" 2> "$out/times-$name-$variant.log" |
+        grep -E '^\|' | tail -n 4
+    done
+  done
+fi
