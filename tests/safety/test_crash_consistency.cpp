@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,11 +30,16 @@ int env_int(const char* name, int fallback) {
 }
 
 // Starts `difftx train` in the background (stdout and stderr to `log`); returns the child pid.
-pid_t start_training(const fs::path& config, bool resume, const fs::path& log) {
+// How a launch treats the run folder: a new run, --resume from the newest complete checkpoint,
+// or --overwrite (what difftx asks for when a run died before its first checkpoint).
+enum class Start { fresh, resume, overwrite };
+
+pid_t start_training(const fs::path& config, Start start, const fs::path& log) {
   const std::string cli = cli_under_test();
   const std::string config_s = config.string();
   std::vector<std::string> args = {cli, "train", "--quiet", "--config", config_s};
-  if (resume) args.push_back("--resume");
+  if (start == Start::resume) args.push_back("--resume");
+  if (start == Start::overwrite) args.push_back("--overwrite");
   const pid_t pid = ::fork();
   if (pid == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -55,6 +61,12 @@ int wait_exit(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The inode of a path, 0 when it does not exist.
+ino_t inode_of(const fs::path& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
 bool has_complete_checkpoint(const fs::path& run) {
@@ -130,7 +142,7 @@ TEST(CrashConsistency, KillNineThenResumeMatchesAnUninterruptedRun) {
   // The uninterrupted run, timed to place the kills.
   const fs::path ref_cfg = config_for("reference");
   const auto t0 = Clock::now();
-  ASSERT_EQ(wait_exit(start_training(ref_cfg, false, tmp / "reference.log")), 0)
+  ASSERT_EQ(wait_exit(start_training(ref_cfg, Start::fresh, tmp / "reference.log")), 0)
       << read_file_text(tmp / "reference.log");
   const double total_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
@@ -147,7 +159,20 @@ TEST(CrashConsistency, KillNineThenResumeMatchesAnUninterruptedRun) {
     ++launches;
     const auto launched = fs::file_time_type::clock::now();
     const double remaining_s = total_s * (steps - latest_step(run)) / steps;
-    const pid_t pid = start_training(cfg, has_complete_checkpoint(run), tmp / "killed.log");
+    // Killed before its first checkpoint completed, the run has metrics.jsonl and nothing to
+    // resume: difftx refuses a plain relaunch there and asks for --overwrite.
+    const Start start = has_complete_checkpoint(run)        ? Start::resume
+                        : fs::exists(run / "metrics.jsonl") ? Start::overwrite
+                                                            : Start::fresh;
+    const ino_t old_dir = inode_of(run / "checkpoints");
+    const pid_t pid = start_training(cfg, start, tmp / "killed.log");
+    if (start == Start::overwrite) {
+      // --overwrite moves the checkpoints folder away (the watch goes with it): watch the new one.
+      const auto until = Clock::now() + std::chrono::seconds(5);
+      while (inode_of(run / "checkpoints") == old_dir && Clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      ::inotify_add_watch(ino, (run / "checkpoints").c_str(), IN_CREATE);
+    }
     if (kills == kills_wanted) {
       const int rc = wait_exit(pid);
       ASSERT_EQ(rc, 0) << read_file_text(tmp / "killed.log");
