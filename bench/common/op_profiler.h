@@ -217,6 +217,16 @@ class OpProfiler final : public Backend {
                              Tensor& gate, Tensor& up, Tensor& out) override {
     in_.swiglu_linear_forward(x, w_gate, w_up, gate, up, out);
   }
+  void rmsnorm_linear_forward_concat(const Tensor& x, const Tensor& norm_w, double eps,
+                                     const std::vector<const Tensor*>& ws, Tensor& xn, Tensor& rstd,
+                                     Tensor& out) override {
+    in_.rmsnorm_linear_forward_concat(x, norm_w, eps, ws, xn, rstd, out);
+  }
+  void rmsnorm_swiglu_linear_forward(const Tensor& x, const Tensor& norm_w, double eps,
+                                     const Tensor& w_gate, const Tensor& w_up, Tensor& xn,
+                                     Tensor& rstd, Tensor& gate, Tensor& up, Tensor& out) override {
+    in_.rmsnorm_swiglu_linear_forward(x, norm_w, eps, w_gate, w_up, xn, rstd, gate, up, out);
+  }
   void rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions, int heads,
                       int head_dim, double theta, RopeStyle style) override {
     in_.rope_positions(x, row_stride, positions, heads, head_dim, theta, style);

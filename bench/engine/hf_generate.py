@@ -56,7 +56,18 @@ def main():
     eager_forward = model.forward
     for mode in a.modes.split(","):
         if mode == "compile":
-            model.forward = torch.compile(eager_forward, mode="reduce-overhead", fullgraph=True)
+            compiled = torch.compile(eager_forward, mode="reduce-overhead", fullgraph=True)
+
+            def compiled_forward(*args, **kwargs):
+                # CUDA-graph trees reuse their output memory on the next replay: mark each call
+                # as a new step and copy the logits out before generate keeps them across
+                # steps ("accessing tensor output of CUDAGraphs that has been overwritten").
+                torch.compiler.cudagraph_mark_step_begin()
+                out = compiled(*args, **kwargs)
+                out.logits = out.logits.clone()
+                return out
+
+            model.forward = compiled_forward
         else:
             model.forward = eager_forward
         for batch in a.batch:

@@ -5,7 +5,8 @@
 # engine binaries (scripts/gpu/stage_all.sh; unpacked here if only the archive came).
 #   scripts/gpu/profile_decode.sh [times|kernels|all]      (default all; logs and tables in $OUT)
 # Environment: CONFIGS (default: the 125M DIFF V1, V2 and softmax configs and the 1.4B shape),
-# NCU_CONFIGS (the configs profiled by ncu, default CONFIGS), NCU_TIMEOUT (seconds each, 120).
+# NCU_CONFIGS (the configs profiled by ncu, default CONFIGS), NCU_TIMEOUT (seconds each, 120),
+# VARIANTS (of the step times: default "graphs no-graphs no-pdl").
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -34,7 +35,7 @@ fi
 if [[ $what == times || $what == all ]]; then
   for c in $configs; do
     name=$(basename "$c" .json)
-    for variant in graphs no-graphs no-pdl; do
+    for variant in ${VARIANTS:-graphs no-graphs no-pdl}; do
       flags=()
       envs=()
       [[ $variant == no-graphs ]] && flags=(--no-graphs)

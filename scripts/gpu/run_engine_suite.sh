@@ -109,7 +109,7 @@ if [[ $what == bench125 || $what == all ]]; then
   echo "==== difftx bench: 125M DIFF V1 + matched baseline (with HF), then 125M DIFF V2"
   run_step bench-125m 240 "$bin/difftx" bench --config configs/gpt-125m-diff-v1.json \
     --device cuda --baseline \
-    --batch 1,8,32,128 --context 512,4096,32768 --gen 64 "${hf_flags[@]}" --hf-batch 1,8 \
+    --batch 1,8,32,128 --context 512,4096,32768 --gen 64 "${hf_flags[@]}" --hf-batch "${HF_BATCH_125M:-1}" \
     --hf-context 512 --hf-gen 32 --json "$out/bench-125m.json" > "$out/bench-125m.md" \
     2> "$out/bench-125m.log"
   rc=$?

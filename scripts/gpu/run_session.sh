@@ -9,6 +9,10 @@
 #                                        # results only: nothing here is timed against anything)
 #   scripts/gpu/run_session.sh timing    # one H200, nothing else running: difftx bench (125M,
 #                                        # then the paper's 1.4B shape)
+#   scripts/gpu/run_session.sh engine    # two H200s: the engine tests, then the decode step
+#                                        # times (profile_decode.sh) on GPU 0; difftx bench (125M
+#                                        # and the 1.4B shape, baselines, HF generate) on GPU 1;
+#                                        # the long fuzz runs on the CPU cores meanwhile
 #   scripts/gpu/run_session.sh dist      # two H200s: bench/dist/run_dist_gpu.sh, then the
 #                                        # serving benchmark on one GPU (and, if staged, the
 #                                        # long fuzz runs on spare CPU cores meanwhile)
@@ -18,11 +22,11 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-part=${1:?usage: $0 results|timing|dist}
+part=${1:?usage: $0 results|timing|engine|dist}
 out=${OUT:-$root/gpu-out}
 scratch=/tmp/difftx-session
 mkdir -p "$out" "$scratch"
-[[ -d .carry/gpu ]] || bash scripts/gpu/stage_all.sh --unpack > /dev/null || exit 1
+[[ -d .carry/gpu || -f .carry/engine.tar.gz ]] || bash scripts/gpu/stage_all.sh --unpack > /dev/null || exit 1
 export OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
 t0=$SECONDS
@@ -89,6 +93,26 @@ case $part in
     finish
     pack engine-bench125 engine-bench1b
     ;;
+  engine)
+    # the engine stage alone (run_engine_suite.sh --stage) or the whole archive
+    if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
+      mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz
+    fi
+    if [[ ! -d .carry/fuzz && -f .carry/fuzz.tar.xz ]]; then tar -C .carry -xJf .carry/fuzz.tar.xz; fi
+    if [[ -d .carry/fuzz ]]; then
+      # processes per harness from their single-core rates: each reaches 10M executions in ~8 min
+      job fuzz env FUZZ_PROCS="${FUZZ_PROCS:-run_config=6 model_config=3 safetensors_header=3 shard_header=1 tokenizer_model=2 hf_config=5 hf_index=4 train_state=4 http_request=3}" \
+        bash scripts/gpu/run_fuzz_long.sh .carry/fuzz "${FUZZ_RUNS:-10000000}" "${FUZZ_SECONDS:-460}"
+    fi
+    job gpu0 env CUDA_VISIBLE_DEVICES=0 bash -c 'bash scripts/gpu/run_engine_suite.sh tests;
+      CONFIGS="configs/gpt-125m-diff-v1.json" bash scripts/gpu/profile_decode.sh times;
+      CONFIGS="configs/gpt-125m-diff-v2.json configs/gpt-125m-softmax.json bench/engine/diff-1.4b.json" \
+        VARIANTS=graphs bash scripts/gpu/profile_decode.sh times'
+    job gpu1 env CUDA_VISIBLE_DEVICES=1 DIFFTX_SUITE_BUDGET=470 bash -c \
+      'bash scripts/gpu/run_engine_suite.sh bench125; bash scripts/gpu/run_engine_suite.sh bench1b'
+    finish
+    pack "${names[@]}"
+    ;;
   dist)
     # The libFuzzer harnesses (if staged in .carry/fuzz) run beside it on spare cores, niced.
     if [[ -d .carry/fuzz ]]; then
@@ -101,7 +125,7 @@ case $part in
     pack "${names[@]}"
     ;;
   *)
-    echo "run_session: unknown part '$part' (results, timing or dist)" >&2
+    echo "run_session: unknown part '$part' (results, timing, engine or dist)" >&2
     exit 2
     ;;
 esac

@@ -189,11 +189,10 @@ void PagedForward::run(const PagedBatch& batch, PagedKvCache& kv, Tensor& logits
   b.embedding_forward(batch.ids, W.tok_embeddings, x);
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = W.layers[static_cast<std::size_t>(l)];
-    b.rmsnorm_forward(x, lw.attn_norm, c.norm_eps, 1.0, xn, rstd);
-    attention(l, batch, kv);
+    attention(l, batch, kv);                            // the attention RMSNorm included
     b.linear_forward_accumulate(R(w.mixed), lw.wo, x);  // x += W_o(mixed)
-    b.rmsnorm_forward(x, lw.ffn_norm, c.norm_eps, 1.0, xn, rstd);
-    b.swiglu_linear_forward(xn, lw.w_gate, lw.w_up, gate, up, hsw);
+    b.rmsnorm_swiglu_linear_forward(x, lw.ffn_norm, c.norm_eps, lw.w_gate, lw.w_up, xn, rstd, gate,
+                                    up, hsw);        // hsw = SwiGLU(rmsnorm(x))
     b.linear_forward_accumulate(hsw, lw.w_down, x);  // x += W_down(hsw)
   }
   if (M == 0) return;  // prefill chunks that sample nothing
@@ -217,8 +216,11 @@ void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
   Buffers& w = *buffers_;
   const int N = batch.num_tokens, D = batch.num_decode, d = c.head_dim;
   const std::int64_t width = std::int64_t(c.q_dim()) + c.k_dim() + c.v_dim();  // qkv row
-  Tensor xn = w.xn.rows(0, N), qkv = w.qkv.rows(0, N);
-  b.linear_forward_concat(xn, {&lw.wq, &lw.wk, &lw.wv}, qkv);  // (N, q | k | v)
+  Tensor x = w.x.rows(0, N), xn = w.xn.rows(0, N), rstd = w.rstd.rows(0, N);
+  Tensor qkv = w.qkv.rows(0, N);
+  // xn = rmsnorm(x), then (N, q | k | v) = xn [W_q; W_k; W_v]^T
+  b.rmsnorm_linear_forward_concat(x, lw.attn_norm, c.norm_eps, {&lw.wq, &lw.wk, &lw.wv}, xn, rstd,
+                                  qkv);
   // q and k are adjacent in the row: one rotation over q_heads + k_heads components.
   b.rope_positions(qkv, width, batch.positions, c.q_heads() + c.k_heads(), d, c.rope_theta,
                    c.rope_style);

@@ -6,6 +6,9 @@
 //     (f32 on the same bf16 inputs, output rounded to bf16) plus a floor;
 //   - KV pool write / gather: exact copies, padding rows skipped;
 //   - RoPE at per-token positions against the CPU op on the same bf16 inputs;
+//   - the fused projections of the decode path (QKV concat, residual accumulate, SwiGLU, and
+//     the RMSNorm-folded concat and SwiGLU) for 1-8 rows (the GEMV kernel) and 12 rows
+//     (cuBLASLt and the unfused ops), against the CPU ops in f64;
 //   - sampling: greedy and log-probabilities against the CPU op; seeded draws identical to the
 //     CPU op's in nearly every row (f32 vs f64 Gumbel scores can differ only at near-ties) and
 //     always inside the CPU kept set;
@@ -172,6 +175,90 @@ TEST(EngineOpsCuda, RopePositionsMatchesTheCpuOp) {
     for (std::size_t i = 0; i < g.size(); ++i) {
       // bf16 output rounding (2^-8 relative) and f32 sine/cosine of a reduced angle
       ASSERT_NEAR(g[i], w[i], 8e-3 * std::abs(w[i]) + 2e-3) << "element " << i;
+    }
+  }
+}
+
+// Host f64 values rounded to bf16, (rows, cols), normal with standard deviation `scale`.
+Tensor random_bf16(std::int64_t rows, std::int64_t cols, std::uint64_t seed, double scale,
+                   double mean = 0.0) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(std::size_t(rows * cols));
+  for (auto& x : v) x = float(mean + scale * normal(rng));
+  return round_bf16(Tensor::from_vector({rows, cols}, v, DType::f64));
+}
+
+// The GPU result against the f64 reference: relative L2 error at most twice that of the naive
+// bf16 computation (f32 on the same inputs, bf16 intermediates and output) plus a floor.
+void expect_close(const Tensor& gpu_out, const Tensor& ref, const Tensor& naive, const char* what) {
+  const auto g = gpu_out.to_double_vector(), r = ref.to_double_vector(),
+             n = naive.to_dtype(DType::bf16).to_double_vector();
+  for (std::size_t i = 0; i < g.size(); ++i) ASSERT_TRUE(std::isfinite(g[i])) << what << " " << i;
+  const double e = rel_l2(g, r), e_naive = rel_l2(n, r);
+  EXPECT_LE(e, 2 * e_naive + 1e-3) << what << ": naive error " << e_naive;
+}
+
+TEST(EngineOpsCuda, FusedProjectionsMatchTheCpuOps) {
+  REQUIRE_GPU();
+  Backend& b = *gpu();
+  auto f64 = make_cpu_backend(DType::f64);
+  auto f32 = make_cpu_backend(DType::f32);
+  const double eps = 1e-5;
+  for (const int n : {1, 3, 8, 12}) {
+    for (const int k : {64, 776}) {
+      SCOPED_TRACE(::testing::Message() << n << " rows, K " << k);
+      const std::uint64_t seed = 1000 * n + k;
+      const Tensor x = random_bf16(n, k, seed, 1.0);
+      const Tensor gain = random_bf16(1, k, seed + 1, 0.2, 1.0).reshape({k});
+      const Tensor wq = random_bf16(40, k, seed + 2, 0.05), wk = random_bf16(24, k, seed + 3, 0.05),
+                   wv = random_bf16(8, k, seed + 4, 0.05);
+      const Tensor wg = random_bf16(72, k, seed + 5, 0.05), wu = random_bf16(72, k, seed + 6, 0.05);
+      const Tensor acc0 = random_bf16(n, 40, seed + 7, 1.0);
+      auto cuda = [](const Tensor& t) { return t.to_dtype(DType::bf16).to(Device::cuda); };
+      auto on = [&](Backend& be, const Tensor& t) {
+        return be.device() == Device::cuda ? cuda(t) : t.to_dtype(be.act_dtype());
+      };
+      // Runs every op on a backend; returns concat, acc, swiglu, fused concat, xn, rstd, fused
+      // swiglu. `round_xn`: the naive path rounds the normalized rows to bf16, as the GPU does.
+      auto run = [&](Backend& be, bool round_xn) {
+        const Device d = be.device();
+        const DType a = be.act_dtype();
+        const Tensor X = on(be, x), G = d == Device::cuda ? gain.to_dtype(DType::f32).to(d)
+                                                          : gain.to_dtype(be.param_dtype());
+        const Tensor Q = on(be, wq), K = on(be, wk), V = on(be, wv), WG = on(be, wg),
+                     WU = on(be, wu);
+        std::vector<Tensor> outs;
+        Tensor cat = Tensor::empty({n, 72}, a, d);
+        be.linear_forward_concat(X, {&Q, &K, &V}, cat);
+        Tensor acc = on(be, acc0);
+        be.linear_forward_accumulate(X, Q, acc);
+        Tensor gate = Tensor::empty({n, 72}, a, d), up = Tensor::empty({n, 72}, a, d),
+               sw = Tensor::empty({n, 72}, a, d);
+        be.swiglu_linear_forward(X, WG, WU, gate, up, sw);
+        Tensor xn = Tensor::empty({n, k}, a, d), rstd = Tensor::empty({n}, DType::f32, d);
+        if (d == Device::cpu) rstd = Tensor::empty({n}, be.param_dtype(), d);
+        Tensor fcat = Tensor::empty({n, 72}, a, d), fsw = Tensor::empty({n, 72}, a, d);
+        if (round_xn) {
+          be.rmsnorm_forward(X, G, eps, 1.0, xn, rstd);
+          const Tensor xr = round_bf16(xn.to_dtype(DType::f64)).to_dtype(a);
+          be.linear_forward_concat(xr, {&Q, &K, &V}, fcat);
+          be.swiglu_linear_forward(xr, WG, WU, gate, up, fsw);
+        } else {
+          be.rmsnorm_linear_forward_concat(X, G, eps, {&Q, &K, &V}, xn, rstd, fcat);
+          Tensor xn2 = Tensor::empty({n, k}, a, d),
+                 rstd2 = Tensor::empty(rstd.shape(), rstd.dtype(), d);
+          be.rmsnorm_swiglu_linear_forward(X, G, eps, WG, WU, xn2, rstd2, gate, up, fsw);
+          EXPECT_EQ(xn2.to_double_vector(), xn.to_double_vector()) << "xn of the two fused ops";
+        }
+        for (Tensor* t : {&cat, &acc, &sw, &fcat, &xn, &rstd, &fsw})
+          outs.push_back(t->to(Device::cpu).to_dtype(DType::f64));
+        return outs;
+      };
+      const auto ref = run(*f64, false), naive = run(*f32, true), got = run(b, false);
+      const char* names[] = {"concat", "accumulate", "swiglu",        "rmsnorm+concat",
+                             "xn",     "rstd",       "rmsnorm+swiglu"};
+      for (std::size_t i = 0; i < ref.size(); ++i) expect_close(got[i], ref[i], naive[i], names[i]);
     }
   }
 }

@@ -168,7 +168,7 @@ TEST(CrashConsistency, KillNineThenResumeMatchesAnUninterruptedRun) {
     const pid_t pid = start_training(cfg, start, tmp / "killed.log");
     if (start == Start::overwrite) {
       // --overwrite moves the checkpoints folder away (the watch goes with it): watch the new one.
-      const auto until = Clock::now() + std::chrono::seconds(5);
+      const auto until = Clock::now() + std::chrono::seconds(30);
       while (inode_of(run / "checkpoints") == old_dir && Clock::now() < until)
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       ::inotify_add_watch(ino, (run / "checkpoints").c_str(), IN_CREATE);

@@ -215,6 +215,16 @@ class Backend {
   // unfused path writes the two projections there).
   virtual void swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
                                      Tensor& gate, Tensor& up, Tensor& out) = 0;
+  // The two projections that follow a residual RMSNorm (gain `norm_w`, scale 1), with the norm
+  // folded in: xn (N, K) = rmsnorm(x), rstd (N) f32, then out as linear_forward_concat /
+  // swiglu_linear_forward of xn. The default runs rmsnorm_forward and the projection; CUDA
+  // folds the norm into the GEMV kernel for a few rows (one launch less per projection).
+  virtual void rmsnorm_linear_forward_concat(const Tensor& x, const Tensor& norm_w, double eps,
+                                             const std::vector<const Tensor*>& ws, Tensor& xn,
+                                             Tensor& rstd, Tensor& out);
+  virtual void rmsnorm_swiglu_linear_forward(const Tensor& x, const Tensor& norm_w, double eps,
+                                             const Tensor& w_gate, const Tensor& w_up, Tensor& xn,
+                                             Tensor& rstd, Tensor& gate, Tensor& up, Tensor& out);
 
   // ---- RoPE at per-token positions: row n of x (N rows, `row_stride` elements apart) holds
   // `heads` components of head_dim, rotated by position positions[n] ((N) i32 on the device).

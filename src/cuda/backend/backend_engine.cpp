@@ -167,6 +167,71 @@ void CudaBackend::swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, c
   swiglu_forward(gate, up, out);
 }
 
+namespace {
+
+// The norm operands of a fused RMSNorm + projection, or false when the GEMV kernel cannot take
+// them (the caller then runs the unfused ops).
+bool add_norm(GemvArgs& a, const Tensor& norm_w, double eps, Tensor& xn, Tensor& rstd) {
+  if (a.n == 0 || !norm_w.defined()) return false;
+  if (norm_w.dtype() != DType::f32 && norm_w.dtype() != DType::bf16) return false;
+  a.norm_w = norm_w.raw();
+  a.norm_w_f32 = norm_w.dtype() == DType::f32;
+  a.norm_eps = static_cast<float>(eps);
+  a.xn = static_cast<bf16*>(xn.raw());
+  a.rstd = static_cast<float*>(rstd.raw());
+  return gemv_supported(a);
+}
+
+void check_norm(const Tensor& x, const Tensor& norm_w, const Tensor& xn, const Tensor& rstd,
+                std::int64_t k, const char* op) {
+  require_cuda(norm_w, op, "norm_w");
+  require_vector(norm_w, k, op, "norm_w");
+  require_cuda(xn, op, "xn");
+  require_same_dtype(x, "x", xn, "xn", op);
+  require_numel(xn, x.numel(), op, "xn");
+  require_dtype(rstd, op, "rstd", {DType::f32});
+  require_numel(rstd, x.numel() / k, op, "rstd");
+}
+
+}  // namespace
+
+void CudaBackend::rmsnorm_linear_forward_concat(const Tensor& x, const Tensor& norm_w, double eps,
+                                                const std::vector<const Tensor*>& ws, Tensor& xn,
+                                                Tensor& rstd, Tensor& out) {
+  const char* op = "rmsnorm_linear_forward_concat";
+  std::int64_t total = 0;
+  for (const Tensor* w : ws) total += w->ndim() == 2 ? w->dim(0) : 0;
+  check_projection(x, ws, out, total, op);
+  check_norm(x, norm_w, xn, rstd, ws[0]->dim(1), op);
+  GemvArgs a = gemv_args(x, ws, out);
+  if (add_norm(a, norm_w, eps, xn, rstd)) {
+    a.ldo = total;
+    a.mode = GemvMode::store;
+    launch_gemv(a, stream());
+    return;
+  }
+  Backend::rmsnorm_linear_forward_concat(x, norm_w, eps, ws, xn, rstd, out);
+}
+
+void CudaBackend::rmsnorm_swiglu_linear_forward(const Tensor& x, const Tensor& norm_w, double eps,
+                                                const Tensor& w_gate, const Tensor& w_up,
+                                                Tensor& xn, Tensor& rstd, Tensor& gate, Tensor& up,
+                                                Tensor& out) {
+  const char* op = "rmsnorm_swiglu_linear_forward";
+  check_projection(x, {&w_gate, &w_up}, out, w_gate.ndim() == 2 ? w_gate.dim(0) : 0, op);
+  require(w_up.dim(0) == w_gate.dim(0), op, "w_gate and w_up must have the same shape");
+  require_same_dtype(x, "x", out, "out", op);
+  check_norm(x, norm_w, xn, rstd, w_gate.dim(1), op);
+  GemvArgs a = gemv_args(x, {&w_gate, &w_up}, out);
+  a.mode = GemvMode::swiglu;
+  if (add_norm(a, norm_w, eps, xn, rstd)) {
+    a.ldo = w_gate.dim(0);
+    launch_gemv(a, stream());
+    return;
+  }
+  Backend::rmsnorm_swiglu_linear_forward(x, norm_w, eps, w_gate, w_up, xn, rstd, gate, up, out);
+}
+
 // ---- KV pool
 
 void CudaBackend::kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,

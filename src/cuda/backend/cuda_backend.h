@@ -87,6 +87,12 @@ class CudaBackend final : public Backend {
   void linear_forward_accumulate(const Tensor& x, const Tensor& w, Tensor& acc) override;
   void swiglu_linear_forward(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
                              Tensor& gate, Tensor& up, Tensor& out) override;
+  void rmsnorm_linear_forward_concat(const Tensor& x, const Tensor& norm_w, double eps,
+                                     const std::vector<const Tensor*>& ws, Tensor& xn, Tensor& rstd,
+                                     Tensor& out) override;
+  void rmsnorm_swiglu_linear_forward(const Tensor& x, const Tensor& norm_w, double eps,
+                                     const Tensor& w_gate, const Tensor& w_up, Tensor& xn,
+                                     Tensor& rstd, Tensor& gate, Tensor& up, Tensor& out) override;
   void kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
                       std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
                       Tensor& v_pool) override;

@@ -2,7 +2,8 @@
 // weights, memory-bound: every weight element is read once with 16-byte loads, f32
 // accumulation), with the epilogues that save a pass: the outputs of up to four weights side
 // by side (the QKV projection), accumulation into the output (a residual add), and SwiGLU of two
-// weights (silu(x W_gate^T) * (x W_up^T)). Launched with programmatic dependent launch.
+// weights (silu(x W_gate^T) * (x W_up^T)); optionally the RMSNorm that precedes a projection,
+// folded into the prologue. Launched with programmatic dependent launch.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -35,10 +36,19 @@ struct GemvArgs {
   ScalarType out_type = ScalarType::bf16;
   std::int64_t ldo = 0;
   GemvMode mode = GemvMode::store;
+  // Optional RMSNorm of x first (store and swiglu modes): each row becomes x * rstd * gain with
+  // rstd = 1 / sqrt(mean(x^2) + norm_eps), rounded to bf16 as rmsnorm_forward rounds it, before
+  // the products. Block 0 also writes the normalized rows to xn (n, k) and rstd (n) f32.
+  const void* norm_w = nullptr;  // (k) gain, f32 or bf16 (norm_w_f32)
+  bool norm_w_f32 = true;
+  float norm_eps = 0.f;
+  __nv_bfloat16* xn = nullptr;
+  float* rstd = nullptr;
 };
 
 // Whether the kernel takes these operands: n <= kGemvMaxRows, k % 8 == 0, 16-byte aligned
-// x / weights and row strides.
+// x / weights and row strides; with a norm: store or swiglu mode, xn and rstd given, x rows
+// contiguous (ldx == k).
 bool gemv_supported(const GemvArgs& a);
 void launch_gemv(const GemvArgs& a, cudaStream_t stream);
 
