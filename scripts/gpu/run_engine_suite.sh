@@ -26,12 +26,17 @@ if [[ ${1:-} == --stage ]]; then
   mkdir -p "$stage/bin" "$stage/lib"
   for t in "${tests[@]}"; do cp "$build/tests/cuda/$t" "$stage/bin/"; done
   cp "$build/difftx" "$stage/bin/"
-  # Libraries the GPU image (Ubuntu 24.04 + CUDA) lacks; it has OpenBLAS, cuBLAS and the GCC
-  # runtimes.
-  for lib in libfmt.so.9 libsentencepiece.so.0 libprotobuf-lite.so.32; do
-    path=$(ldd "$stage/bin/difftx" | awk -v l="$lib" '$1 == l { print $3; exit }')
-    [[ -n $path ]] && cp -L "$path" "$stage/lib/"
-  done
+  # Libraries the GPU image (Ubuntu 24.04 + CUDA) lacks: everything the binaries resolve here but
+  # the C/C++ runtimes, OpenBLAS, OpenMP and the CUDA libraries (difftx links cpp-httplib, fmt,
+  # SentencePiece, xxHash and what they need).
+  ldd "$stage"/bin/* | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u |
+    while read -r name path; do
+      case $name in
+        libc.so* | libm.so* | libdl.so* | librt.so* | libpthread.so* | ld-linux* | libstdc++.so* | libgcc_s.so*) ;;
+        libcublas* | libcuda.so* | libcudart* | libnccl* | libopenblas* | libgfortran* | libquadmath* | libgomp*) ;;
+        *) cp -L "$path" "$stage/lib/$name" ;;
+      esac
+    done
   strip --strip-debug "$stage"/bin/* 2>/dev/null
   # The binaries hold every kernel for sm_90a and sm_80: compressed they fit what travels.
   tar -C "$stage" -czf "$root/.carry/engine.tar.gz" bin lib

@@ -16,6 +16,8 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 harnesses=(run_config model_config safetensors_header shard_header tokenizer_model hf_config
   hf_index train_state http_request)
+# FUZZ_HARNESSES="a b" runs only those (staging always takes every harness)
+if [[ ${1:-} != --stage && -n ${FUZZ_HARNESSES:-} ]]; then read -ra harnesses <<< "$FUZZ_HARNESSES"; fi
 
 if [[ ${1:-} == --stage ]]; then
   build=${2:?usage: $0 --stage <fuzz build dir>}

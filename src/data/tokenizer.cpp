@@ -5,6 +5,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <exception>
 #include <unordered_map>
 
 #include "difftx/core/atomic_file.h"
@@ -96,7 +97,14 @@ Tokenizer Tokenizer::load(const fs::path& path) {
 
 Tokenizer Tokenizer::from_serialized(std::string serialized, const std::string& origin) {
   auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
-  const auto status = sp->LoadFromSerializedProto(serialized);
+  sentencepiece::util::Status status;
+  try {
+    status = sp->LoadFromSerializedProto(serialized);
+  } catch (const std::exception& e) {
+    // SentencePiece's trie builder (darts-clone) throws on some malformed models, e.g. an
+    // empty piece ("failed to insert key: zero-length key"; a fuzz finding)
+    fail("'{}' is not a usable SentencePiece model: {}", origin, e.what());
+  }
   if (!status.ok()) {
     fail("'{}' is not a SentencePiece model: {}", origin, status.ToString());
   }

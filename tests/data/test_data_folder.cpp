@@ -133,6 +133,14 @@ TEST(DataFolder, GarbageEmptyOrTruncatedTokenizerIsRefused) {
       {"empty", [](const std::string&) { return std::string(); }, "is empty"},
       {"truncated", [](const std::string& m) { return m.substr(0, m.size() / 2); },
        "tokenizer.model"},
+      // a model with an empty piece: SentencePiece's trie builder threw through the loader (a
+      // fuzz finding, kept in fuzz/regressions/tokenizer_model)
+      {"empty piece",
+       [](const std::string&) {
+         return read_file_text(fs::path(DIFFTX_SOURCE_DIR) /
+                               "fuzz/regressions/tokenizer_model/empty_piece_a");
+       },
+       "is not a usable SentencePiece model"},
   };
   for (const Case& c : cases) {
     TempDir tmp;
