@@ -53,23 +53,13 @@ def main():
     kind = model.config.model_type
     print(f"[hf] {kind}: {sum(t.numel() for t in model.parameters()) / 1e6:.1f}M parameters, "
           f"torch {torch.__version__}, transformers {transformers.__version__}", flush=True)
-    eager_forward = model.forward
     for mode in a.modes.split(","):
-        if mode == "compile":
-            compiled = torch.compile(eager_forward, mode="reduce-overhead", fullgraph=True)
-
-            def compiled_forward(*args, **kwargs):
-                # CUDA-graph trees reuse their output memory on the next replay: mark each call
-                # as a new step and copy the logits out before generate keeps them across
-                # steps ("accessing tensor output of CUDAGraphs that has been overwritten").
-                torch.compiler.cudagraph_mark_step_begin()
-                out = compiled(*args, **kwargs)
-                out.logits = out.logits.clone()
-                return out
-
-            model.forward = compiled_forward
-        else:
-            model.forward = eager_forward
+        # "compile": transformers' own compiled decoding (generate compiles the forward with
+        # torch.compile(mode="reduce-overhead") when the cache is static and compilation is not
+        # disabled). Wrapping model.forward in torch.compile ourselves failed inside transformers
+        # 5.17 on the H200 ("accessing tensor output of CUDAGraphs that has been overwritten by a
+        # subsequent run"), even with cudagraph_mark_step_begin() and the logits copied out.
+        compile_decoding = mode == "compile"
         for batch in a.batch:
             for context in a.context:
                 g = torch.Generator().manual_seed(batch * 100003 + context)
@@ -83,8 +73,8 @@ def main():
                     if cache:
                         kw["cache_implementation"] = cache
                     try:
-                        return model.generate(ids, disable_compile=True, **kw)
-                    except TypeError:
+                        return model.generate(ids, disable_compile=not compile_decoding, **kw)
+                    except TypeError:  # a transformers without disable_compile
                         return model.generate(ids, **kw)
 
                 def timed(n):
