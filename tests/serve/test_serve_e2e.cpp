@@ -221,12 +221,13 @@ double metric(int port, const std::string& name) {
 TEST_F(ServeEndToEnd, ClientDisconnectMidStreamFreesItsBlocks) {
   const int port = server_->port();
   const double before = metric(port, "difftx_client_disconnects_total");
-  const std::string body = json{
-      {"model", "tiny"},
-      {"prompt", "the river"},
-      {"max_tokens", 100},
-      {"stream", true},
-      {"ignore_eos", true}}.dump();
+  // Eight choices of 100 tokens with log-probabilities: far more than the client reads, so the
+  // server is still streaming when the client goes (with one short choice a loaded machine could
+  // let the server finish, the whole answer buffered in the socket, before the client closed).
+  const std::string body =
+      json{{"model", "tiny"}, {"prompt", "the river"}, {"max_tokens", 100}, {"n", 8},
+           {"logprobs", 5},   {"stream", true},        {"ignore_eos", true}}
+          .dump();
   auto r = post_stream("127.0.0.1", port, "/v1/completions", body, /*stop_after_events=*/3);
   EXPECT_TRUE(r.aborted);
   bool freed = false;
