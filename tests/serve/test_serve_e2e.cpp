@@ -218,16 +218,20 @@ double metric(int port, const std::string& name) {
   return std::stod(m[1]);
 }
 
-TEST_F(ServeEndToEnd, ClientDisconnectMidStreamFreesItsBlocks) {
-  const int port = server_->port();
+TEST(ServeEndToEndProcess, ClientDisconnectMidStreamFreesItsBlocks) {
+  // A server that decodes one sequence at a time and a request of 16 choices of 100 tokens:
+  // 1,600 decode steps, so the server is still streaming when the client goes after 3 events
+  // (with the shared server, 8 rows a step, a loaded machine could let it finish the whole
+  // answer, buffered in the socket, before the client closed).
+  ServerProcess s(difftx::testing::cli(),
+                  {"--checkpoint", tiny_checkpoint("diff_v1").string(), "--model-name", "tiny",
+                   "--max-batch", "1"},
+                  log_path("disconnect"));
+  const int port = s.port();
   const double before = metric(port, "difftx_client_disconnects_total");
-  // Eight choices of 100 tokens with log-probabilities: far more than the client reads, so the
-  // server is still streaming when the client goes (with one short choice a loaded machine could
-  // let the server finish, the whole answer buffered in the socket, before the client closed).
-  const std::string body =
-      json{{"model", "tiny"}, {"prompt", "the river"}, {"max_tokens", 100}, {"n", 8},
-           {"logprobs", 5},   {"stream", true},        {"ignore_eos", true}}
-          .dump();
+  const std::string body = json{{"model", "tiny"}, {"prompt", "the river"}, {"max_tokens", 100},
+                                {"n", 16},         {"stream", true},        {"ignore_eos", true}}
+                               .dump();
   auto r = post_stream("127.0.0.1", port, "/v1/completions", body, /*stop_after_events=*/3);
   EXPECT_TRUE(r.aborted);
   bool freed = false;
