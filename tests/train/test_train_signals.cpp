@@ -127,7 +127,12 @@ TEST(TrainSignals, ASecondCtrlCStopsAtOnceWithoutAPartialCheckpoint) {
     ASSERT_EQ(::kill(pid, SIGINT), 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     ::kill(pid, SIGINT);  // may find the process already gone when the first stop was quick
-    EXPECT_EQ(exit_status(pid), 130) << read_file_text(a / "log.txt");
+    // 130, or killed by that SIGINT (what a shell also shows as 130): once the first stop has
+    // saved its checkpoint the handlers are restored, and a slow exit (an instrumented build's
+    // exit-time checks) can still be running when the second signal lands.
+    const int status = exit_status(pid);
+    EXPECT_TRUE(status == 130 || status == 200 + SIGINT) << "exit status " << status << "\n"
+                                                         << read_file_text(a / "log.txt");
     EXPECT_TRUE(partial_folders(a / "out/checkpoints").empty()) << delay_ms;
     for (const auto& e : fs::directory_iterator(a / "out/checkpoints")) {
       EXPECT_TRUE(fs::exists(e.path() / "model.safetensors")) << e.path();
