@@ -231,6 +231,20 @@ class OpProfiler final : public Backend {
                       int head_dim, double theta, RopeStyle style) override {
     in_.rope_positions(x, row_stride, positions, heads, head_dim, theta, style);
   }
+  void rmsnorm_qkv_rope_kv_write(const Tensor& x, const Tensor& norm_w, double eps,
+                                 const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& xn,
+                                 Tensor& rstd, Tensor& qkv, const Tensor& positions, int head_dim,
+                                 double theta, RopeStyle style, const Tensor& slots, Tensor& k_pool,
+                                 Tensor& v_pool) override {
+    in_.rmsnorm_qkv_rope_kv_write(x, norm_w, eps, wq, wk, wv, xn, rstd, qkv, positions, head_dim,
+                                  theta, style, slots, k_pool, v_pool);
+  }
+  void rope_kv_cache_write(Tensor& qkv, std::int64_t row_stride, const Tensor& positions,
+                           int q_heads, int k_heads, int head_dim, double theta, RopeStyle style,
+                           const Tensor& slots, Tensor& k_pool, Tensor& v_pool) override {
+    in_.rope_kv_cache_write(qkv, row_stride, positions, q_heads, k_heads, head_dim, theta, style,
+                            slots, k_pool, v_pool);
+  }
   std::int64_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g) const override {
     return in_.paged_attention_workspace_bytes(g);
   }
@@ -240,6 +254,15 @@ class OpProfiler final : public Backend {
                               const Tensor& lambda, Tensor& out, Tensor& workspace) override {
     in_.paged_attention_decode(g, q, k_pool, v_pool, block_tables, context_lens, lambda, out,
                                workspace);
+  }
+  void paged_attention_decode_head_norm(const PagedAttentionGeometry& g, const Tensor& q,
+                                        const Tensor& k_pool, const Tensor& v_pool,
+                                        const Tensor& block_tables, const Tensor& context_lens,
+                                        const Tensor& lambda, const Tensor& head_norm, double eps,
+                                        double scale, Tensor& att, Tensor& out, Tensor& head_rstd,
+                                        Tensor& workspace) override {
+    in_.paged_attention_decode_head_norm(g, q, k_pool, v_pool, block_tables, context_lens, lambda,
+                                         head_norm, eps, scale, att, out, head_rstd, workspace);
   }
   std::int64_t sample_workspace_bytes(std::int64_t rows, std::int64_t vocab) const override {
     return in_.sample_workspace_bytes(rows, vocab);

@@ -6,7 +6,11 @@
 #   scripts/gpu/profile_decode.sh [times|kernels|all]      (default all; logs and tables in $OUT)
 # Environment: CONFIGS (default: the 125M DIFF V1, V2 and softmax configs and the 1.4B shape),
 # NCU_CONFIGS (the configs profiled by ncu, default CONFIGS), NCU_TIMEOUT (seconds each, 120),
-# VARIANTS (of the step times: default "graphs no-graphs no-pdl").
+# NCU_GEN (decode steps under ncu, 8), TIMES_TIMEOUT (seconds per step-time run, 120),
+# VARIANTS (of the step times: default "graphs no-graphs no-pdl prefetch"; prefetch: the GEMV
+# asks L2 for its first weight rows before waiting on the previous kernel; cols1 / cols4: the
+# GEMV takes 1 / 4 output columns per warp whatever the width), BASELINE=1 (the step times of
+# the matched softmax baseline too).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -26,7 +30,7 @@ if [[ $what == kernels || $what == all ]]; then
     echo "==== ncu: $name, batch 1, context 512, 8 decode steps"
     timeout "${NCU_TIMEOUT:-120}" ncu --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv \
       --print-units base "$bin/difftx" bench --config "$c" --device cuda --batch 1 --context 512 \
-      --gen 8 > "$out/ncu-$name.csv" 2> "$out/ncu-$name.log"
+      --gen "${NCU_GEN:-8}" > "$out/ncu-$name.csv" 2> "$out/ncu-$name.log"
     echo "ncu exit $?"
     python3 scripts/gpu/kernel_table.py "$out/ncu-$name.csv" | tee "$out/kernels-$name.txt"
   done
@@ -35,15 +39,19 @@ fi
 if [[ $what == times || $what == all ]]; then
   for c in $configs; do
     name=$(basename "$c" .json)
-    for variant in ${VARIANTS:-graphs no-graphs no-pdl}; do
+    for variant in ${VARIANTS:-graphs no-graphs no-pdl prefetch}; do
       flags=()
       envs=()
       [[ $variant == no-graphs ]] && flags=(--no-graphs)
       [[ $variant == no-pdl ]] && envs=(DIFFTX_PDL=0)
+      [[ $variant == prefetch ]] && envs=(DIFFTX_GEMV_PREFETCH=1)
+      [[ $variant == cols1 ]] && envs=(DIFFTX_GEMV_COLS=1)
+      [[ $variant == cols4 ]] && envs=(DIFFTX_GEMV_COLS=4)
       echo "==== $name, $variant"
-      env "${envs[@]}" timeout 120 "$bin/difftx" bench --config "$c" --device cuda --batch 1,8 \
-        --context 512 --gen 64 --json "$out/times-$name-$variant.json" 2> "$out/times-$name-$variant.log" |
-        grep -E '^\|' | tail -n 4
+      [[ ${BASELINE:-0} == 1 ]] && flags+=(--baseline)
+      env "${envs[@]}" timeout "${TIMES_TIMEOUT:-120}" "$bin/difftx" bench --config "$c" --device cuda --batch 1,8 \
+        --context 512 --gen 64 "${flags[@]}" --json "$out/times-$name-$variant.json" \
+        2> "$out/times-$name-$variant.log" | grep -E '^\|' | tail -n 6
     done
   done
 fi

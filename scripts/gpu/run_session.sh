@@ -9,10 +9,13 @@
 #                                        # results only: nothing here is timed against anything)
 #   scripts/gpu/run_session.sh timing    # one H200, nothing else running: difftx bench (125M,
 #                                        # then the paper's 1.4B shape)
-#   scripts/gpu/run_session.sh engine    # two H200s: the engine tests, then the decode step
-#                                        # times (profile_decode.sh) on GPU 0; difftx bench (125M
-#                                        # and the 1.4B shape, baselines, HF generate) on GPU 1;
-#                                        # the long fuzz runs on the CPU cores meanwhile
+#   scripts/gpu/run_session.sh engine    # two H200s: the engine tests, then difftx bench of the
+#                                        # 1.4B shape (baseline, HF generate) on GPU 0; the 125M
+#                                        # bench, then decode step times of GEMV / launch
+#                                        # variants (profile_decode.sh) on GPU 1; the long fuzz
+#                                        # runs (if staged) on the CPU cores meanwhile
+#   scripts/gpu/run_session.sh profile   # one H200: the engine tests, decode step times and the
+#                                        # per-kernel table (profile_decode.sh)
 #   scripts/gpu/run_session.sh dist      # two H200s: bench/dist/run_dist_gpu.sh, then the
 #                                        # serving benchmark on one GPU (and, if staged, the
 #                                        # long fuzz runs on spare CPU cores meanwhile)
@@ -22,7 +25,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-part=${1:?usage: $0 results|timing|engine|dist}
+part=${1:?usage: $0 results|timing|profile|engine|dist}
 out=${OUT:-$root/gpu-out}
 scratch=/tmp/difftx-session
 mkdir -p "$out" "$scratch"
@@ -93,6 +96,23 @@ case $part in
     finish
     pack engine-bench125 engine-bench1b
     ;;
+  profile)
+    # One H200: the engine tests, then where a decode step's time goes (step times with and
+    # without graphs / PDL, Nsight Compute's per-kernel table of the 125M V1 and 1.4B steps).
+    if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
+      mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz
+    fi
+    job profile bash -c 'bash scripts/gpu/run_engine_suite.sh tests;
+      CONFIGS="configs/gpt-125m-diff-v1.json" bash scripts/gpu/profile_decode.sh times;
+      CONFIGS="configs/gpt-125m-softmax.json configs/gpt-125m-diff-v2.json" VARIANTS=graphs \
+        bash scripts/gpu/profile_decode.sh times;
+      CONFIGS=bench/engine/diff-1.4b.json VARIANTS=graphs BASELINE=1 TIMES_TIMEOUT=200 \
+        bash scripts/gpu/profile_decode.sh times;
+      NCU_TIMEOUT=200 NCU_GEN=3 NCU_CONFIGS="configs/gpt-125m-diff-v1.json bench/engine/diff-1.4b.json" \
+        bash scripts/gpu/profile_decode.sh kernels'
+    finish
+    pack "${names[@]}"
+    ;;
   engine)
     # the engine stage alone (run_engine_suite.sh --stage) or the whole archive
     if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
@@ -104,12 +124,16 @@ case $part in
       job fuzz env FUZZ_PROCS="${FUZZ_PROCS:-run_config=6 model_config=3 safetensors_header=3 shard_header=1 tokenizer_model=2 hf_config=5 hf_index=4 train_state=4 http_request=3}" \
         bash scripts/gpu/run_fuzz_long.sh .carry/fuzz "${FUZZ_RUNS:-10000000}" "${FUZZ_SECONDS:-460}"
     fi
-    job gpu0 env CUDA_VISIBLE_DEVICES=0 bash -c 'bash scripts/gpu/run_engine_suite.sh tests;
-      CONFIGS="configs/gpt-125m-diff-v1.json" bash scripts/gpu/profile_decode.sh times;
-      CONFIGS="configs/gpt-125m-diff-v2.json configs/gpt-125m-softmax.json bench/engine/diff-1.4b.json" \
-        VARIANTS=graphs bash scripts/gpu/profile_decode.sh times'
-    job gpu1 env CUDA_VISIBLE_DEVICES=1 DIFFTX_SUITE_BUDGET=470 bash -c \
-      'bash scripts/gpu/run_engine_suite.sh bench125; bash scripts/gpu/run_engine_suite.sh bench1b'
+    # GPU 0: the tests, then the 1.4B benchmark (~4 min); GPU 1: the 125M benchmark, then the
+    # step times with and without graphs / PDL.
+    job gpu0 env CUDA_VISIBLE_DEVICES=0 DIFFTX_SUITE_BUDGET=470 bash -c \
+      'bash scripts/gpu/run_engine_suite.sh tests; bash scripts/gpu/run_engine_suite.sh bench1b'
+    job gpu1 env CUDA_VISIBLE_DEVICES=1 DIFFTX_SUITE_BUDGET=300 bash -c 'bash scripts/gpu/run_engine_suite.sh bench125;
+      CONFIGS="configs/gpt-125m-diff-v1.json" VARIANTS="no-graphs no-pdl prefetch cols1" \
+        bash scripts/gpu/profile_decode.sh times;
+      CONFIGS=bench/engine/diff-1.4b.json VARIANTS="cols1" TIMES_TIMEOUT=90 \
+        bash scripts/gpu/profile_decode.sh times;
+      NCU_TIMEOUT=150 NCU_GEN=2 NCU_CONFIGS=bench/engine/diff-1.4b.json bash scripts/gpu/profile_decode.sh kernels'
     finish
     pack "${names[@]}"
     ;;
@@ -125,7 +149,7 @@ case $part in
     pack "${names[@]}"
     ;;
   *)
-    echo "run_session: unknown part '$part' (results, timing, engine or dist)" >&2
+    echo "run_session: unknown part '$part' (results, timing, profile, engine or dist)" >&2
     exit 2
     ;;
 esac

@@ -8,15 +8,6 @@
 #include "difftx/model/paged_forward.h"
 
 namespace difftx {
-namespace {
-
-// The columns from `col` on of a row-major (rows, width) tensor, as a flat view starting there:
-// ops that take a row stride read (rows, ...) blocks of it.
-Tensor column_block(const Tensor& t, std::int64_t col) {
-  return t.reshape({t.numel()}).rows(col, t.numel());
-}
-
-}  // namespace
 
 PagedKvCache PagedKvCache::allocate(const Model& model, int block_size, std::int64_t num_blocks) {
   const ModelConfig& c = model.config();
@@ -103,7 +94,10 @@ PagedForward::PagedForward(Model& model, const PagedForwardLimits& limits, int b
   w.selected = A({limits.max_logits, E});
   PagedAttentionGeometry g = decode_geometry(limits.max_decode);
   const std::int64_t ws = b.paged_attention_workspace_bytes(g);
-  if (ws > 0) w.decode_ws = Tensor::empty({(ws + 7) / 8}, DType::f64, dev);
+  if (ws > 0) {  // zeroed once: it holds the op's arrival counters
+    w.decode_ws = Tensor::empty({(ws + 7) / 8}, DType::f64, dev);
+    b.fill(w.decode_ws, 0.0);
+  }
   w.k_ctx = A({limits.max_context, c.k_dim()});
   w.v_ctx = A({limits.max_context, c.v_dim()});
   w.lse = S({std::int64_t(c.q_heads()) * limits.max_prefill});
@@ -196,16 +190,18 @@ void PagedForward::run(const PagedBatch& batch, PagedKvCache& kv, Tensor& logits
     b.linear_forward_accumulate(hsw, lw.w_down, x);  // x += W_down(hsw)
   }
   if (M == 0) return;  // prefill chunks that sample nothing
-  b.rmsnorm_forward(x, W.norm, c.norm_eps, 1.0, xn, rstd);
   DIFFTX_CHECK(logits.defined() && logits.numel() == std::int64_t(M) * c.vocab_size,
                "paged forward: logits must hold ({}, {}), got {}", M, c.vocab_size,
                logits.defined() ? logits.describe() : "nothing");
+  // The final norm and the output head through the decode-path projection (CUDA: the GEMV
+  // kernel with the norm folded in, for a few rows).
   if (batch.logit_rows.defined()) {
+    b.rmsnorm_forward(x, W.norm, c.norm_eps, 1.0, xn, rstd);
     Tensor selected = w.selected.rows(0, M);
     b.embedding_forward(batch.logit_rows, xn, selected);  // a row gather
-    b.linear_forward(selected, W.output, logits);
+    b.linear_forward_concat(selected, {&W.output}, logits);
   } else {
-    b.linear_forward(xn, W.output, logits);
+    b.rmsnorm_linear_forward_concat(x, W.norm, c.norm_eps, {&W.output}, xn, rstd, logits);
   }
 }
 
@@ -218,23 +214,19 @@ void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
   const std::int64_t width = std::int64_t(c.q_dim()) + c.k_dim() + c.v_dim();  // qkv row
   Tensor x = w.x.rows(0, N), xn = w.xn.rows(0, N), rstd = w.rstd.rows(0, N);
   Tensor qkv = w.qkv.rows(0, N);
-  // xn = rmsnorm(x), then (N, q | k | v) = xn [W_q; W_k; W_v]^T
-  b.rmsnorm_linear_forward_concat(x, lw.attn_norm, c.norm_eps, {&lw.wq, &lw.wk, &lw.wv}, xn, rstd,
-                                  qkv);
-  // q and k are adjacent in the row: one rotation over q_heads + k_heads components.
-  b.rope_positions(qkv, width, batch.positions, c.q_heads() + c.k_heads(), d, c.rope_theta,
-                   c.rope_style);
-  const Tensor k = column_block(qkv, c.q_dim()), v = column_block(qkv, c.q_dim() + c.k_dim());
-  b.kv_cache_write(k, width, v, width, batch.slots, kv.k[static_cast<std::size_t>(l)],
-                   kv.v[static_cast<std::size_t>(l)]);
+  // xn = rmsnorm(x), (N, q | k | v) = xn [W_q; W_k; W_v]^T, RoPE on q and k at each row's
+  // position, then k and v written to the pools by slot.
+  b.rmsnorm_qkv_rope_kv_write(x, lw.attn_norm, c.norm_eps, lw.wq, lw.wk, lw.wv, xn, rstd, qkv,
+                              batch.positions, d, c.rope_theta, c.rope_style, batch.slots,
+                              kv.k[static_cast<std::size_t>(l)], kv.v[static_cast<std::size_t>(l)]);
   Tensor& k_pool = kv.k[static_cast<std::size_t>(l)];
   Tensor& v_pool = kv.v[static_cast<std::size_t>(l)];
   const bool v1 = c.attention == AttentionKind::diff_v1;
   const bool v2 = c.attention == AttentionKind::diff_v2;
   const Tensor lambda = v1 ? w.lambdas.rows(l, l + 1) : Tensor();  // (1)
   if (v2) {
-    Tensor gate_logits = w.gate_logits.rows(0, N);  // (N, h)
-    b.linear_forward(xn, lw.wlambda, gate_logits);
+    Tensor gate_logits = w.gate_logits.rows(0, N);            // (N, h)
+    b.linear_forward_concat(xn, {&lw.wlambda}, gate_logits);  // the GEMV for a few rows
   }
   auto rows = [](const Tensor& t, int begin, int count) { return t.rows(begin, begin + count); };
 
@@ -243,8 +235,17 @@ void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
     PagedAttentionGeometry g = decode_geometry(D);
     g.num_slots = kv.num_blocks * kv.block_size;
     Tensor att = rows(w.att, 0, D);
-    b.paged_attention_decode(g, rows(w.qkv, 0, D), k_pool, v_pool, batch.block_tables.rows(0, D),
-                             batch.context_lens, lambda, att, w.decode_ws);
+    if (v1) {  // with the per-head RMSNorm, times (1 - lambda_init), into W_o's input
+      Tensor mixed = rows(w.mixed, 0, D);
+      Tensor head_rstd = w.head_rstd.rows(0, std::int64_t(D) * c.n_heads);
+      b.paged_attention_decode_head_norm(g, rows(w.qkv, 0, D), k_pool, v_pool,
+                                         batch.block_tables.rows(0, D), batch.context_lens, lambda,
+                                         lw.head_norm, c.norm_eps, 1.0 - lambda_init(l), att, mixed,
+                                         head_rstd, w.decode_ws);
+    } else {
+      b.paged_attention_decode(g, rows(w.qkv, 0, D), k_pool, v_pool, batch.block_tables.rows(0, D),
+                               batch.context_lens, lambda, att, w.decode_ws);
+    }
     if (v2) {
       Tensor mixed = rows(w.mixed, 0, D);
       b.v2_combine_forward(att.reshape({D, c.q_heads(), d}), rows(w.gate_logits, 0, D), mixed);
@@ -278,12 +279,13 @@ void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
         break;
     }
   }
-  if (v1) {
-    // Per-head RMSNorm over 2d channels, times (1 - lambda_init): rows are (token, head).
-    const std::int64_t head_rows = std::int64_t(N) * c.n_heads;
-    Tensor mixed = w.mixed.rows(0, N).reshape({head_rows, 2 * d});
-    Tensor head_rstd = w.head_rstd.rows(0, head_rows);
-    b.rmsnorm_forward(w.att.rows(0, N).reshape({head_rows, 2 * d}), lw.head_norm, c.norm_eps,
+  if (v1 && N > D) {
+    // The prefill rows' per-head RMSNorm over 2d channels, times (1 - lambda_init): rows are
+    // (token, head); the decode rows were normed by their attention op.
+    const std::int64_t h = c.n_heads, first = std::int64_t(D) * h, head_rows = (N - D) * h;
+    Tensor mixed = w.mixed.rows(D, N).reshape({head_rows, 2 * d});
+    Tensor head_rstd = w.head_rstd.rows(first, first + head_rows);
+    b.rmsnorm_forward(w.att.rows(D, N).reshape({head_rows, 2 * d}), lw.head_norm, c.norm_eps,
                       1.0 - lambda_init(l), mixed, head_rstd);
   }
 }

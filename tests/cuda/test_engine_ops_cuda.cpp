@@ -5,7 +5,12 @@
 //     error against the f64 reference must be at most twice that of a naive bf16 computation
 //     (f32 on the same bf16 inputs, output rounded to bf16) plus a floor;
 //   - KV pool write / gather: exact copies, padding rows skipped;
-//   - RoPE at per-token positions against the CPU op on the same bf16 inputs;
+//   - RoPE at per-token positions against the CPU op on the same bf16 inputs, and fused with the
+//     KV pool write bit-identical to the two ops; the attention input in one op (RMSNorm, QKV
+//     projection, RoPE, KV write: the GEMV epilogue) bit-identical to the fused projection
+//     followed by RoPE + KV write;
+//   - DIFF V1 paged attention with the head RMSNorm folded in against the CPU pair in f64, and
+//     a second call on the same workspace (its arrival counters reset) bit-identical;
 //   - the fused projections of the decode path (QKV concat, residual accumulate, SwiGLU, and
 //     the RMSNorm-folded concat and SwiGLU) for 1-8 rows (the GEMV kernel) and 12 rows
 //     (cuBLASLt and the unfused ops), against the CPU ops in f64;
@@ -53,6 +58,9 @@ double rel_l2(const std::vector<double>& x, const std::vector<double>& r) {
   return n > 0 ? std::sqrt(e / n) : std::sqrt(e);
 }
 
+Tensor random_bf16(std::int64_t rows, std::int64_t cols, std::uint64_t seed, double scale,
+                   double mean = 0.0);
+
 void check_paged(const PagedCase& c, std::uint64_t seed) {
   SCOPED_TRACE(c.name);
   PagedInputs in = make_paged_inputs(c, seed);
@@ -76,11 +84,17 @@ void check_paged(const PagedCase& c, std::uint64_t seed) {
   const std::int64_t ws_bytes = b.paged_attention_workspace_bytes(in.g);
   Tensor ws =
       ws_bytes > 0 ? Tensor::empty({(ws_bytes + 7) / 8}, DType::f64, Device::cuda) : Tensor();
-  b.paged_attention_decode(in.g, dev(in.q, DType::bf16), dev(in.k_pool, DType::bf16),
-                           dev(in.v_pool, DType::bf16), in.block_tables.to(Device::cuda),
-                           in.context_lens.to(Device::cuda), dev(in.lambda, DType::f32), out, ws);
+  if (ws_bytes > 0) b.fill(ws, 0.0);  // the arrival counters start at zero
+  const Tensor q = dev(in.q, DType::bf16), kp = dev(in.k_pool, DType::bf16),
+               vp = dev(in.v_pool, DType::bf16), tables = in.block_tables.to(Device::cuda),
+               lens = in.context_lens.to(Device::cuda), lambda = dev(in.lambda, DType::f32);
+  b.paged_attention_decode(in.g, q, kp, vp, tables, lens, lambda, out, ws);
   const auto got = out.to_double_vector(), want = ref.to_double_vector(),
              nv = naive.to_double_vector();
+  // A second call on the same workspace (the counters were reset) gives the same bits.
+  b.fill(out, std::nan(""));
+  b.paged_attention_decode(in.g, q, kp, vp, tables, lens, lambda, out, ws);
+  EXPECT_EQ(out.to_double_vector(), got) << "second call on the same workspace";
   for (std::size_t i = 0; i < got.size(); ++i)
     ASSERT_TRUE(std::isfinite(got[i])) << "element " << i;
   const double e_gpu = rel_l2(got, want), e_naive = rel_l2(nv, want);
@@ -91,6 +105,40 @@ void check_paged(const PagedCase& c, std::uint64_t seed) {
   for (int r = 0; r < in.g.batch; ++r) {
     if (in.context_lens.data<std::int32_t>()[r] != 0) continue;
     for (int i = 0; i < per_row; ++i) ASSERT_EQ(got[std::size_t(r) * per_row + i], 0.0);
+  }
+  if (in.g.kind != PagedAttentionKind::diff) return;
+
+  // DIFF V1 with the head RMSNorm folded in, against the CPU op (the unfused pair) in f64; the
+  // naive computation rounds the attention output to bf16 before the norm, as the GPU does.
+  SCOPED_TRACE("with the head norm");
+  const int heads = in.g.batch * in.g.out_heads(), dv = in.g.v_head_dim;
+  const double eps = 1e-5, scale = 0.8;
+  const Tensor gain = random_bf16(1, dv, seed + 100, 0.2, 1.0).reshape({dv});
+  auto normed_on = [&](Backend& be, const Tensor& att_in) {  // rmsnorm of att rows, f64 out
+    Tensor rows = att_in.reshape({heads, dv}), o = Tensor::empty({heads, dv}, att_in.dtype());
+    Tensor rstd = Tensor::empty({heads}, be.param_dtype());
+    be.rmsnorm_forward(rows, gain.to_dtype(be.param_dtype()), eps, scale, o, rstd);
+    return std::pair{o.to_dtype(DType::f64), rstd.to_dtype(DType::f64)};
+  };
+  auto f64 = make_cpu_backend(DType::f64);
+  const auto [ref_n, ref_rstd] = normed_on(*f64, ref);
+  const Tensor naive_n = normed_on(*f32, naive.to_dtype(DType::f32)).first.to_dtype(DType::bf16);
+  Tensor out_n = Tensor::empty(ref.shape(), DType::bf16, Device::cuda);
+  Tensor att = Tensor::empty(ref.shape(), DType::bf16, Device::cuda);
+  Tensor rstd = Tensor::empty({heads}, DType::f32, Device::cuda);
+  b.fill(out_n, std::nan(""));
+  b.fill(rstd, std::nan(""));
+  b.paged_attention_decode_head_norm(in.g, q, kp, vp, tables, lens, lambda,
+                                     gain.to_dtype(DType::f32).to(Device::cuda), eps, scale, att,
+                                     out_n, rstd, ws);
+  const auto gn = out_n.to_double_vector(), rn = ref_n.to_double_vector(),
+             nn = naive_n.to_double_vector();
+  for (std::size_t i = 0; i < gn.size(); ++i) ASSERT_TRUE(std::isfinite(gn[i])) << "element " << i;
+  EXPECT_LE(rel_l2(gn, rn), 2 * rel_l2(nn, rn) + 1e-3) << "naive error " << rel_l2(nn, rn);
+  const auto gr = rstd.to_double_vector(), rr = ref_rstd.to_double_vector();
+  for (int i = 0; i < heads; ++i) {
+    // rstd of the bf16-rounded output vs of the exact one; empty rows: 1 / sqrt(eps) both
+    EXPECT_NEAR(gr[std::size_t(i)], rr[std::size_t(i)], 1e-2 * rr[std::size_t(i)]) << "head " << i;
   }
 }
 
@@ -179,9 +227,60 @@ TEST(EngineOpsCuda, RopePositionsMatchesTheCpuOp) {
   }
 }
 
+TEST(EngineOpsCuda, RopeKvCacheWriteEqualsRopeThenKvWrite) {
+  REQUIRE_GPU();
+  Backend& b = *gpu();
+  // bf16 with 16-byte v rows (vector copies) and f32 with an odd v width (element copies)
+  struct Layout {
+    DType dtype;
+    int q_heads, k_heads, v_width;
+  };
+  for (const Layout& sh : {Layout{DType::bf16, 12, 12, 384}, Layout{DType::f32, 6, 2, 33}}) {
+    for (RopeStyle style : {RopeStyle::interleaved, RopeStyle::half_split}) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(sh.dtype) << " v " << sh.v_width);
+      const int n = 7, d = 64, slots_total = 64;
+      const int kw = sh.k_heads * d, stride = (sh.q_heads + sh.k_heads) * d + sh.v_width;
+      std::mt19937_64 rng(21);
+      std::normal_distribution<float> normal;
+      std::vector<float> x(std::size_t(n) * stride);
+      for (auto& e : x) e = normal(rng);
+      const Tensor host = Tensor::from_vector({n, stride}, x, sh.dtype);
+      Tensor pos = Tensor::empty({n}, DType::i32), slots = Tensor::empty({n}, DType::i32);
+      const int positions[n] = {0, 5, 17, 511, 4095, 30000, 3};
+      const int slot_of[n] = {9, 0, 63, -1, 31, 32, 8};  // -1: a padding row
+      std::copy(positions, positions + n, pos.data<std::int32_t>());
+      std::copy(slot_of, slot_of + n, slots.data<std::int32_t>());
+      const Tensor pos_d = pos.to(Device::cuda), slots_d = slots.to(Device::cuda);
+      auto pools = [&] {
+        Tensor k = Tensor::empty({slots_total, kw}, sh.dtype, Device::cuda);
+        Tensor v = Tensor::empty({slots_total, sh.v_width}, sh.dtype, Device::cuda);
+        b.fill(k, 0.25);
+        b.fill(v, 0.25);
+        return std::pair{k, v};
+      };
+      // unfused: rope_positions, then kv_cache_write of the k and v blocks
+      Tensor want = host.to(Device::cuda);
+      auto [k_want, v_want] = pools();
+      b.rope_positions(want, stride, pos_d, sh.q_heads + sh.k_heads, d, 10000.0, style);
+      const Tensor flat = want.reshape({want.numel()});
+      const std::int64_t k_col = std::int64_t(sh.q_heads) * d, v_col = k_col + kw;
+      b.kv_cache_write(flat.rows(k_col, flat.numel()), stride, flat.rows(v_col, flat.numel()),
+                       stride, slots_d, k_want, v_want);
+      // fused
+      Tensor got = host.to(Device::cuda);
+      auto [k_got, v_got] = pools();
+      b.rope_kv_cache_write(got, stride, pos_d, sh.q_heads, sh.k_heads, d, 10000.0, style, slots_d,
+                            k_got, v_got);
+      EXPECT_EQ(got.to_double_vector(), want.to_double_vector()) << "rotated rows";
+      EXPECT_EQ(k_got.to_double_vector(), k_want.to_double_vector()) << "k pool";
+      EXPECT_EQ(v_got.to_double_vector(), v_want.to_double_vector()) << "v pool";
+    }
+  }
+}
+
 // Host f64 values rounded to bf16, (rows, cols), normal with standard deviation `scale`.
 Tensor random_bf16(std::int64_t rows, std::int64_t cols, std::uint64_t seed, double scale,
-                   double mean = 0.0) {
+                   double mean) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal;
   std::vector<float> v(std::size_t(rows * cols));
@@ -197,6 +296,57 @@ void expect_close(const Tensor& gpu_out, const Tensor& ref, const Tensor& naive,
   for (std::size_t i = 0; i < g.size(); ++i) ASSERT_TRUE(std::isfinite(g[i])) << what << " " << i;
   const double e = rel_l2(g, r), e_naive = rel_l2(n, r);
   EXPECT_LE(e, 2 * e_naive + 1e-3) << what << ": naive error " << e_naive;
+}
+
+TEST(EngineOpsCuda, RmsnormQkvRopeKvWriteEqualsTheUnfusedOps) {
+  REQUIRE_GPU();
+  Backend& b = *gpu();
+  const int d = 64, q_heads = 4, k_heads = 2, v_width = 128, k = 264, slots_total = 40;
+  const int width = (q_heads + k_heads) * d + v_width;
+  for (const int n : {1, 3, 8, 12}) {  // 12 rows: the unfused fallback
+    for (RopeStyle style : {RopeStyle::interleaved, RopeStyle::half_split}) {
+      SCOPED_TRACE(::testing::Message() << n << " rows, style " << int(style));
+      const std::uint64_t seed = 77 + n;
+      auto cuda = [](const Tensor& t) { return t.to_dtype(DType::bf16).to(Device::cuda); };
+      const Tensor x = cuda(random_bf16(n, k, seed, 1.0));
+      const Tensor gain =
+          random_bf16(1, k, seed + 1, 0.2, 1.0).reshape({k}).to_dtype(DType::f32).to(Device::cuda);
+      const Tensor wq = cuda(random_bf16(q_heads * d, k, seed + 2, 0.05)),
+                   wk = cuda(random_bf16(k_heads * d, k, seed + 3, 0.05)),
+                   wv = cuda(random_bf16(v_width, k, seed + 4, 0.05));
+      Tensor pos = Tensor::empty({n}, DType::i32), slots = Tensor::empty({n}, DType::i32);
+      for (int r = 0; r < n; ++r) {
+        pos.data<std::int32_t>()[r] = 37 * r + 5;
+        slots.data<std::int32_t>()[r] = r == 1 ? -1 : 3 * r + 1;  // row 1: padding
+      }
+      const Tensor pos_d = pos.to(Device::cuda), slots_d = slots.to(Device::cuda);
+      struct Out {
+        Tensor qkv, xn, rstd, k_pool, v_pool;
+      };
+      auto make = [&] {
+        Out o{Tensor::empty({n, width}, DType::bf16, Device::cuda),
+              Tensor::empty({n, k}, DType::bf16, Device::cuda),
+              Tensor::empty({n}, DType::f32, Device::cuda),
+              Tensor::empty({slots_total, k_heads * d}, DType::bf16, Device::cuda),
+              Tensor::empty({slots_total, v_width}, DType::bf16, Device::cuda)};
+        b.fill(o.qkv, std::nan(""));
+        b.fill(o.k_pool, 0.5);
+        b.fill(o.v_pool, 0.5);
+        return o;
+      };
+      Out want = make(), got = make();
+      b.rmsnorm_linear_forward_concat(x, gain, 1e-5, {&wq, &wk, &wv}, want.xn, want.rstd, want.qkv);
+      b.rope_kv_cache_write(want.qkv, width, pos_d, q_heads, k_heads, d, 10000.0, style, slots_d,
+                            want.k_pool, want.v_pool);
+      b.rmsnorm_qkv_rope_kv_write(x, gain, 1e-5, wq, wk, wv, got.xn, got.rstd, got.qkv, pos_d, d,
+                                  10000.0, style, slots_d, got.k_pool, got.v_pool);
+      EXPECT_EQ(got.qkv.to_double_vector(), want.qkv.to_double_vector()) << "qkv";
+      EXPECT_EQ(got.xn.to_double_vector(), want.xn.to_double_vector()) << "xn";
+      EXPECT_EQ(got.rstd.to_double_vector(), want.rstd.to_double_vector()) << "rstd";
+      EXPECT_EQ(got.k_pool.to_double_vector(), want.k_pool.to_double_vector()) << "k pool";
+      EXPECT_EQ(got.v_pool.to_double_vector(), want.v_pool.to_double_vector()) << "v pool";
+    }
+  }
 }
 
 TEST(EngineOpsCuda, FusedProjectionsMatchTheCpuOps) {
@@ -391,31 +541,44 @@ TEST(EngineOpsCuda, CapturedGraphReplaysTheEagerResult) {
                    .to(Device::cuda);
   const std::int64_t ws_bytes = b.paged_attention_workspace_bytes(in.g);
   Tensor ws = Tensor::empty({(ws_bytes + 7) / 8 + 1}, DType::f64, Device::cuda);
+  b.fill(ws, 0.0);
   Tensor out =
       Tensor::empty({in.g.batch, in.g.out_heads(), in.g.v_head_dim}, DType::bf16, Device::cuda);
   Tensor q_work = q.clone();
-  auto eager_run = [&] {
-    q_work.copy_from(q);
+  // the head-normed variant too (DIFF V1: its output, rstd)
+  const int heads = in.g.batch * in.g.out_heads();
+  Tensor gain = Tensor::empty({in.g.v_head_dim}, DType::f32, Device::cuda);
+  b.fill(gain, 1.25);
+  Tensor att = out.clone(), out_n = out.clone();
+  Tensor rstd = Tensor::empty({heads}, DType::f32, Device::cuda);
+  auto ops = [&] {
     b.rope_positions(q_work, in.g.q_row_stride, pos, in.g.q_heads, in.g.head_dim, 10000.0,
                      RopeStyle::interleaved);
     b.paged_attention_decode(in.g, q_work, kp, vp, tables, lens, lambda, out, ws);
+    b.paged_attention_decode_head_norm(in.g, q_work, kp, vp, tables, lens, lambda, gain, 1e-5, 0.8,
+                                       att, out_n, rstd, ws);
   };
-  eager_run();
-  const auto eager = out.to_double_vector();
+  q_work.copy_from(q);
+  ops();
+  const auto eager = out.to_double_vector(), eager_n = out_n.to_double_vector(),
+             eager_rstd = rstd.to_double_vector();
   b.fill(out, std::nan(""));
+  b.fill(out_n, std::nan(""));
   q_work.copy_from(q);  // host-issued copies stay outside the graph
   b.begin_capture();
-  b.rope_positions(q_work, in.g.q_row_stride, pos, in.g.q_heads, in.g.head_dim, 10000.0,
-                   RopeStyle::interleaved);
-  b.paged_attention_decode(in.g, q_work, kp, vp, tables, lens, lambda, out, ws);
+  ops();
   auto graph = b.end_capture();
   graph->replay();
   EXPECT_EQ(out.to_double_vector(), eager);
+  EXPECT_EQ(out_n.to_double_vector(), eager_n);
+  EXPECT_EQ(rstd.to_double_vector(), eager_rstd);
   // A second replay after resetting the input gives the same again.
   q_work.copy_from(q);
   b.fill(out, std::nan(""));
+  b.fill(out_n, std::nan(""));
   graph->replay();
   EXPECT_EQ(out.to_double_vector(), eager);
+  EXPECT_EQ(out_n.to_double_vector(), eager_n);
 }
 
 }  // namespace

@@ -226,10 +226,30 @@ class Backend {
                                              const Tensor& w_gate, const Tensor& w_up, Tensor& xn,
                                              Tensor& rstd, Tensor& gate, Tensor& up, Tensor& out);
 
+  // The attention block's input in one op: xn = rmsnorm(x), qkv (N, q | k | v) = xn [W_q; W_k;
+  // W_v]^T, then rope_kv_cache_write on qkv (row stride the qkv width). The default runs
+  // rmsnorm_linear_forward_concat and rope_kv_cache_write; CUDA does it all in the GEMV kernel
+  // for a few rows (RoPE and the pool writes in its epilogue).
+  virtual void rmsnorm_qkv_rope_kv_write(const Tensor& x, const Tensor& norm_w, double eps,
+                                         const Tensor& wq, const Tensor& wk, const Tensor& wv,
+                                         Tensor& xn, Tensor& rstd, Tensor& qkv,
+                                         const Tensor& positions, int head_dim, double theta,
+                                         RopeStyle style, const Tensor& slots, Tensor& k_pool,
+                                         Tensor& v_pool);
+
   // ---- RoPE at per-token positions: row n of x (N rows, `row_stride` elements apart) holds
   // `heads` components of head_dim, rotated by position positions[n] ((N) i32 on the device).
   virtual void rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions,
                               int heads, int head_dim, double theta, RopeStyle style) = 0;
+  // RoPE at positions on the q and k blocks of a fused projection's rows, then their k and v
+  // blocks written to the KV pools: qkv (N rows, row_stride apart) = [q (q_heads*d) | k
+  // (k_heads*d) | v (the rest of the row)], k_pool (num_slots, k_heads*d), v_pool (num_slots,
+  // row_stride - (q_heads + k_heads)*d). The default runs rope_positions and kv_cache_write;
+  // CUDA does both in one kernel.
+  virtual void rope_kv_cache_write(Tensor& qkv, std::int64_t row_stride, const Tensor& positions,
+                                   int q_heads, int k_heads, int head_dim, double theta,
+                                   RopeStyle style, const Tensor& slots, Tensor& k_pool,
+                                   Tensor& v_pool);
 
   // ---- paged decode attention: sequence b's query row q[b] (rows g.q_row_stride apart)
   // attends to its first context_lens[b] tokens in the pools (block_tables (B, max_blocks) i32,
@@ -237,12 +257,24 @@ class Backend {
   // the caller's: the current token's K/V are written before the call. out (B, out_heads, dv)
   // contiguous: softmax per query component, or DIFF V1 (A1 - lambda A2) V per head with lambda
   // (1) f32 (undefined for softmax). workspace: paged_attention_workspace_bytes(g) bytes of
-  // device scratch (may be undefined when that is 0) for the split-K partial results.
+  // device scratch (may be undefined when that is 0) for the split-K partial results, zeroed
+  // once before its first use (it holds arrival counters the op leaves at zero).
   virtual std::int64_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g) const = 0;
   virtual void paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
                                       const Tensor& k_pool, const Tensor& v_pool,
                                       const Tensor& block_tables, const Tensor& context_lens,
                                       const Tensor& lambda, Tensor& out, Tensor& workspace) = 0;
+  // DIFF V1 paged decode attention followed by its per-head RMSNorm: att (B, h, 2d) as
+  // paged_attention_decode writes it (scratch a backend may leave unwritten), then out (B, h, 2d)
+  // = rmsnorm_forward(att rows of 2d, head_norm, eps, scale) and head_rstd (B*h) f32. The
+  // default runs the two ops; CUDA normalizes in the attention kernel's epilogue.
+  virtual void paged_attention_decode_head_norm(const PagedAttentionGeometry& g, const Tensor& q,
+                                                const Tensor& k_pool, const Tensor& v_pool,
+                                                const Tensor& block_tables,
+                                                const Tensor& context_lens, const Tensor& lambda,
+                                                const Tensor& head_norm, double eps, double scale,
+                                                Tensor& att, Tensor& out, Tensor& head_rstd,
+                                                Tensor& workspace);
 
   // ---- sampling on the device: for each row r of logits (R, V) (act or param dtype) with
   // params (R, kSampleParamWords) i32 (paged_attention.h):

@@ -3,6 +3,7 @@
 // the free-memory query. Each entry checks its tensors, then calls the op's launcher on the stream.
 #include <cuda_runtime_api.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "../ops/gemv.cuh"
@@ -232,6 +233,54 @@ void CudaBackend::rmsnorm_swiglu_linear_forward(const Tensor& x, const Tensor& n
   Backend::rmsnorm_swiglu_linear_forward(x, norm_w, eps, w_gate, w_up, xn, rstd, gate, up, out);
 }
 
+void CudaBackend::rmsnorm_qkv_rope_kv_write(const Tensor& x, const Tensor& norm_w, double eps,
+                                            const Tensor& wq, const Tensor& wk, const Tensor& wv,
+                                            Tensor& xn, Tensor& rstd, Tensor& qkv,
+                                            const Tensor& positions, int head_dim, double theta,
+                                            RopeStyle style, const Tensor& slots, Tensor& k_pool,
+                                            Tensor& v_pool) {
+  const char* op = "rmsnorm_qkv_rope_kv_write";
+  const std::vector<const Tensor*> ws = {&wq, &wk, &wv};
+  std::int64_t total = 0;
+  for (const Tensor* w : ws) total += w->ndim() == 2 ? w->dim(0) : 0;
+  check_projection(x, ws, qkv, total, op);
+  check_norm(x, norm_w, xn, rstd, wq.dim(1), op);
+  require(head_dim > 0 && head_dim % 2 == 0 && wq.dim(0) % head_dim == 0 &&
+              wk.dim(0) % head_dim == 0 && wk.dim(0) > 0,
+          op, "W_q and W_k must be whole heads of an even head_dim");
+  require(theta > 0, op, "theta must be positive");
+  require_dtype(positions, op, "positions", {DType::i32});
+  require_dtype(slots, op, "slots", {DType::i32});
+  const std::int64_t n = x.numel() / wq.dim(1);
+  require(positions.numel() == n && slots.numel() == n, op,
+          "positions and slots must have one entry per row");
+  require_cuda(k_pool, op, "k_pool");
+  require_cuda(v_pool, op, "v_pool");
+  require_same_dtype(qkv, "qkv", k_pool, "k_pool", op);
+  require_same_dtype(qkv, "qkv", v_pool, "v_pool", op);
+  require(k_pool.ndim() == 2 && v_pool.ndim() == 2 && k_pool.dim(0) == v_pool.dim(0) &&
+              k_pool.dim(1) == wk.dim(0) && v_pool.dim(1) == wv.dim(0),
+          op, "pools must be (slots, k width) and (slots, v width)");
+  GemvArgs a = gemv_args(x, ws, qkv);
+  a.mode = GemvMode::qkv_rope;
+  a.ldo = total;
+  a.rope.positions = static_cast<const std::int32_t*>(positions.raw());
+  a.rope.slots = static_cast<const std::int32_t*>(slots.raw());
+  a.rope.k_pool = static_cast<bf16*>(k_pool.raw());
+  a.rope.v_pool = static_cast<bf16*>(v_pool.raw());
+  a.rope.q_heads = static_cast<int>(wq.dim(0) / head_dim);
+  a.rope.k_heads = static_cast<int>(wk.dim(0) / head_dim);
+  a.rope.head_dim = head_dim;
+  a.rope.log_theta = std::log(theta);
+  a.rope.interleaved = style == RopeStyle::interleaved;
+  if (qkv.dtype() == DType::bf16 && add_norm(a, norm_w, eps, xn, rstd)) {
+    launch_gemv(a, stream());
+    return;
+  }
+  Backend::rmsnorm_qkv_rope_kv_write(x, norm_w, eps, wq, wk, wv, xn, rstd, qkv, positions, head_dim,
+                                     theta, style, slots, k_pool, v_pool);
+}
+
 // ---- KV pool
 
 void CudaBackend::kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
@@ -297,17 +346,50 @@ void CudaBackend::rope_positions(Tensor& x, std::int64_t row_stride, const Tenso
                         style == RopeStyle::interleaved, stream());
 }
 
+void CudaBackend::rope_kv_cache_write(Tensor& qkv, std::int64_t row_stride, const Tensor& positions,
+                                      int q_heads, int k_heads, int head_dim, double theta,
+                                      RopeStyle style, const Tensor& slots, Tensor& k_pool,
+                                      Tensor& v_pool) {
+  const char* op = "rope_kv_cache_write";
+  require_dtype(qkv, op, "qkv", {DType::bf16, DType::f32});
+  require_dtype(positions, op, "positions", {DType::i32});
+  require_dtype(slots, op, "slots", {DType::i32});
+  require(q_heads >= 0 && k_heads >= 1 && head_dim > 0 && head_dim % 2 == 0, op,
+          "q_heads must be >= 0, k_heads >= 1 and head_dim positive and even");
+  require(theta > 0, op, "theta must be positive");
+  const std::int64_t n = positions.numel();
+  require(slots.numel() == n, op, "slots and positions must have one entry per row");
+  const std::int64_t k_width = std::int64_t(k_heads) * head_dim;
+  const std::int64_t v_width = row_stride - std::int64_t(q_heads) * head_dim - k_width;
+  require(v_width >= 1, op, "row_stride leaves no v block after q and k");
+  require_rows(qkv, n, row_stride, row_stride, op, "qkv");
+  require_cuda(k_pool, op, "k_pool");
+  require_cuda(v_pool, op, "v_pool");
+  require_same_dtype(qkv, "qkv", k_pool, "k_pool", op);
+  require_same_dtype(qkv, "qkv", v_pool, "v_pool", op);
+  require(k_pool.ndim() == 2 && v_pool.ndim() == 2 && k_pool.dim(0) == v_pool.dim(0) &&
+              k_pool.dim(1) == k_width && v_pool.dim(1) == v_width,
+          op, "pools must be (slots, k_heads * head_dim) and (slots, v width)");
+  launch_rope_kv_cache_write(
+      qkv.raw(), scalar_type(qkv), n, row_stride, static_cast<const std::int32_t*>(positions.raw()),
+      static_cast<const std::int32_t*>(slots.raw()), q_heads, k_heads, head_dim, theta,
+      style == RopeStyle::interleaved, k_pool.raw(), v_pool.raw(), stream());
+}
+
 // ---- paged decode attention
 
 std::int64_t CudaBackend::paged_attention_workspace_bytes(const PagedAttentionGeometry& g) const {
   return static_cast<std::int64_t>(::difftx::cuda::paged_attention_workspace_bytes(g, sm_count()));
 }
 
-void CudaBackend::paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
-                                         const Tensor& k_pool, const Tensor& v_pool,
-                                         const Tensor& block_tables, const Tensor& context_lens,
-                                         const Tensor& lambda, Tensor& out, Tensor& workspace) {
-  const char* op = "paged_attention_decode";
+namespace {
+
+// The operand checks of paged decode attention; returns the workspace bytes the call needs.
+std::size_t check_paged_attention(const char* op, const PagedAttentionGeometry& g, const Tensor& q,
+                                  const Tensor& k_pool, const Tensor& v_pool,
+                                  const Tensor& block_tables, const Tensor& context_lens,
+                                  const Tensor& lambda, const Tensor& out, const Tensor& workspace,
+                                  int num_sms) {
   const bool diff = g.kind == PagedAttentionKind::diff;
   DIFFTX_CHECK(g.head_dim == 64 || g.head_dim == 128,
                "cuda backend: {}: head_dim {} is not supported (64 or 128)", op, g.head_dim);
@@ -340,19 +422,62 @@ void CudaBackend::paged_attention_decode(const PagedAttentionGeometry& g, const 
     require_dtype(lambda, op, "lambda", {DType::f32});
     require_numel(lambda, 1, op, "lambda");
   }
-  const std::size_t need = ::difftx::cuda::paged_attention_workspace_bytes(g, sm_count());
+  const std::size_t need = ::difftx::cuda::paged_attention_workspace_bytes(g, num_sms);
   if (need > 0) {
     require_cuda(workspace, op, "workspace");
     require(workspace.nbytes() >= need, op,
             "workspace is smaller than paged_attention_workspace_bytes()");
   }
+  return need;
+}
+
+void launch_paged(const PagedAttentionGeometry& g, const Tensor& q, const Tensor& k_pool,
+                  const Tensor& v_pool, const Tensor& block_tables, const Tensor& context_lens,
+                  const Tensor& lambda, Tensor& out, const PagedHeadNorm* norm, Tensor& workspace,
+                  std::size_t need, int num_sms, cudaStream_t stream) {
+  const bool diff = g.kind == PagedAttentionKind::diff;
   launch_paged_attention_decode(
       g, static_cast<const bf16*>(q.raw()), static_cast<const bf16*>(k_pool.raw()),
       static_cast<const bf16*>(v_pool.raw()), static_cast<const std::int32_t*>(block_tables.raw()),
       static_cast<const std::int32_t*>(context_lens.raw()),
-      diff ? static_cast<const float*>(lambda.raw()) : nullptr, static_cast<bf16*>(out.raw()),
-      need > 0 ? workspace.raw() : nullptr, need > 0 ? workspace.nbytes() : 0, sm_count(),
-      stream());
+      diff ? static_cast<const float*>(lambda.raw()) : nullptr, static_cast<bf16*>(out.raw()), norm,
+      need > 0 ? workspace.raw() : nullptr, need > 0 ? workspace.nbytes() : 0, num_sms, stream);
+}
+
+}  // namespace
+
+void CudaBackend::paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
+                                         const Tensor& k_pool, const Tensor& v_pool,
+                                         const Tensor& block_tables, const Tensor& context_lens,
+                                         const Tensor& lambda, Tensor& out, Tensor& workspace) {
+  const std::size_t need =
+      check_paged_attention("paged_attention_decode", g, q, k_pool, v_pool, block_tables,
+                            context_lens, lambda, out, workspace, sm_count());
+  launch_paged(g, q, k_pool, v_pool, block_tables, context_lens, lambda, out, nullptr, workspace,
+               need, sm_count(), stream());
+}
+
+void CudaBackend::paged_attention_decode_head_norm(
+    const PagedAttentionGeometry& g, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+    const Tensor& block_tables, const Tensor& context_lens, const Tensor& lambda,
+    const Tensor& head_norm, double eps, double scale, Tensor& /*att: unused*/, Tensor& out,
+    Tensor& head_rstd, Tensor& workspace) {
+  const char* op = "paged_attention_decode_head_norm";
+  require(g.kind == PagedAttentionKind::diff, op, "the head norm is DIFF V1's");
+  const std::size_t need = check_paged_attention(op, g, q, k_pool, v_pool, block_tables,
+                                                 context_lens, lambda, out, workspace, sm_count());
+  require_dtype(head_norm, op, "head_norm", {DType::f32, DType::bf16});
+  require_numel(head_norm, g.v_head_dim, op, "head_norm");
+  require_dtype(head_rstd, op, "head_rstd", {DType::f32});
+  require_numel(head_rstd, std::int64_t(g.batch) * g.out_heads(), op, "head_rstd");
+  PagedHeadNorm norm;
+  norm.weight = head_norm.raw();
+  norm.weight_f32 = head_norm.dtype() == DType::f32;
+  norm.eps = static_cast<float>(eps);
+  norm.scale = static_cast<float>(scale);
+  norm.rstd = static_cast<float*>(head_rstd.raw());
+  launch_paged(g, q, k_pool, v_pool, block_tables, context_lens, lambda, out, &norm, workspace,
+               need, sm_count(), stream());
 }
 
 // ---- sampling

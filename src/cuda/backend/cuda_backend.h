@@ -93,6 +93,11 @@ class CudaBackend final : public Backend {
   void rmsnorm_swiglu_linear_forward(const Tensor& x, const Tensor& norm_w, double eps,
                                      const Tensor& w_gate, const Tensor& w_up, Tensor& xn,
                                      Tensor& rstd, Tensor& gate, Tensor& up, Tensor& out) override;
+  void rmsnorm_qkv_rope_kv_write(const Tensor& x, const Tensor& norm_w, double eps,
+                                 const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& xn,
+                                 Tensor& rstd, Tensor& qkv, const Tensor& positions, int head_dim,
+                                 double theta, RopeStyle style, const Tensor& slots, Tensor& k_pool,
+                                 Tensor& v_pool) override;
   void kv_cache_write(const Tensor& k, std::int64_t k_stride, const Tensor& v,
                       std::int64_t v_stride, const Tensor& slots, Tensor& k_pool,
                       Tensor& v_pool) override;
@@ -100,11 +105,20 @@ class CudaBackend final : public Backend {
                        int block_size, Tensor& k, Tensor& v) override;
   void rope_positions(Tensor& x, std::int64_t row_stride, const Tensor& positions, int heads,
                       int head_dim, double theta, RopeStyle style) override;
+  void rope_kv_cache_write(Tensor& qkv, std::int64_t row_stride, const Tensor& positions,
+                           int q_heads, int k_heads, int head_dim, double theta, RopeStyle style,
+                           const Tensor& slots, Tensor& k_pool, Tensor& v_pool) override;
   std::int64_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g) const override;
   void paged_attention_decode(const PagedAttentionGeometry& g, const Tensor& q,
                               const Tensor& k_pool, const Tensor& v_pool,
                               const Tensor& block_tables, const Tensor& context_lens,
                               const Tensor& lambda, Tensor& out, Tensor& workspace) override;
+  void paged_attention_decode_head_norm(const PagedAttentionGeometry& g, const Tensor& q,
+                                        const Tensor& k_pool, const Tensor& v_pool,
+                                        const Tensor& block_tables, const Tensor& context_lens,
+                                        const Tensor& lambda, const Tensor& head_norm, double eps,
+                                        double scale, Tensor& att, Tensor& out, Tensor& head_rstd,
+                                        Tensor& workspace) override;
   std::int64_t sample_workspace_bytes(std::int64_t rows, std::int64_t vocab) const override;
   void sample_tokens(const Tensor& logits, const Tensor& params, int top_n, Tensor& tokens,
                      Tensor& logprobs, Tensor& top_ids, Tensor& top_logprobs,

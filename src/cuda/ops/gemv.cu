@@ -6,11 +6,16 @@
 // 1 per warp (more warps in flight). SwiGLU pairs each gate row with its up row. Grid-stride
 // over the columns of all weights. With a norm, every block first computes the rows' rstd (one
 // warp per row, from L2) and normalizes each input chunk as it reads it; block 0 writes xn.
+// Optionally (DIFFTX_GEMV_PREFETCH=1), each warp asks L2 for its first weight rows before it waits
+// on the previous kernel (PDL).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "device_util.cuh"
 #include "gemv.cuh"
 #include "pdl.cuh"
+#include "rope_math.cuh"
 
 namespace difftx::cuda {
 namespace {
@@ -94,6 +99,60 @@ __device__ void norm_prologue(const GemvArgs& a, float* rstd) {
   }
 }
 
+// Asks L2 to fetch `bytes` (a multiple of 16) from p (16-byte aligned) without waiting (Hopper's
+// bulk prefetch; nothing below sm_90).
+__device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#endif
+}
+
+// The output column (weight row) that a warp's raw column jr computes: jr itself, except in
+// qkv_rope mode with half-split RoPE, where raw columns 2P and 2P + 1 are the two columns of q/k
+// rotation pair P (interleaved pairs are adjacent already; v columns keep their order).
+template <GemvMode kMode>
+__device__ __forceinline__ int mapped_column(const GemvArgs& a, int jr) {
+  if constexpr (kMode != GemvMode::qkv_rope) {
+    return jr;
+  } else {
+    const GemvRopeKv& e = a.rope;
+    const int half = e.head_dim / 2, pair = jr >> 1;
+    if (e.interleaved || pair >= (e.q_heads + e.k_heads) * half) return jr;
+    return (pair / half) * e.head_dim + pair % half + ((jr & 1) ? half : 0);
+  }
+}
+
+// The qkv_rope epilogue for row r and the pair of raw columns (jr, jr + 1) with dot products v0,
+// v1: rounded to bf16 (what the plain projection stores), rotated when they are a q or k pair
+// (what RoPE at positions computes from the stored values), stored, and k / v copied to the
+// pools.
+__device__ void qkv_rope_store(const GemvArgs& a, int r, int jr, float v0, float v1) {
+  const GemvRopeKv& e = a.rope;
+  const int d = e.head_dim, half = d / 2, pair = jr >> 1;
+  const int c0 = mapped_column<GemvMode::qkv_rope>(a, jr);
+  const int c1 = mapped_column<GemvMode::qkv_rope>(a, jr + 1);
+  float x0 = __bfloat162float(__float2bfloat16_rn(v0));
+  float x1 = __bfloat162float(__float2bfloat16_rn(v1));
+  const int q_width = e.q_heads * d, k_width = e.k_heads * d;
+  if (pair < (e.q_heads + e.k_heads) * half) {
+    rope_rotate(x0, x1, pair % half, d, e.positions[r], e.log_theta);
+  }
+  const bf16 b0 = __float2bfloat16_rn(x0), b1 = __float2bfloat16_rn(x1);
+  bf16* o = static_cast<bf16*>(a.out) + i64(r) * a.ldo;
+  o[c0] = b0;
+  o[c1] = b1;
+  const i64 slot = e.slots[r];
+  if (slot < 0 || c0 < q_width) return;
+  if (c0 < q_width + k_width) {
+    e.k_pool[slot * k_width + (c0 - q_width)] = b0;
+    e.k_pool[slot * k_width + (c1 - q_width)] = b1;
+  } else {
+    const i64 v_width = a.ldo - q_width - k_width;
+    e.v_pool[slot * v_width + (c0 - q_width - k_width)] = b0;
+    e.v_pool[slot * v_width + (c1 - q_width - k_width)] = b1;
+  }
+}
+
 // Total output columns of the call.
 __device__ __forceinline__ int total_columns(const GemvArgs& a) {
   if (a.mode == GemvMode::swiglu) return a.m[0];
@@ -107,20 +166,40 @@ template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
   constexpr bool kSwiglu = kMode == GemvMode::swiglu;
   constexpr int kRows = kSwiglu ? 2 * kCols : kCols;
-  constexpr int kUnroll = kRows >= 4 ? 2 : 4;  // 16-byte loads in flight per lane: 8 or 4
+  // 16-byte loads in flight per lane: 8 or 4 (8 for one column per warp measured no faster on an
+  // H200: the 1.4B shape's W_o / W_down GEMV 11.5 vs 10.9 us under Nsight Compute)
+  constexpr int kUnroll = kRows >= 4 ? 2 : 4;
   __shared__ float rstd[kGemvMaxRows];
+  const int lane = threadIdx.x & 31;
+  const int total = total_columns(a);
+  // The weights do not depend on the kernels before this one: with PDL the block may start
+  // while they still run, so (when asked) its first weight rows go to L2 before it waits.
+  if (a.prefetch && lane < kCols) {
+    const int jr = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kCols + lane;
+    if (jr < total) {
+      const int j = mapped_column<kMode>(a, jr);
+      const unsigned bytes = unsigned(a.k) * sizeof(bf16);
+      if constexpr (kSwiglu) {
+        prefetch_l2(a.w[0] + i64(j) * a.k, bytes);
+        prefetch_l2(a.w[1] + i64(j) * a.k, bytes);
+      } else {
+        int i = 0, local = j;
+        while (local >= a.m[i]) local -= a.m[i++];
+        prefetch_l2(a.w[i] + i64(local) * a.k, bytes);
+      }
+    }
+  }
   pdl_wait();
   pdl_launch_dependents();
   if constexpr (kNorm) norm_prologue(a, rstd);
-  const int lane = threadIdx.x & 31;
-  const int total = total_columns(a);
   const int stride = gridDim.x * kWarps * kCols;
   Out* out = static_cast<Out*>(a.out);
   for (int j0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kCols; j0 < total; j0 += stride) {
     const bf16* w[kRows];
 #pragma unroll
     for (int c = 0; c < kCols; ++c) {
-      const int j = min(j0 + c, total - 1);  // a past-the-end column repeats the last one
+      // a past-the-end column repeats the last one
+      const int j = mapped_column<kMode>(a, min(j0 + c, total - 1));
       if constexpr (kSwiglu) {
         w[2 * c] = a.w[0] + i64(j) * a.k;
         w[2 * c + 1] = a.w[1] + i64(j) * a.k;
@@ -168,20 +247,27 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
 #pragma unroll
       for (int r = 0; r < NR; ++r) acc[q][r] = warp_sum(acc[q][r]);
     }
-    // Lane c * NR + r writes column j0 + c of input row r.
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
+    if constexpr (kMode == GemvMode::qkv_rope) {  // kCols == 2: lane r finishes row r's pair
 #pragma unroll
       for (int r = 0; r < NR; ++r) {
-        if (lane != c * NR + r || r >= a.n || j0 + c >= total) continue;
-        Out* o = out + r * a.ldo + j0 + c;
-        if constexpr (kSwiglu) {
-          const float g = acc[2 * c][r];
-          *o = convert_to<Out>(g / (1.f + expf(-g)) * acc[2 * c + 1][r]);
-        } else if constexpr (kMode == GemvMode::accumulate) {
-          *o = convert_to<Out>(convert_to<float>(*o) + acc[c][r]);
-        } else {
-          *o = convert_to<Out>(acc[c][r]);
+        if (lane == r && r < a.n) qkv_rope_store(a, r, j0, acc[0][r], acc[1][r]);
+      }
+    } else {
+      // Lane c * NR + r writes column j0 + c of input row r.
+#pragma unroll
+      for (int c = 0; c < kCols; ++c) {
+#pragma unroll
+        for (int r = 0; r < NR; ++r) {
+          if (lane != c * NR + r || r >= a.n || j0 + c >= total) continue;
+          Out* o = out + r * a.ldo + j0 + c;
+          if constexpr (kSwiglu) {
+            const float g = acc[2 * c][r];
+            *o = convert_to<Out>(g / (1.f + expf(-g)) * acc[2 * c + 1][r]);
+          } else if constexpr (kMode == GemvMode::accumulate) {
+            *o = convert_to<Out>(convert_to<float>(*o) + acc[c][r]);
+          } else {
+            *o = convert_to<Out>(acc[c][r]);
+          }
         }
       }
     }
@@ -205,7 +291,10 @@ void launch_cols(const GemvArgs& a, int total, cudaStream_t stream) {
   const unsigned blocks =
       unsigned(std::min<i64>((total + per_block - 1) / per_block, i64(sm_count()) * 8));
   cudaError_t status;
-  if (a.out_type == ScalarType::f32) {
+  if constexpr (kMode == GemvMode::qkv_rope) {  // bf16 out only
+    status = launch_pdl(gemv_kernel<NR, kMode, bf16, kCols, kNorm>, dim3(blocks), dim3(kThreads), 0,
+                        stream, pdl_enabled(), a);
+  } else if (a.out_type == ScalarType::f32) {
     status = launch_pdl(gemv_kernel<NR, kMode, float, kCols, kNorm>, dim3(blocks), dim3(kThreads),
                         0, stream, pdl_enabled(), a);
   } else {
@@ -217,14 +306,30 @@ void launch_cols(const GemvArgs& a, int total, cudaStream_t stream) {
   }
 }
 
+// Columns per warp forced by the environment (DIFFTX_GEMV_COLS=1 or 4, for profiling), or 0.
+int forced_columns() {
+  static const int cols = [] {
+    const char* env = std::getenv("DIFFTX_GEMV_COLS");
+    if (env && std::strcmp(env, "1") == 0) return 1;
+    if (env && std::strcmp(env, "4") == 0) return 4;
+    return 0;
+  }();
+  return cols;
+}
+
 template <int NR, GemvMode kMode, bool kNorm>
 void launch_rows(const GemvArgs& a, int total, cudaStream_t stream) {
-  // 4 columns per warp once that still gives every multiprocessor 8 warps (for any row count:
-  // forcing 4 columns at 4-8 rows left a 768-column projection 24 blocks, 26 us on an H200)
-  if (total >= 4 * kWarps * sm_count()) {
-    launch_cols<NR, kMode, 4, kNorm>(a, total, stream);
+  if constexpr (kMode == GemvMode::qkv_rope) {  // a warp per rotation pair
+    launch_cols<NR, kMode, 2, kNorm>(a, total, stream);
   } else {
-    launch_cols<NR, kMode, 1, kNorm>(a, total, stream);
+    // 4 columns per warp once that still gives every multiprocessor 8 warps (for any row count:
+    // forcing 4 columns at 4-8 rows left a 768-column projection 24 blocks, 26 us on an H200)
+    const int forced = forced_columns();
+    if (forced == 4 || (forced == 0 && total >= 4 * kWarps * sm_count())) {
+      launch_cols<NR, kMode, 4, kNorm>(a, total, stream);
+    } else {
+      launch_cols<NR, kMode, 1, kNorm>(a, total, stream);
+    }
   }
 }
 
@@ -251,14 +356,34 @@ bool gemv_supported(const GemvArgs& a) {
     if (a.mode == GemvMode::accumulate || !a.xn || !a.rstd || a.ldx != a.k) return false;
     if (!aligned16(a.norm_w) || !aligned16(a.xn)) return false;
   }
+  if (a.mode == GemvMode::qkv_rope) {
+    const GemvRopeKv& e = a.rope;
+    if (!a.norm_w || a.count != 3 || a.out_type != ScalarType::bf16) return false;
+    if (!e.positions || !e.slots || !e.k_pool || !e.v_pool) return false;
+    if (e.head_dim < 2 || e.head_dim % 2 != 0 || e.q_heads < 0 || e.k_heads < 1) return false;
+    if (a.m[0] != e.q_heads * e.head_dim || a.m[1] != e.k_heads * e.head_dim) return false;
+    if (a.m[2] % 2 != 0 || a.ldo != i64(a.m[0]) + a.m[1] + a.m[2]) return false;
+  }
   for (int i = 0; i < a.count; ++i) {
     if (!aligned16(a.w[i]) || a.m[i] < 1) return false;
   }
   return a.out_type == ScalarType::bf16 || a.out_type == ScalarType::f32;
 }
 
-void launch_gemv(const GemvArgs& a, cudaStream_t stream) {
-  if (!gemv_supported(a)) throw_op_error("gemv", "operands the kernel does not take");
+// Off unless DIFFTX_GEMV_PREFETCH=1: on an H200 it made the 1.4B decode step 12% slower (1.744 vs
+// 1.562 ms at batch 1) and the 125M one no faster (0.366 vs 0.368 ms); kept for profiling.
+static bool prefetch_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("DIFFTX_GEMV_PREFETCH");
+    return env && std::strcmp(env, "1") == 0;
+  }();
+  return enabled;
+}
+
+void launch_gemv(const GemvArgs& args, cudaStream_t stream) {
+  if (!gemv_supported(args)) throw_op_error("gemv", "operands the kernel does not take");
+  GemvArgs a = args;
+  a.prefetch = prefetch_enabled();
   int total = a.m[0];
   if (a.mode != GemvMode::swiglu) {
     for (int i = 1; i < a.count; ++i) total += a.m[i];
@@ -275,6 +400,9 @@ void launch_gemv(const GemvArgs& a, cudaStream_t stream) {
     case GemvMode::swiglu:
       norm ? launch_mode<GemvMode::swiglu, true>(a, total, stream)
            : launch_mode<GemvMode::swiglu, false>(a, total, stream);
+      break;
+    case GemvMode::qkv_rope:  // with the norm (gemv_supported)
+      launch_mode<GemvMode::qkv_rope, true>(a, total, stream);
       break;
   }
 }

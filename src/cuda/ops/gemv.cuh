@@ -1,9 +1,10 @@
 // Matrix-vector products for the decode step (a few rows of bf16 activations against bf16
 // weights, memory-bound: every weight element is read once with 16-byte loads, f32
 // accumulation), with the epilogues that save a pass: the outputs of up to four weights side
-// by side (the QKV projection), accumulation into the output (a residual add), and SwiGLU of two
-// weights (silu(x W_gate^T) * (x W_up^T)); optionally the RMSNorm that precedes a projection,
-// folded into the prologue. Launched with programmatic dependent launch.
+// by side (the QKV projection), accumulation into the output (a residual add), SwiGLU of two
+// weights (silu(x W_gate^T) * (x W_up^T)), and the QKV projection with RoPE and the KV pool
+// writes; optionally the RMSNorm that precedes a projection, folded into the prologue. Launched
+// with programmatic dependent launch.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -22,6 +23,21 @@ enum class GemvMode : std::uint8_t {
   store,       // out[:, offset_i + j] = x . W_i[j]
   accumulate,  // out[:, j] += x . W_0[j]
   swiglu,      // out[:, j] = silu(x . W_0[j]) * (x . W_1[j])
+  qkv_rope,    // store of [W_q; W_k; W_v], q and k rotated (RoPE), k and v also to the KV pools
+};
+
+// The qkv_rope epilogue's operands: row r of the output is [q (q_heads * head_dim) | k (k_heads
+// * head_dim) | v]; its q and k pairs are rotated by positions[r] (each warp computes the two
+// columns of one pair), then k and v are also written to row slots[r] of k_pool / v_pool (a
+// negative slot skips them).
+struct GemvRopeKv {
+  const std::int32_t* positions = nullptr;
+  const std::int32_t* slots = nullptr;
+  __nv_bfloat16* k_pool = nullptr;  // (., k_heads * head_dim)
+  __nv_bfloat16* v_pool = nullptr;  // (., v width)
+  int q_heads = 0, k_heads = 0, head_dim = 0;
+  double log_theta = 0.0;
+  bool interleaved = true;
 };
 
 struct GemvArgs {
@@ -44,11 +60,16 @@ struct GemvArgs {
   float norm_eps = 0.f;
   __nv_bfloat16* xn = nullptr;
   float* rstd = nullptr;
+  GemvRopeKv rope;  // qkv_rope mode only
+  // Set by launch_gemv: whether warps ask L2 for their first weight rows before waiting on the
+  // previous kernel (off unless the environment sets DIFFTX_GEMV_PREFETCH=1: it measured slower).
+  bool prefetch = true;
 };
 
 // Whether the kernel takes these operands: n <= kGemvMaxRows, k % 8 == 0, 16-byte aligned
-// x / weights and row strides; with a norm: store or swiglu mode, xn and rstd given, x rows
-// contiguous (ldx == k).
+// x / weights and row strides; with a norm: store, swiglu or qkv_rope mode, xn and rstd given,
+// x rows contiguous (ldx == k); qkv_rope: three weights of q_heads / k_heads whole heads and an
+// even v width, bf16 out, positions, slots and pools given.
 bool gemv_supported(const GemvArgs& a);
 void launch_gemv(const GemvArgs& a, cudaStream_t stream);
 

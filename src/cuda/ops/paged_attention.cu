@@ -11,7 +11,10 @@
 //      for their channels and tokens, rescaled by the row's correction factor each tile.
 // At the end the lanes' accumulators are summed in shared memory, in a fixed order. With one split
 // the block writes the output (DIFF V1: (O1/l1) - lambda (O2/l2) per head); otherwise it writes
-// partial (max, sum, acc) rows and paged_reduce_kernel combines the splits of every row.
+// partial (max, sum, acc) rows, counts its arrival on the (sequence, block row)'s counter, and
+// the last block to arrive combines the splits of its rows (in split order, so the result does
+// not depend on which block that is) and resets the counter. The output may be normalized per
+// head (DIFF V1's head RMSNorm, with rmsnorm_forward's arithmetic) before it is written.
 #include <algorithm>
 
 #include "device_util.cuh"
@@ -37,10 +40,15 @@ struct PagedParams {
   const std::int32_t* lens;
   const float* lambda;
   bf16* out;
-  float* ws_acc;   // (B, groups, splits, R, dv)
-  float* ws_ml;    // (B, groups, splits, R, 2)
-  int group_rows;  // query components per key/value head (G)
-  int row_groups;  // blocks per key/value head (ceil(G / R))
+  float* ws_acc;           // (B, groups, splits, R, dv)
+  float* ws_ml;            // (B, groups, splits, R, 2)
+  unsigned* counters_end;  // counter of (b, block row gy) at counters_end[-1 - (b * groups + gy)]
+  const void* norm_w;      // head RMSNorm gain (dv), f32 or bf16; null: no norm
+  bool norm_w_f32;
+  float norm_eps, norm_scale;
+  float* head_rstd;  // (B, out_heads) with the norm
+  int group_rows;    // query components per key/value head (G)
+  int row_groups;    // blocks per key/value head (ceil(G / R))
   int num_splits;
   int out_heads;
   float scale_log2;
@@ -59,6 +67,87 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float* f) {
     const float2 x = __bfloat1622float2(h[i]);
     f[2 * i] = x.x;
     f[2 * i + 1] = x.y;
+  }
+}
+
+// The block's output heads from shared memory: head hh's dv values at vals[row(hh) * kDv], row(hh)
+// = 2 hh for DIFF V1 (the first map's row) and hh otherwise; rounded to bf16, then, with a head
+// norm, out = bf16(scale * x * rstd * gain) with rstd over the rounded values (rmsnorm_forward).
+template <int kDv, bool kDiff>
+__device__ void write_output(const PagedParams& p, const float* vals, int b, int head0, int heads) {
+  constexpr int kRowStep = kDiff ? 2 : 1;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  bf16* out = p.out + (i64(b) * p.out_heads + head0) * kDv;
+  if (!p.norm_w) {
+    for (int i = tid; i < heads * kDv; i += kThreads) {
+      out[i] = __float2bfloat16(vals[(i / kDv) * kRowStep * kDv + i % kDv]);
+    }
+    return;
+  }
+  for (int hh = warp; hh < heads; hh += kThreads / 32) {
+    const float* v = vals + hh * kRowStep * kDv;
+    float ss = 0.f;
+    for (int c = lane; c < kDv; c += 32) {
+      const float x = __bfloat162float(__float2bfloat16(v[c]));
+      ss += x * x;
+    }
+    ss = warp_sum(ss);
+    const float r = 1.f / sqrtf(ss / float(kDv) + p.norm_eps);
+    if (lane == 0) p.head_rstd[i64(b) * p.out_heads + head0 + hh] = r;
+    for (int c = lane; c < kDv; c += 32) {
+      const float x = __bfloat162float(__float2bfloat16(v[c]));
+      const float g = p.norm_w_f32 ? static_cast<const float*>(p.norm_w)[c]
+                                   : __bfloat162float(static_cast<const bf16*>(p.norm_w)[c]);
+      out[i64(hh) * kDv + c] = __float2bfloat16(p.norm_scale * x * r * g);
+    }
+  }
+}
+
+// The last block of a (sequence, block row) `row` combines the `used` splits' partial rows (read
+// from L2: other blocks wrote them) into vals, laid out as write_output reads them. Every load of
+// a round is issued before the first is used: the (max, sum) pairs of all splits at once, then
+// the partial outputs 8 splits at a time; the sums run in split order.
+template <int kDv, int R, bool kDiff>
+__device__ void combine_splits(const PagedParams& p, i64 row, int used, int heads, float* vals) {
+  __shared__ float ml_s[kMaxSplits * R * 2];  // (split, row, {max, sum})
+  __shared__ float scale_s[kMaxSplits][R];    // exp2(m_s - M) / L per split and row
+  const i64 base = row * p.num_splits;
+  for (int i = threadIdx.x; i < used * R * 2; i += kThreads) {
+    ml_s[i] = __ldcg(&p.ws_ml[base * R * 2 + i]);
+  }
+  __syncthreads();
+  if (threadIdx.x < R) {
+    const int r = threadIdx.x;
+    float mx = -INFINITY;
+    for (int s = 0; s < used; ++s) mx = fmaxf(mx, ml_s[(s * R + r) * 2]);
+    float total = 0.f;
+    for (int s = 0; s < used; ++s)
+      total += ml_s[(s * R + r) * 2 + 1] * exp2f(ml_s[(s * R + r) * 2] - mx);
+    for (int s = 0; s < used; ++s) scale_s[s][r] = exp2f(ml_s[(s * R + r) * 2] - mx) / total;
+  }
+  __syncthreads();
+  const float lambda = kDiff ? *p.lambda : 0.f;
+  constexpr int kBatch = 8;
+  for (int i = threadIdx.x; i < heads * kDv; i += kThreads) {
+    const int hh = i / kDv, c = i % kDv;
+    const int r0 = kDiff ? 2 * hh : hh;
+    float o0 = 0.f, o1 = 0.f;
+    for (int s0 = 0; s0 < used; s0 += kBatch) {
+      float a0[kBatch], a1[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const float* a = p.ws_acc + (base + s0 + u) * R * kDv;
+        a0[u] = s0 + u < used ? __ldcg(&a[r0 * kDv + c]) : 0.f;
+        a1[u] = kDiff && s0 + u < used ? __ldcg(&a[(r0 + 1) * kDv + c]) : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        if (s0 + u >= used) break;
+        o0 = fmaf(scale_s[s0 + u][r0], a0[u], o0);
+        if (kDiff) o1 = fmaf(scale_s[s0 + u][r0 + 1], a1[u], o1);
+      }
+    }
+    vals[r0 * kDv + c] = kDiff ? o0 - lambda * o1 : o0;
   }
 }
 
@@ -93,15 +182,17 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   const int qc0 = j * p.group_rows + rg * R;  // first query component of the block
   const int ctx = p.lens[b];
 
-  if (kFinal && ctx == 0) {  // nothing to attend: zero output
-    const int heads = kDiff ? rows_here / 2 : rows_here;
-    const int head0 = kDiff ? qc0 / 2 : qc0;
-    for (int i = tid; i < heads * kDv; i += kThreads) {
-      p.out[(i64(b) * p.out_heads + head0 + i / kDv) * kDv + i % kDv] = __float2bfloat16(0.f);
+  const int heads = kDiff ? rows_here / 2 : rows_here;  // output heads of the block
+  const int head0 = kDiff ? qc0 / 2 : qc0;
+  if (ctx == 0) {  // nothing to attend: zero output, written by the first split
+    if (split == 0) {
+      for (int i = tid; i < R * kDv; i += kThreads) red_s[i / kDv][i % kDv] = 0.f;
+      __syncthreads();
+      write_output<kDv, kDiff>(p, red_s[0], b, head0, heads);
     }
     return;
   }
-  const int per = ctx > 0 ? split_tokens(ctx, p.num_splits) : kTile;
+  const int per = split_tokens(ctx, p.num_splits);
   const int start = split * per;
   if (start >= ctx) return;  // the whole block leaves together
   const int end = min(ctx, start + per);
@@ -140,6 +231,17 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       slot_s[tid] = tid < n_tile ? table[t / p.block_size] * p.block_size + t % p.block_size : -1;
     }
     __syncthreads();  // slots ready; the previous tile's probabilities consumed
+
+    // The first batch of V loads goes out with the K loads: they do not depend on the scores,
+    // and a tile then waits on memory once instead of twice.
+    uint4 vfirst[kBatchV];
+#pragma unroll
+    for (int ps = 0; ps < kBatchV; ++ps) {
+      const int slot = slot_s[ps * kTppV + v_tok];
+      vfirst[ps] = slot >= 0
+                       ? __ldg(reinterpret_cast<const uint4*>(v_base + i64(slot) * p.v_width) + vc)
+                       : make_uint4(0, 0, 0, 0);
+    }
 
     // A. scores, loads issued in batches of up to 8 per lane
 #pragma unroll
@@ -214,6 +316,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       uint4 vraw[kBatchV];
 #pragma unroll
       for (int ps = 0; ps < kBatchV; ++ps) {
+        if (ps0 == 0) {
+          vraw[ps] = vfirst[ps];
+          continue;
+        }
         const int slot = slot_s[(ps0 + ps) * kTppV + v_tok];
         vraw[ps] = slot >= 0
                        ? __ldg(reinterpret_cast<const uint4*>(v_base + i64(slot) * p.v_width) + vc)
@@ -248,20 +354,20 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
     __syncthreads();
   }
 
-  if constexpr (kFinal) {
-    const int heads = kDiff ? rows_here / 2 : rows_here;
-    const int head0 = kDiff ? qc0 / 2 : qc0;
+  const int used = (ctx + per - 1) / per;  // splits with tokens
+  if (kFinal || used == 1) {               // the only block of its rows: the output directly
     const float lambda = kDiff ? *p.lambda : 0.f;
-    for (int i = tid; i < heads * kDv; i += kThreads) {
+    for (int i = tid; i < heads * kDv; i += kThreads) {  // in place: row 2hh (hh) of head hh
       const int hh = i / kDv, c = i % kDv;
-      float val;
       if (kDiff) {
-        val = red_s[2 * hh][c] / l_s[2 * hh] - lambda * (red_s[2 * hh + 1][c] / l_s[2 * hh + 1]);
+        red_s[2 * hh][c] =
+            red_s[2 * hh][c] / l_s[2 * hh] - lambda * (red_s[2 * hh + 1][c] / l_s[2 * hh + 1]);
       } else {
-        val = red_s[hh][c] / l_s[hh];
+        red_s[hh][c] = red_s[hh][c] / l_s[hh];
       }
-      p.out[(i64(b) * p.out_heads + head0 + hh) * kDv + c] = __float2bfloat16(val);
     }
+    __syncthreads();
+    write_output<kDv, kDiff>(p, red_s[0], b, head0, heads);
   } else {
     const i64 base = (i64(b) * gridDim.y + gy) * p.num_splits + split;
     for (int i = tid; i < R * kDv; i += kThreads)
@@ -270,56 +376,19 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       p.ws_ml[(base * R + tid) * 2] = m_s[tid];
       p.ws_ml[(base * R + tid) * 2 + 1] = l_s[tid];
     }
-  }
-}
-
-// Combines the splits of every (sequence, block row) into the output. Grid (groups, B).
-template <int D, int R, bool kDiff>
-__global__ void __launch_bounds__(kThreads) paged_reduce_kernel(const PagedParams p) {
-  constexpr int kDv = kDiff ? 2 * D : D;
-  __shared__ float scale_s[kMaxSplits][R];  // exp2(m_s - M) / L per split and row
-  pdl_wait();
-  pdl_launch_dependents();
-  const int gy = blockIdx.x, b = blockIdx.y;
-  const int rg = gy % p.row_groups, j = gy / p.row_groups;
-  const int rows_here = min(R, p.group_rows - rg * R);
-  const int qc0 = j * p.group_rows + rg * R;
-  const int heads = kDiff ? rows_here / 2 : rows_here;
-  const int head0 = kDiff ? qc0 / 2 : qc0;
-  const int ctx = p.lens[b];
-  bf16* out = p.out + (i64(b) * p.out_heads + head0) * kDv;
-  if (ctx == 0) {
-    for (int i = threadIdx.x; i < heads * kDv; i += kThreads) out[i] = __float2bfloat16(0.f);
-    return;
-  }
-  const int per = split_tokens(ctx, p.num_splits);
-  const int used = (ctx + per - 1) / per;
-  const i64 base = (i64(b) * gridDim.x + gy) * p.num_splits;
-  if (threadIdx.x < R) {
-    const int r = threadIdx.x;
-    float mx = -INFINITY;
-    for (int s = 0; s < used; ++s) mx = fmaxf(mx, p.ws_ml[((base + s) * R + r) * 2]);
-    float total = 0.f;
-    for (int s = 0; s < used; ++s) {
-      total +=
-          p.ws_ml[((base + s) * R + r) * 2 + 1] * exp2f(p.ws_ml[((base + s) * R + r) * 2] - mx);
-    }
-    for (int s = 0; s < used; ++s) {
-      scale_s[s][r] = exp2f(p.ws_ml[((base + s) * R + r) * 2] - mx) / total;
-    }
-  }
-  __syncthreads();
-  const float lambda = kDiff ? *p.lambda : 0.f;
-  for (int i = threadIdx.x; i < heads * kDv; i += kThreads) {
-    const int hh = i / kDv, c = i % kDv;
-    const int r0 = kDiff ? 2 * hh : hh;
-    float o0 = 0.f, o1 = 0.f;
-    for (int s = 0; s < used; ++s) {
-      const float* a = p.ws_acc + (base + s) * R * kDv;
-      o0 = fmaf(scale_s[s][r0], a[r0 * kDv + c], o0);
-      if (kDiff) o1 = fmaf(scale_s[s][r0 + 1], a[(r0 + 1) * kDv + c], o1);
-    }
-    out[i] = __float2bfloat16(kDiff ? o0 - lambda * o1 : o0);
+    // Arrive; the last of the `used` blocks with tokens combines.
+    __shared__ bool last_s;
+    __threadfence();
+    __syncthreads();
+    unsigned* counter = p.counters_end - 1 - (i64(b) * gridDim.y + gy);
+    if (tid == 0) last_s = atomicAdd(counter, 1u) == unsigned(used - 1);
+    __syncthreads();
+    if (!last_s) return;
+    __threadfence();
+    if (tid == 0) *counter = 0u;  // ready for the next call
+    combine_splits<kDv, R, kDiff>(p, i64(b) * gridDim.y + gy, used, heads, red_s[0]);
+    __syncthreads();
+    write_output<kDv, kDiff>(p, red_s[0], b, head0, heads);
   }
 }
 
@@ -347,9 +416,6 @@ void launch_typed(const PagedParams& p, int groups, int batch, cudaStream_t stre
   }
   DIFFTX_CUDA_CHECK("paged_attention_decode", launch_pdl(paged_decode_kernel<D, R, kDiff, false>,
                                                          grid, dim3(kThreads), 0, stream, pdl, p));
-  DIFFTX_CUDA_CHECK("paged_attention_decode", launch_pdl(paged_reduce_kernel<D, R, kDiff>,
-                                                         dim3(unsigned(groups), unsigned(batch)),
-                                                         dim3(kThreads), 0, stream, pdl, p));
 }
 
 template <int D, bool kDiff>
@@ -381,9 +447,12 @@ int paged_attention_splits(const PagedAttentionGeometry& g, int num_sms) {
 }
 
 std::size_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g, int num_sms) {
+  // Partial rows of the batch that needs most, then one arrival counter per (sequence, block
+  // row) of the largest batch with splits, counted from the end: every batch size's partial rows
+  // stay clear of every batch size's counters, so one zeroed workspace serves them all.
   const int r = rows_per_block(g);
   const int dv = g.v_head_dim;
-  std::size_t most = 0;
+  std::size_t most = 0, counters = 0;
   PagedAttentionGeometry h = g;
   for (int b = 1; b <= std::max(1, g.batch); ++b) {
     h.batch = b;
@@ -391,16 +460,18 @@ std::size_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g, int
     if (splits == 1) continue;
     const std::size_t rows = std::size_t(b) * groups_per_sequence(g) * splits * r;
     most = std::max(most, rows * (std::size_t(dv) + 2) * sizeof(float));
+    counters = std::size_t(b) * groups_per_sequence(g) * sizeof(unsigned);
   }
-  return most;
+  if (most == 0) return 0;
+  return (most + 15) / 16 * 16 + (counters + 15) / 16 * 16;
 }
 
 void launch_paged_attention_decode(const PagedAttentionGeometry& g, const bf16* q,
                                    const bf16* k_pool, const bf16* v_pool,
                                    const std::int32_t* block_tables,
                                    const std::int32_t* context_lens, const float* lambda, bf16* out,
-                                   void* workspace, std::size_t workspace_bytes, int num_sms,
-                                   cudaStream_t stream) {
+                                   const PagedHeadNorm* head_norm, void* workspace,
+                                   std::size_t workspace_bytes, int num_sms, cudaStream_t stream) {
   if (g.batch == 0) return;
   const bool diff = g.kind == PagedAttentionKind::diff;
   if (g.head_dim != 64 && g.head_dim != 128) {
@@ -425,16 +496,26 @@ void launch_paged_attention_decode(const PagedAttentionGeometry& g, const bf16* 
   p.num_splits = paged_attention_splits(g, num_sms);
   p.out_heads = g.out_heads();
   p.scale_log2 = static_cast<float>(g.scale * 1.4426950408889634);
+  if (head_norm) {
+    if (!diff || !head_norm->weight || !head_norm->rstd) {
+      throw_op_error("paged_attention_decode", "a head norm needs DIFF V1, a gain and rstd");
+    }
+    p.norm_w = head_norm->weight;
+    p.norm_w_f32 = head_norm->weight_f32;
+    p.norm_eps = head_norm->eps;
+    p.norm_scale = head_norm->scale;
+    p.head_rstd = head_norm->rstd;
+  }
   const int groups = g.v_heads * p.row_groups;
   if (p.num_splits > 1) {
-    const std::size_t need = std::size_t(g.batch) * groups * p.num_splits * rows *
-                             (std::size_t(g.v_head_dim) + 2) * sizeof(float);
-    if (!workspace || workspace_bytes < need) {
+    if (!workspace || workspace_bytes < paged_attention_workspace_bytes(g, num_sms) ||
+        workspace_bytes % sizeof(unsigned) != 0) {
       throw_op_error("paged_attention_decode",
                      "workspace smaller than paged_attention_workspace_bytes()");
     }
     p.ws_acc = static_cast<float*>(workspace);
     p.ws_ml = p.ws_acc + std::size_t(g.batch) * groups * p.num_splits * rows * g.v_head_dim;
+    p.counters_end = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + workspace_bytes);
   }
   if (g.head_dim == 64) {
     diff ? dispatch_rows<64, true>(p, rows, groups, g.batch, stream)
