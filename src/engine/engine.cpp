@@ -76,7 +76,11 @@ std::int64_t kv_block_count(Model& model, const EngineOptions& o, int blocks_per
         "layers); raise kv_memory_bytes or kv_memory_fraction",
         budget, per_block, o.block_size, model.config().n_layers);
   }
-  return std::min<std::int64_t>(blocks, std::int64_t(o.max_batch) * blocks_per_seq);
+  // At most max_batch full-length sequences plus the scheduler's admission watermark (1% of the
+  // pool): a pool of exactly max_batch full sequences kept the last one waiting (its prompt's
+  // blocks plus the watermark never fit), which the 32 x 32K benchmark case showed.
+  const std::int64_t full = std::int64_t(o.max_batch) * blocks_per_seq;
+  return std::min<std::int64_t>(blocks, full + full / 99 + 1);
 }
 
 }  // namespace

@@ -249,6 +249,40 @@ TEST(Engine, CancelEndsSequencesAndFreesTheirBlocks) {
   EXPECT_EQ(engine.stats().kv_blocks_used, 0);
 }
 
+// With memory for more, the pool holds max_batch full-length sequences and the admission
+// watermark: every one of max_batch longest prompts is admitted at once, none waits.
+TEST(Engine, AFullBatchOfLongestPromptsIsAdmittedAtOnce) {
+  ModelConfig c = config_for(AttentionKind::softmax, false);
+  c.max_seq_len = 64;  // 32 blocks of 2 per sequence, 256 for 8: a watermark of 2 blocks
+  auto backend = make_cpu_backend(DType::f32);
+  Model model(c, *backend, ParamSet::initialised(c, 3, DType::f32, Device::cpu));
+  EngineOptions opt;
+  opt.block_size = 2;
+  opt.max_batch = 8;
+  opt.kv_memory_bytes = std::int64_t(1) << 26;  // far more than 8 full sequences
+  Engine engine(model, opt);
+  const int per_seq = c.max_seq_len / 2;
+  for (int i = 0; i < opt.max_batch; ++i) {
+    Request r;  // the longest prompt: it fills all 32 blocks of its sequence
+    r.prompt = random_prompt(c.max_seq_len - 1, c.vocab_size, 50 + i);
+    r.max_new_tokens = 2;
+    r.stop_at_eos = false;
+    engine.add(r);
+  }
+  int ended = 0;
+  for (const TokenEvent& e : engine.step()) ended += e.finish != FinishReason::none;
+  const EngineStats s = engine.stats();
+  EXPECT_EQ(s.waiting, 0) << "a prompt was left waiting for the watermark";
+  EXPECT_EQ(s.running + ended, opt.max_batch);
+  EXPECT_GE(s.kv_blocks_total, std::int64_t(opt.max_batch) * per_seq);
+  EXPECT_LE(s.kv_blocks_total, std::int64_t(opt.max_batch) * per_seq * 102 / 100 + 1);
+  while (engine.has_work()) {
+    for (const TokenEvent& e : engine.step()) ended += e.finish != FinishReason::none;
+  }
+  EXPECT_EQ(ended, opt.max_batch);
+  EXPECT_EQ(engine.stats().preemptions, 0);
+}
+
 TEST(Engine, StopsAtEosAndAtTheContext) {
   const ModelConfig c = config_for(AttentionKind::diff_v1, false);
   auto backend = make_cpu_backend(DType::f64);
