@@ -194,6 +194,26 @@ void check_norm(const Tensor& x, const Tensor& norm_w, const Tensor& xn, const T
   require_numel(rstd, x.numel() / k, op, "rstd");
 }
 
+// The operands of RoPE at positions followed by the KV pool write, for n rows: theta, positions
+// and slots (one i32 each per row), and pools of qkv's dtype shaped (slots, k_width) and (slots,
+// v_width).
+void check_rope_kv(const char* op, const Tensor& qkv, std::int64_t n, double theta,
+                   const Tensor& positions, const Tensor& slots, const Tensor& k_pool,
+                   const Tensor& v_pool, std::int64_t k_width, std::int64_t v_width) {
+  require(theta > 0, op, "theta must be positive");
+  require_dtype(positions, op, "positions", {DType::i32});
+  require_dtype(slots, op, "slots", {DType::i32});
+  require(positions.numel() == n && slots.numel() == n, op,
+          "positions and slots must have one entry per row");
+  require_cuda(k_pool, op, "k_pool");
+  require_cuda(v_pool, op, "v_pool");
+  require_same_dtype(qkv, "qkv", k_pool, "k_pool", op);
+  require_same_dtype(qkv, "qkv", v_pool, "v_pool", op);
+  require(k_pool.ndim() == 2 && v_pool.ndim() == 2 && k_pool.dim(0) == v_pool.dim(0) &&
+              k_pool.dim(1) == k_width && v_pool.dim(1) == v_width,
+          op, "pools must be (slots, k width) and (slots, v width)");
+}
+
 }  // namespace
 
 void CudaBackend::rmsnorm_linear_forward_concat(const Tensor& x, const Tensor& norm_w, double eps,
@@ -248,19 +268,8 @@ void CudaBackend::rmsnorm_qkv_rope_kv_write(const Tensor& x, const Tensor& norm_
   require(head_dim > 0 && head_dim % 2 == 0 && wq.dim(0) % head_dim == 0 &&
               wk.dim(0) % head_dim == 0 && wk.dim(0) > 0,
           op, "W_q and W_k must be whole heads of an even head_dim");
-  require(theta > 0, op, "theta must be positive");
-  require_dtype(positions, op, "positions", {DType::i32});
-  require_dtype(slots, op, "slots", {DType::i32});
-  const std::int64_t n = x.numel() / wq.dim(1);
-  require(positions.numel() == n && slots.numel() == n, op,
-          "positions and slots must have one entry per row");
-  require_cuda(k_pool, op, "k_pool");
-  require_cuda(v_pool, op, "v_pool");
-  require_same_dtype(qkv, "qkv", k_pool, "k_pool", op);
-  require_same_dtype(qkv, "qkv", v_pool, "v_pool", op);
-  require(k_pool.ndim() == 2 && v_pool.ndim() == 2 && k_pool.dim(0) == v_pool.dim(0) &&
-              k_pool.dim(1) == wk.dim(0) && v_pool.dim(1) == wv.dim(0),
-          op, "pools must be (slots, k width) and (slots, v width)");
+  check_rope_kv(op, qkv, x.numel() / wq.dim(1), theta, positions, slots, k_pool, v_pool, wk.dim(0),
+                wv.dim(0));
   GemvArgs a = gemv_args(x, ws, qkv);
   a.mode = GemvMode::qkv_rope;
   a.ldo = total;
@@ -352,24 +361,14 @@ void CudaBackend::rope_kv_cache_write(Tensor& qkv, std::int64_t row_stride, cons
                                       Tensor& v_pool) {
   const char* op = "rope_kv_cache_write";
   require_dtype(qkv, op, "qkv", {DType::bf16, DType::f32});
-  require_dtype(positions, op, "positions", {DType::i32});
-  require_dtype(slots, op, "slots", {DType::i32});
   require(q_heads >= 0 && k_heads >= 1 && head_dim > 0 && head_dim % 2 == 0, op,
           "q_heads must be >= 0, k_heads >= 1 and head_dim positive and even");
-  require(theta > 0, op, "theta must be positive");
   const std::int64_t n = positions.numel();
-  require(slots.numel() == n, op, "slots and positions must have one entry per row");
   const std::int64_t k_width = std::int64_t(k_heads) * head_dim;
   const std::int64_t v_width = row_stride - std::int64_t(q_heads) * head_dim - k_width;
   require(v_width >= 1, op, "row_stride leaves no v block after q and k");
   require_rows(qkv, n, row_stride, row_stride, op, "qkv");
-  require_cuda(k_pool, op, "k_pool");
-  require_cuda(v_pool, op, "v_pool");
-  require_same_dtype(qkv, "qkv", k_pool, "k_pool", op);
-  require_same_dtype(qkv, "qkv", v_pool, "v_pool", op);
-  require(k_pool.ndim() == 2 && v_pool.ndim() == 2 && k_pool.dim(0) == v_pool.dim(0) &&
-              k_pool.dim(1) == k_width && v_pool.dim(1) == v_width,
-          op, "pools must be (slots, k_heads * head_dim) and (slots, v width)");
+  check_rope_kv(op, qkv, n, theta, positions, slots, k_pool, v_pool, k_width, v_width);
   launch_rope_kv_cache_write(
       qkv.raw(), scalar_type(qkv), n, row_stride, static_cast<const std::int32_t*>(positions.raw()),
       static_cast<const std::int32_t*>(slots.raw()), q_heads, k_heads, head_dim, theta,
