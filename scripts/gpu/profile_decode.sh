@@ -7,10 +7,11 @@
 # Environment: CONFIGS (default: the 125M DIFF V1, V2 and softmax configs and the 1.4B shape),
 # NCU_CONFIGS (the configs profiled by ncu, default CONFIGS), NCU_TIMEOUT (seconds each, 120),
 # NCU_GEN (decode steps under ncu, 8), TIMES_TIMEOUT (seconds per step-time run, 120),
-# VARIANTS (of the step times: default "graphs no-graphs no-pdl prefetch"; prefetch: the GEMV
-# asks L2 for its first weight rows before waiting on the previous kernel; cols1 / cols4: the
-# GEMV takes 1 / 4 output columns per warp whatever the width), BASELINE=1 (the step times of
-# the matched softmax baseline too).
+# VARIANTS (of the step times: default "graphs no-graphs no-pdl no-preload"; no-preload: the GEMV
+# does not load its first weights before waiting on the previous kernel; cols1 / cols2 / cols4:
+# the GEMV takes 1 / 2 / 4 output columns per warp whatever the width; bps1 .. bps8: its grid is
+# capped at that many blocks per multiprocessor instead of 2), BASELINE=1 (the step times of the
+# matched softmax baseline too).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -39,14 +40,16 @@ fi
 if [[ $what == times || $what == all ]]; then
   for c in $configs; do
     name=$(basename "$c" .json)
-    for variant in ${VARIANTS:-graphs no-graphs no-pdl prefetch}; do
+    for variant in ${VARIANTS:-graphs no-graphs no-pdl no-preload}; do
       flags=()
       envs=()
-      [[ $variant == no-graphs ]] && flags=(--no-graphs)
-      [[ $variant == no-pdl ]] && envs=(DIFFTX_PDL=0)
-      [[ $variant == prefetch ]] && envs=(DIFFTX_GEMV_PREFETCH=1)
-      [[ $variant == cols1 ]] && envs=(DIFFTX_GEMV_COLS=1)
-      [[ $variant == cols4 ]] && envs=(DIFFTX_GEMV_COLS=4)
+      case $variant in
+        no-graphs) flags=(--no-graphs) ;;
+        no-pdl) envs=(DIFFTX_PDL=0) ;;
+        no-preload) envs=(DIFFTX_GEMV_PRELOAD=0) ;;
+        cols[124]) envs=(DIFFTX_GEMV_COLS=${variant#cols}) ;;
+        bps[1-8]) envs=(DIFFTX_GEMV_BLOCKS_PER_SM=${variant#bps}) ;;
+      esac
       echo "==== $name, $variant"
       [[ ${BASELINE:-0} == 1 ]] && flags+=(--baseline)
       env "${envs[@]}" timeout "${TIMES_TIMEOUT:-120}" "$bin/difftx" bench --config "$c" --device cuda --batch 1,8 \

@@ -26,6 +26,12 @@ if [[ ${1:-} == --stage ]]; then
   mkdir -p "$stage/bin" "$stage/lib"
   for t in "${tests[@]}"; do cp "$build/tests/cuda/$t" "$stage/bin/"; done
   cp "$build/difftx" "$stage/bin/"
+  # The CUPTI kernel tracer of scripts/gpu/trace_decode.sh, with the CUPTI it was built against
+  if [[ -f $build/bench/cuda/libdifftx_kernel_trace.so ]]; then
+    cp "$build/bench/cuda/libdifftx_kernel_trace.so" "$stage/lib/"
+    ldd "$stage/lib/libdifftx_kernel_trace.so" | awk '$1 ~ /^libcupti/ && $3 ~ /^\// { print $3 }' |
+      xargs -r -I{} cp -L {} "$stage/lib/"
+  fi
   # Libraries the GPU image (Ubuntu 24.04 + CUDA) lacks: everything the binaries resolve here but
   # the C/C++ runtimes, OpenBLAS, OpenMP and the CUDA libraries (difftx links cpp-httplib, fmt,
   # SentencePiece, xxHash and what they need).

@@ -11,11 +11,15 @@
 #                                        # then the paper's 1.4B shape)
 #   scripts/gpu/run_session.sh engine    # two H200s: the engine tests, then difftx bench of the
 #                                        # 1.4B shape (baseline, HF generate) on GPU 0; the 125M
-#                                        # bench, then decode step times of GEMV / launch
-#                                        # variants (profile_decode.sh) on GPU 1; the long fuzz
-#                                        # runs (if staged) on the CPU cores meanwhile
+#                                        # bench, decode step times of GEMV / launch variants
+#                                        # (profile_decode.sh), then the batch-1 kernel traces
+#                                        # (trace_decode.sh) on GPU 1; the long fuzz runs (if
+#                                        # staged) on the CPU cores meanwhile
 #   scripts/gpu/run_session.sh profile   # one H200: the engine tests, decode step times and the
 #                                        # per-kernel table (profile_decode.sh)
+#   scripts/gpu/run_session.sh tune      # two H200s: the engine tests, then decode step times of
+#                                        # GEMV variants on GPU 0; kernel traces of the decode
+#                                        # step (trace_decode.sh) on GPU 1
 #   scripts/gpu/run_session.sh dist      # two H200s: bench/dist/run_dist_gpu.sh, then the
 #                                        # serving benchmark on one GPU (and, if staged, the
 #                                        # long fuzz runs on spare CPU cores meanwhile)
@@ -25,7 +29,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-part=${1:?usage: $0 results|timing|profile|engine|dist}
+part=${1:?usage: $0 results|timing|profile|tune|engine|dist}
 out=${OUT:-$root/gpu-out}
 scratch=/tmp/difftx-session
 mkdir -p "$out" "$scratch"
@@ -129,11 +133,23 @@ case $part in
     job gpu0 env CUDA_VISIBLE_DEVICES=0 DIFFTX_SUITE_BUDGET=470 bash -c \
       'bash scripts/gpu/run_engine_suite.sh tests; bash scripts/gpu/run_engine_suite.sh bench1b'
     job gpu1 env CUDA_VISIBLE_DEVICES=1 DIFFTX_SUITE_BUDGET=300 bash -c 'bash scripts/gpu/run_engine_suite.sh bench125;
-      CONFIGS="configs/gpt-125m-diff-v1.json" VARIANTS="no-graphs no-pdl prefetch cols1" \
+      CONFIGS="configs/gpt-125m-diff-v1.json" VARIANTS="no-graphs no-pdl no-preload" \
         bash scripts/gpu/profile_decode.sh times;
-      CONFIGS=bench/engine/diff-1.4b.json VARIANTS="cols1" TIMES_TIMEOUT=90 \
-        bash scripts/gpu/profile_decode.sh times;
-      NCU_TIMEOUT=150 NCU_GEN=2 NCU_CONFIGS=bench/engine/diff-1.4b.json bash scripts/gpu/profile_decode.sh kernels'
+      BATCHES=1 bash scripts/gpu/trace_decode.sh'
+    finish
+    pack "${names[@]}"
+    ;;
+  tune)
+    if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
+      mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz
+    fi
+    job gpu0 env CUDA_VISIBLE_DEVICES=0 bash -c 'bash scripts/gpu/run_engine_suite.sh tests;
+      CONFIGS="configs/gpt-125m-diff-v1.json bench/engine/diff-1.4b.json" \
+        VARIANTS="${TUNE_VARIANTS:-graphs no-preload bps1 bps4}" TIMES_TIMEOUT=90 \
+        bash scripts/gpu/profile_decode.sh times'
+    job gpu1 env CUDA_VISIBLE_DEVICES=1 bash -c 'bash scripts/gpu/trace_decode.sh;
+      CONFIGS=bench/engine/diff-1.4b.json BATCHES=1 TAG=-no-preload TRACE_ENV=DIFFTX_GEMV_PRELOAD=0 \
+        bash scripts/gpu/trace_decode.sh'
     finish
     pack "${names[@]}"
     ;;
@@ -149,7 +165,7 @@ case $part in
     pack "${names[@]}"
     ;;
   *)
-    echo "run_session: unknown part '$part' (results, timing, profile, engine or dist)" >&2
+    echo "run_session: unknown part '$part' (results, timing, profile, tune, engine or dist)" >&2
     exit 2
     ;;
 esac

@@ -2,12 +2,12 @@
 // output columns (weight rows) at a time: its lanes stream those rows in 16-byte chunks (several
 // in flight), dot each chunk with the n input rows (read through L1 once per chunk, shared by
 // the kCols rows) and reduce by shuffles; lanes then apply the epilogue to their (column, row)
-// outputs. Many columns: 4 per warp (fewer L1 reads of the input per weight byte); few columns:
-// 1 per warp (more warps in flight). SwiGLU pairs each gate row with its up row. Grid-stride
-// over the columns of all weights. With a norm, every block first computes the rows' rstd (one
-// warp per row, from L2) and normalizes each input chunk as it reads it; block 0 writes xn.
-// Optionally (DIFFTX_GEMV_PREFETCH=1), each warp asks L2 for its first weight rows before it waits
-// on the previous kernel (PDL).
+// outputs. Columns per warp: 4, 2 or 1, the most that keeps the grid (2 blocks per
+// multiprocessor) full and balanced. SwiGLU pairs each gate row with its up row. Column groups
+// of all weights go to warps round-robin over the blocks. With a norm, every block first computes
+// the rows' rstd (one warp per row, from L2) and normalizes each input chunk as it reads it; block
+// 0 writes xn. Each warp loads its first batch of weights before it waits on the previous kernel
+// (PDL), and the residual it accumulates into before its products.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -99,12 +99,13 @@ __device__ void norm_prologue(const GemvArgs& a, float* rstd) {
   }
 }
 
-// Asks L2 to fetch `bytes` (a multiple of 16) from p (16-byte aligned) without waiting (Hopper's
-// bulk prefetch; nothing below sm_90).
-__device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
+// A 16-byte weight load that skips L1 (the weights are read once; L1 keeps the input rows).
+__device__ __forceinline__ uint4 load_weight16(const bf16* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
 }
 
 // The output column (weight row) that a warp's raw column jr computes: jr itself, except in
@@ -161,54 +162,81 @@ __device__ __forceinline__ int total_columns(const GemvArgs& a) {
   return total;
 }
 
-// kRows weight rows per warp pass (kCols columns; SwiGLU: a gate and an up row per column).
+// The kRows weight rows of the column group at raw column j0 (kCols columns; SwiGLU: a gate and
+// an up row per column); a past-the-end column repeats the last one.
+template <GemvMode kMode, int kCols, int kRows>
+__device__ __forceinline__ void group_rows(const GemvArgs& a, int j0, int total,
+                                           const bf16* (&w)[kRows]) {
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) {
+    const int j = mapped_column<kMode>(a, min(j0 + c, total - 1));
+    if constexpr (kMode == GemvMode::swiglu) {
+      w[2 * c] = a.w[0] + i64(j) * a.k;
+      w[2 * c + 1] = a.w[1] + i64(j) * a.k;
+    } else {
+      int i = 0, local = j;
+      while (local >= a.m[i]) local -= a.m[i++];
+      w[c] = a.w[i] + i64(local) * a.k;
+    }
+  }
+}
+
+// One batch of weight chunks: kUnroll chunks of 256 elements apart from k0, of each of the rows.
+template <int kUnroll, int kRows>
+__device__ __forceinline__ void load_batch(const bf16* const (&w)[kRows], int k0, int k,
+                                           uint4 (&wv)[kUnroll][kRows]) {
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    const int kk = k0 + u * 256;
+#pragma unroll
+    for (int q = 0; q < kRows; ++q)
+      wv[u][q] = kk < k ? load_weight16(w[q] + kk) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// Column groups go to warps round-robin over the blocks first (group g to block g % gridDim.x),
+// so that with a grid of a few blocks per multiprocessor every multiprocessor gets the same
+// number of groups to within one per warp.
+__device__ __forceinline__ int first_group() {
+  return (threadIdx.x >> 5) * gridDim.x + blockIdx.x;
+}
+
+// (At one row, ptxas left to itself capped some variants at 64 registers and spilled; two blocks
+// per multiprocessor lets it use up to 128.)
 template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm>
-__global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
+__global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const GemvArgs a) {
   constexpr bool kSwiglu = kMode == GemvMode::swiglu;
   constexpr int kRows = kSwiglu ? 2 * kCols : kCols;
-  // 16-byte loads in flight per lane: 8 or 4 (8 for one column per warp measured no faster on an
-  // H200: the 1.4B shape's W_o / W_down GEMV 11.5 vs 10.9 us under Nsight Compute)
+  // 16-byte loads in flight per lane: 8 (4 for one column per warp; 8 there measured no faster
+  // on an H200: the 1.4B shape's W_o / W_down GEMV 11.5 vs 10.9 us under Nsight Compute)
   constexpr int kUnroll = kRows >= 4 ? 2 : 4;
   __shared__ float rstd[kGemvMaxRows];
   const int lane = threadIdx.x & 31;
   const int total = total_columns(a);
-  // The weights do not depend on the kernels before this one: with PDL the block may start
-  // while they still run, so (when asked) its first weight rows go to L2 before it waits.
-  if (a.prefetch && lane < kCols) {
-    const int jr = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kCols + lane;
-    if (jr < total) {
-      const int j = mapped_column<kMode>(a, jr);
-      const unsigned bytes = unsigned(a.k) * sizeof(bf16);
-      if constexpr (kSwiglu) {
-        prefetch_l2(a.w[0] + i64(j) * a.k, bytes);
-        prefetch_l2(a.w[1] + i64(j) * a.k, bytes);
-      } else {
-        int i = 0, local = j;
-        while (local >= a.m[i]) local -= a.m[i++];
-        prefetch_l2(a.w[i] + i64(local) * a.k, bytes);
-      }
-    }
+  const int stride = gridDim.x * kWarps * kCols;
+  int j0 = first_group() * kCols;
+  // The weights do not depend on the kernels before this one: with PDL the block may start while
+  // they still run, so (unless turned off) it loads its first batch of weights before it waits.
+  const bf16* w[kRows];
+  uint4 wv[kUnroll][kRows];
+  bool preloaded = false;
+  if (a.preload && j0 < total) {
+    group_rows<kMode, kCols>(a, j0, total, w);
+    load_batch<kUnroll>(w, lane * 8, a.k, wv);
+    preloaded = true;
   }
   pdl_wait();
   pdl_launch_dependents();
   if constexpr (kNorm) norm_prologue(a, rstd);
-  const int stride = gridDim.x * kWarps * kCols;
   Out* out = static_cast<Out*>(a.out);
-  for (int j0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kCols; j0 < total; j0 += stride) {
-    const bf16* w[kRows];
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      // a past-the-end column repeats the last one
-      const int j = mapped_column<kMode>(a, min(j0 + c, total - 1));
-      if constexpr (kSwiglu) {
-        w[2 * c] = a.w[0] + i64(j) * a.k;
-        w[2 * c + 1] = a.w[1] + i64(j) * a.k;
-      } else {
-        int i = 0, local = j;
-        while (local >= a.m[i]) local -= a.m[i++];
-        w[c] = a.w[i] + i64(local) * a.k;
-      }
+  const int my_c = lane / NR, my_r = lane % NR;  // the (column, row) output of this lane
+  for (; j0 < total; j0 += stride) {
+    // the residual this lane adds to, read early (accumulate)
+    Out old{};
+    if constexpr (kMode == GemvMode::accumulate) {
+      if (my_c < kCols && my_r < a.n && j0 + my_c < total) old = out[my_r * a.ldo + j0 + my_c];
     }
+    if (!preloaded) group_rows<kMode, kCols>(a, j0, total, w);
     float acc[kRows][NR];
 #pragma unroll
     for (int q = 0; q < kRows; ++q) {
@@ -216,29 +244,26 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
       for (int r = 0; r < NR; ++r) acc[q][r] = 0.f;
     }
     for (int k0 = lane * 8; k0 < a.k; k0 += 256 * kUnroll) {
-      uint4 wv[kUnroll][kRows];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int kk = k0 + u * 256;
-#pragma unroll
-        for (int q = 0; q < kRows; ++q) {
-          wv[u][q] =
-              kk < a.k ? __ldg(reinterpret_cast<const uint4*>(w[q] + kk)) : make_uint4(0, 0, 0, 0);
-        }
-      }
+      if (!preloaded) load_batch<kUnroll>(w, k0, a.k, wv);
+      preloaded = false;
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int kk = k0 + u * 256;
         if (kk >= a.k) break;
         float g[8];
         if constexpr (kNorm) load_gain8(a, kk, g);
+        // every row of the template's NR is read (rows past n repeat the last one) so that the
+        // loads are issued together; only rows below n are stored
+        uint4 xv[NR];
 #pragma unroll
         for (int r = 0; r < NR; ++r) {
-          if (r >= a.n) break;
-          uint4 xv = __ldg(reinterpret_cast<const uint4*>(a.x + r * a.ldx + kk));
-          if constexpr (kNorm) xv = normalize8(xv, rstd[r], g);
+          xv[r] = __ldg(reinterpret_cast<const uint4*>(a.x + min(r, a.n - 1) * a.ldx + kk));
+        }
 #pragma unroll
-          for (int q = 0; q < kRows; ++q) acc[q][r] += dot8(wv[u][q], xv);
+        for (int r = 0; r < NR; ++r) {
+          if constexpr (kNorm) xv[r] = normalize8(xv[r], rstd[min(r, a.n - 1)], g);
+#pragma unroll
+          for (int q = 0; q < kRows; ++q) acc[q][r] += dot8(wv[u][q], xv[r]);
         }
       }
     }
@@ -264,7 +289,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
             const float g = acc[2 * c][r];
             *o = convert_to<Out>(g / (1.f + expf(-g)) * acc[2 * c + 1][r]);
           } else if constexpr (kMode == GemvMode::accumulate) {
-            *o = convert_to<Out>(convert_to<float>(*o) + acc[c][r]);
+            *o = convert_to<Out>(convert_to<float>(old) + acc[c][r]);
           } else {
             *o = convert_to<Out>(acc[c][r]);
           }
@@ -285,11 +310,22 @@ int sm_count() {
   return count;
 }
 
+// Blocks per multiprocessor the grid is capped at (DIFFTX_GEMV_BLOCKS_PER_SM=1..8 for profiling,
+// default 2: 16 warps per multiprocessor, each with 8 weight loads in flight).
+int blocks_per_sm() {
+  static const int blocks = [] {
+    const char* env = std::getenv("DIFFTX_GEMV_BLOCKS_PER_SM");
+    const int v = env ? std::atoi(env) : 0;
+    return v >= 1 && v <= 8 ? v : 2;
+  }();
+  return blocks;
+}
+
 template <int NR, GemvMode kMode, int kCols, bool kNorm>
 void launch_cols(const GemvArgs& a, int total, cudaStream_t stream) {
-  const i64 per_block = i64(kWarps) * kCols;
+  const i64 groups = (total + kCols - 1) / kCols;
   const unsigned blocks =
-      unsigned(std::min<i64>((total + per_block - 1) / per_block, i64(sm_count()) * 8));
+      unsigned(std::min<i64>((groups + kWarps - 1) / kWarps, i64(sm_count()) * blocks_per_sm()));
   cudaError_t status;
   if constexpr (kMode == GemvMode::qkv_rope) {  // bf16 out only
     status = launch_pdl(gemv_kernel<NR, kMode, bf16, kCols, kNorm>, dim3(blocks), dim3(kThreads), 0,
@@ -306,15 +342,36 @@ void launch_cols(const GemvArgs& a, int total, cudaStream_t stream) {
   }
 }
 
-// Columns per warp forced by the environment (DIFFTX_GEMV_COLS=1 or 4, for profiling), or 0.
+// Columns per warp forced by the environment (DIFFTX_GEMV_COLS=1, 2 or 4, for profiling), or 0.
 int forced_columns() {
   static const int cols = [] {
     const char* env = std::getenv("DIFFTX_GEMV_COLS");
-    if (env && std::strcmp(env, "1") == 0) return 1;
-    if (env && std::strcmp(env, "4") == 0) return 4;
+    if (env &&
+        (std::strcmp(env, "1") == 0 || std::strcmp(env, "2") == 0 || std::strcmp(env, "4") == 0)) {
+      return std::atoi(env);
+    }
     return 0;
   }();
   return cols;
+}
+
+// Columns per warp: the most (4, 2 or 1) that still gives every warp of the capped grid at least
+// two column groups (one from 4 rows up, where more columns per warp save more L1 reads of the
+// input): the grid is then full and balanced to within one group per warp. Before this, any
+// width of 4 x 8 x SMs columns or more took 4 per warp, which left the 1.4B shape's 5,461-column
+// SwiGLU 171 blocks: 39 multiprocessors with two, 93 with one.
+// (SwiGLU at 8 rows stops at 2: 4 would spill.)
+template <int NR, GemvMode kMode>
+int columns_per_warp(int total) {
+  const int forced = forced_columns();
+  if (forced) return forced;
+  const i64 warps = i64(sm_count()) * blocks_per_sm() * kWarps;
+  const i64 want = NR >= 4 ? warps : 2 * warps;
+  for (const int c : {4, 2}) {
+    if (c == 4 && kMode == GemvMode::swiglu && NR == 8) continue;
+    if ((total + c - 1) / c >= want) return c;
+  }
+  return 1;
 }
 
 template <int NR, GemvMode kMode, bool kNorm>
@@ -322,13 +379,16 @@ void launch_rows(const GemvArgs& a, int total, cudaStream_t stream) {
   if constexpr (kMode == GemvMode::qkv_rope) {  // a warp per rotation pair
     launch_cols<NR, kMode, 2, kNorm>(a, total, stream);
   } else {
-    // 4 columns per warp once that still gives every multiprocessor 8 warps (for any row count:
-    // forcing 4 columns at 4-8 rows left a 768-column projection 24 blocks, 26 us on an H200)
-    const int forced = forced_columns();
-    if (forced == 4 || (forced == 0 && total >= 4 * kWarps * sm_count())) {
-      launch_cols<NR, kMode, 4, kNorm>(a, total, stream);
-    } else {
-      launch_cols<NR, kMode, 1, kNorm>(a, total, stream);
+    switch (columns_per_warp<NR, kMode>(total)) {
+      case 4:
+        launch_cols<NR, kMode, 4, kNorm>(a, total, stream);
+        break;
+      case 2:
+        launch_cols<NR, kMode, 2, kNorm>(a, total, stream);
+        break;
+      default:
+        launch_cols<NR, kMode, 1, kNorm>(a, total, stream);
+        break;
     }
   }
 }
@@ -370,12 +430,14 @@ bool gemv_supported(const GemvArgs& a) {
   return a.out_type == ScalarType::bf16 || a.out_type == ScalarType::f32;
 }
 
-// Off unless DIFFTX_GEMV_PREFETCH=1: on an H200 it made the 1.4B decode step 12% slower (1.744 vs
-// 1.562 ms at batch 1) and the 125M one no faster (0.366 vs 0.368 ms); kept for profiling.
-static bool prefetch_enabled() {
+// On unless DIFFTX_GEMV_PRELOAD=0 (for profiling): each warp loads its first weights before it
+// waits on the previous kernel. (An earlier variant asked L2 for the warps' whole first rows
+// instead, Hopper's bulk prefetch: on an H200 that made the 1.4B decode step 12% slower, 1.744 vs
+// 1.562 ms, the next kernel's rows evicting the running kernel's.)
+static bool preload_enabled() {
   static const bool enabled = [] {
-    const char* env = std::getenv("DIFFTX_GEMV_PREFETCH");
-    return env && std::strcmp(env, "1") == 0;
+    const char* env = std::getenv("DIFFTX_GEMV_PRELOAD");
+    return !(env && std::strcmp(env, "0") == 0);
   }();
   return enabled;
 }
@@ -383,7 +445,7 @@ static bool prefetch_enabled() {
 void launch_gemv(const GemvArgs& args, cudaStream_t stream) {
   if (!gemv_supported(args)) throw_op_error("gemv", "operands the kernel does not take");
   GemvArgs a = args;
-  a.prefetch = prefetch_enabled();
+  a.preload = preload_enabled();
   int total = a.m[0];
   if (a.mode != GemvMode::swiglu) {
     for (int i = 1; i < a.count; ++i) total += a.m[i];

@@ -61,9 +61,9 @@ struct GemvArgs {
   __nv_bfloat16* xn = nullptr;
   float* rstd = nullptr;
   GemvRopeKv rope;  // qkv_rope mode only
-  // Set by launch_gemv: whether warps ask L2 for their first weight rows before waiting on the
-  // previous kernel (off unless the environment sets DIFFTX_GEMV_PREFETCH=1: it measured slower).
-  bool prefetch = true;
+  // Set by launch_gemv: whether warps load their first weights before waiting on the previous
+  // kernel (on unless the environment sets DIFFTX_GEMV_PRELOAD=0).
+  bool preload = true;
 };
 
 // Whether the kernel takes these operands: n <= kGemvMaxRows, k % 8 == 0, 16-byte aligned
