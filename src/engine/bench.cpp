@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <unordered_set>
 
 #include "difftx/engine/engine.h"
 #include "difftx/model/model.h"
@@ -31,6 +32,14 @@ std::vector<std::int32_t> random_prompt(int n, int vocab, std::mt19937_64& rng) 
 }
 
 }  // namespace
+
+int bench_prefill_steps_bound(int batch, int context, const BenchOptions& o) {
+  const std::int64_t per_step = std::max(1, o.max_step_tokens - batch);
+  const std::int64_t tokens = std::int64_t(batch) * context;
+  const std::int64_t by_chunk =
+      (context + std::max(1, o.prefill_chunk) - 1) / std::max(1, o.prefill_chunk);
+  return static_cast<int>(std::max((tokens + per_step - 1) / per_step, by_chunk) + batch);
+}
 
 std::int64_t decode_weight_bytes(const ModelConfig& c, DType act_dtype) {
   const std::int64_t E = c.d_model, F = c.ffn_dim;
@@ -105,7 +114,10 @@ std::vector<BenchRow> run_engine_bench(Model& model, const std::string& label,
       base.batch = batch;
       base.context = context;
       const int steps = o.warmup_steps + o.gen_tokens;
-      const int total = context + steps + 2;  // prompt, first token, decode steps, one more
+      // tokens a sequence generates, at most: while other prompts are still prefilled, the first
+      // token, the decode steps, one more (still running when the timing ends)
+      const int generate = bench_prefill_steps_bound(batch, context, o) + steps + 2;
+      const int total = context + generate;
       auto skip = [&](std::string why) {
         BenchRow r = base;
         r.test = fmt::format("pp{}+tg{}", context, o.gen_tokens);
@@ -115,7 +127,7 @@ std::vector<BenchRow> run_engine_bench(Model& model, const std::string& label,
         rows.push_back(r);
       };
       if (total > c.max_seq_len) {
-        skip(fmt::format("context + {} tokens exceeds the model's max_seq_len {}", steps + 1,
+        skip(fmt::format("context + {} tokens exceeds the model's max_seq_len {}", generate,
                          c.max_seq_len));
         continue;
       }
@@ -145,15 +157,20 @@ std::vector<BenchRow> run_engine_bench(Model& model, const std::string& label,
         for (int b = 0; b < batch; ++b) {
           Request r;
           r.prompt = random_prompt(context, c.vocab_size, rng);
-          r.max_new_tokens = steps + 2;  // still running when the timing ends
+          r.max_new_tokens = generate;  // still running when the timing ends
           r.sampling.temperature = 0;
           r.stop_at_eos = false;
           engine.add(std::move(r));
         }
-        // Prefill: until every sequence has its first token.
-        int first_tokens = 0;
-        while (first_tokens < batch) {
-          for (const TokenEvent& e : engine.step()) first_tokens += e.token >= 0;
+        // Prefill: until every sequence has its first token. (Counted per sequence: sequences
+        // whose prompt is done decode while long prompts of others are still being prefilled,
+        // and counting their tokens ended this loop early, so that the timed steps of batch 32
+        // at context 32K were mixed prefill steps of fewer sequences.)
+        std::unordered_set<std::uint64_t> started;
+        while (static_cast<int>(started.size()) < batch) {
+          for (const TokenEvent& e : engine.step()) {
+            if (e.token >= 0) started.insert(e.sequence);
+          }
         }
         const double prefill_s = seconds_since(t0);
         for (int s = 0; s < o.warmup_steps; ++s) engine.step();
@@ -180,6 +197,10 @@ std::vector<BenchRow> run_engine_bench(Model& model, const std::string& label,
         tg.kv_ratio = after.live_tokens > 0
                           ? double(after.kv_blocks_used) * o.block_size / double(after.live_tokens)
                           : 0;
+        if (generated < double(batch) * o.gen_tokens) {  // a guard: the figures would be wrong
+          tg.note = fmt::format("not valid: the timed steps decoded {:.1f} of {} sequences",
+                                generated / o.gen_tokens, batch);
+        }
         rows.push_back(tg);
         if (progress) {
           progress(

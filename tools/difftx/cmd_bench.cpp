@@ -176,8 +176,14 @@ const CommandRegistration reg{
           if (a->baseline) fail("--baseline needs --config (the baseline gets random weights)");
         } else {
           ModelConfig c = load_model_config(a->config);
+          // room for the longest context, the tokens generated while the batch's prompts are
+          // prefilled and the timed steps
           int longest = 0;
-          for (int x : a->contexts) longest = std::max(longest, x);
+          for (int x : a->contexts) {
+            for (int b : a->batches) {
+              longest = std::max(longest, x + engine::bench_prefill_steps_bound(b, x, opt));
+            }
+          }
           c.max_seq_len = std::max(c.max_seq_len, longest + a->gen + opt.warmup_steps + 8);
           c.validate(a->config);
           subjects.push_back({c, ParamSet::initialised(c, a->seed, DType::f32, Device::cpu), {}});

@@ -57,7 +57,8 @@ void write_trace() {
   }
   std::lock_guard<std::mutex> lock(spans_mutex);
   std::fprintf(f, "start_ns,end_ns,name\n");
-  for (const KernelSpan& s : *spans) std::fprintf(f, "%llu,%llu,%s\n", s.start, s.end, s.name.c_str());
+  for (const KernelSpan& s : *spans)
+    std::fprintf(f, "%llu,%llu,%s\n", s.start, s.end, s.name.c_str());
   const bool ok = std::fclose(f) == 0 && std::rename(tmp.c_str(), path) == 0;
   std::fprintf(stderr, "kernel_trace: %zu kernels %s %s\n", spans->size(),
                ok ? "written to" : "NOT written to", path);

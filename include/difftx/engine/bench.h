@@ -51,6 +51,12 @@ struct BenchRow {
   std::string note;           // why a case was skipped, or an error
 };
 
+// Steps a case's prompts take to prefill, at most: the engine processes up to max_step_tokens
+// tokens a step (decode rows first), each prompt up to prefill_chunk of them. Sequences whose
+// prompt is done decode meanwhile, so every request may generate this many tokens more than the
+// timed steps need, and its KV blocks are budgeted for them.
+int bench_prefill_steps_bound(int batch, int context, const BenchOptions& o);
+
 // Bytes a decode step reads at least: every weight matrix once (the output head included) in
 // the activation dtype, and every cached token's K and V in every layer.
 std::int64_t decode_weight_bytes(const ModelConfig& c, DType act_dtype);

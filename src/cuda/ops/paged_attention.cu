@@ -104,72 +104,50 @@ __device__ void write_output(const PagedParams& p, const float* vals, int b, int
 }
 
 // The last block of a (sequence, block row) `row` combines the `used` splits' partial rows (read
-// from L2: other blocks wrote them) into vals, laid out as write_output reads them. The loads of
-// a round of splits (each lane's outputs, up to 16 splits) go out together, the first with the
-// (max, sum) pairs, so that a few splits cost one trip to L2; the sums run in split order.
+// from L2: other blocks wrote them) into vals, laid out as write_output reads them. Every load of
+// a round is issued before the first is used: the (max, sum) pairs of all splits at once, then
+// the partial outputs 8 splits at a time; the sums run in split order.
 template <int kDv, int R, bool kDiff>
 __device__ void combine_splits(const PagedParams& p, i64 row, int used, int heads, float* vals) {
   __shared__ float ml_s[kMaxSplits * R * 2];  // (split, row, {max, sum})
   __shared__ float scale_s[kMaxSplits][R];    // exp2(m_s - M) / L per split and row
-  constexpr int kRowStep = kDiff ? 2 : 1;
-  constexpr int kElems = ((kDiff ? R / 2 : R) * kDv + kThreads - 1) / kThreads;  // per lane
-  // splits per round: 64 partial values in registers per lane, 2 to 16 splits
-  constexpr int kPer = 64 / (kElems * (kDiff ? 2 : 1));
-  constexpr int kBatch = kPer < 2 ? 2 : (kPer > 16 ? 16 : kPer);
   const i64 base = row * p.num_splits;
-  const int n_out = heads * kDv;
-  float o0[kElems], o1[kElems];
-#pragma unroll
-  for (int e = 0; e < kElems; ++e) o0[e] = o1[e] = 0.f;
-  for (int s0 = 0; s0 < used; s0 += kBatch) {
-    float a0[kElems][kBatch], a1[kElems][kBatch];
-#pragma unroll
-    for (int e = 0; e < kElems; ++e) {
-      const int i = threadIdx.x + e * kThreads;
-      const int r0 = (i / kDv) * kRowStep, c = i % kDv;
+  for (int i = threadIdx.x; i < used * R * 2; i += kThreads) {
+    ml_s[i] = __ldcg(&p.ws_ml[base * R * 2 + i]);
+  }
+  __syncthreads();
+  if (threadIdx.x < R) {
+    const int r = threadIdx.x;
+    float mx = -INFINITY;
+    for (int s = 0; s < used; ++s) mx = fmaxf(mx, ml_s[(s * R + r) * 2]);
+    float total = 0.f;
+    for (int s = 0; s < used; ++s)
+      total += ml_s[(s * R + r) * 2 + 1] * exp2f(ml_s[(s * R + r) * 2] - mx);
+    for (int s = 0; s < used; ++s) scale_s[s][r] = exp2f(ml_s[(s * R + r) * 2] - mx) / total;
+  }
+  __syncthreads();
+  const float lambda = kDiff ? *p.lambda : 0.f;
+  constexpr int kBatch = 8;
+  for (int i = threadIdx.x; i < heads * kDv; i += kThreads) {
+    const int hh = i / kDv, c = i % kDv;
+    const int r0 = kDiff ? 2 * hh : hh;
+    float o0 = 0.f, o1 = 0.f;
+    for (int s0 = 0; s0 < used; s0 += kBatch) {
+      float a0[kBatch], a1[kBatch];
 #pragma unroll
       for (int u = 0; u < kBatch; ++u) {
-        const bool live = i < n_out && s0 + u < used;
         const float* a = p.ws_acc + (base + s0 + u) * R * kDv;
-        a0[e][u] = live ? __ldcg(&a[r0 * kDv + c]) : 0.f;
-        a1[e][u] = kDiff && live ? __ldcg(&a[(r0 + 1) * kDv + c]) : 0.f;
+        a0[u] = s0 + u < used ? __ldcg(&a[r0 * kDv + c]) : 0.f;
+        a1[u] = kDiff && s0 + u < used ? __ldcg(&a[(r0 + 1) * kDv + c]) : 0.f;
       }
-    }
-    if (s0 == 0) {
-      for (int i = threadIdx.x; i < used * R * 2; i += kThreads) {
-        ml_s[i] = __ldcg(&p.ws_ml[base * R * 2 + i]);
-      }
-      __syncthreads();
-      if (threadIdx.x < R) {
-        const int r = threadIdx.x;
-        float mx = -INFINITY;
-        for (int s = 0; s < used; ++s) mx = fmaxf(mx, ml_s[(s * R + r) * 2]);
-        float total = 0.f;
-        for (int s = 0; s < used; ++s)
-          total += ml_s[(s * R + r) * 2 + 1] * exp2f(ml_s[(s * R + r) * 2] - mx);
-        for (int s = 0; s < used; ++s) scale_s[s][r] = exp2f(ml_s[(s * R + r) * 2] - mx) / total;
-      }
-      __syncthreads();
-    }
-#pragma unroll
-    for (int e = 0; e < kElems; ++e) {
-      const int i = threadIdx.x + e * kThreads;
-      const int r0 = ((i < n_out ? i : 0) / kDv) * kRowStep;
 #pragma unroll
       for (int u = 0; u < kBatch; ++u) {
         if (s0 + u >= used) break;
-        o0[e] = fmaf(scale_s[s0 + u][r0], a0[e][u], o0[e]);
-        if (kDiff) o1[e] = fmaf(scale_s[s0 + u][r0 + 1], a1[e][u], o1[e]);
+        o0 = fmaf(scale_s[s0 + u][r0], a0[u], o0);
+        if (kDiff) o1 = fmaf(scale_s[s0 + u][r0 + 1], a1[u], o1);
       }
     }
-  }
-  const float lambda = kDiff ? *p.lambda : 0.f;
-#pragma unroll
-  for (int e = 0; e < kElems; ++e) {
-    const int i = threadIdx.x + e * kThreads;
-    if (i >= n_out) continue;
-    const int r0 = (i / kDv) * kRowStep, c = i % kDv;
-    vals[r0 * kDv + c] = kDiff ? o0[e] - lambda * o1[e] : o0[e];
+    vals[r0 * kDv + c] = kDiff ? o0 - lambda * o1 : o0;
   }
 }
 
@@ -185,11 +163,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   constexpr int kTppV = kThreads / kVch;
   constexpr int kPassV = kTile / kTppV;
   constexpr int kRowsPerComp = kDiff ? R / 2 : R;
-  // 16-byte loads in flight per lane: a whole tile's keys, and its values, at up to 16 per lane
-  // (8 where 16 would spill: DIFF V1 at d = 128 with 8 rows)
-  constexpr int kMaxBatch = R * kSeg >= 2048 ? 8 : 16;
-  constexpr int kBatchK = kPassK < kMaxBatch ? kPassK : kMaxBatch;
-  constexpr int kBatchV = kPassV < kMaxBatch ? kPassV : kMaxBatch;
+  constexpr int kBatchK = kPassK < 8 ? kPassK : 8;  // 16-byte loads in flight per lane
+  constexpr int kBatchV = kPassV < 8 ? kPassV : 8;
   static_assert(kThreads % kKch == 0 && kTile % kTppK == 0 && kTile % kTppV == 0, "tiling");
 
   __shared__ float q_s[R][D];
@@ -198,20 +173,18 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   __shared__ int slot_s[kTile];
   __shared__ float m_s[R], l_s[R], alpha_s[R];
 
+  pdl_wait();
+  pdl_launch_dependents();
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
   const int j = gy / p.row_groups, rg = gy % p.row_groups;
   const int rows_here = min(R, p.group_rows - rg * R);
   const int qc0 = j * p.group_rows + rg * R;  // first query component of the block
-  // Context lengths and block tables are step inputs, written before the step's first kernel:
-  // safe to read before pdl_wait (which only waits for the kernels of this step).
   const int ctx = p.lens[b];
 
   const int heads = kDiff ? rows_here / 2 : rows_here;  // output heads of the block
   const int head0 = kDiff ? qc0 / 2 : qc0;
   if (ctx == 0) {  // nothing to attend: zero output, written by the first split
-    pdl_wait();
-    pdl_launch_dependents();
     if (split == 0) {
       for (int i = tid; i < R * kDv; i += kThreads) red_s[i / kDv][i % kDv] = 0.f;
       __syncthreads();
@@ -221,54 +194,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   }
   const int per = split_tokens(ctx, p.num_splits);
   const int start = split * per;
-  if (start >= ctx) return;  // the whole block leaves together, having touched nothing
+  if (start >= ctx) return;  // the whole block leaves together
   const int end = min(ctx, start + per);
-
-  const bf16* k_base = p.k_pool + i64(kDiff ? 2 * j : j) * D;
-  const bf16* v_base = p.v_pool + i64(j) * kDv;
-  const std::int32_t* table = p.tables + i64(b) * p.max_blocks;
-  const int kc = tid % kKch, k_tok = tid / kKch;
-  const int comp = kDiff ? kc / kLpc : 0;
-  const int e0 = (kc % kLpc) * 8;
-  const int vc = tid % kVch, v_tok = tid / kVch;
-  auto load_k = [&](int tt) {
-    const int slot = slot_s[tt];
-    return slot >= 0 ? __ldg(reinterpret_cast<const uint4*>(k_base + i64(slot) * p.k_width) + kc)
-                     : make_uint4(0, 0, 0, 0);
-  };
-  auto load_v = [&](int tt) {
-    const int slot = slot_s[tt];
-    return slot >= 0 ? __ldg(reinterpret_cast<const uint4*>(v_base + i64(slot) * p.v_width) + vc)
-                     : make_uint4(0, 0, 0, 0);
-  };
-  auto fill_slots = [&](int t0) {
-    const int n_tile = min(kTile, end - t0);
-    if (tid < kTile) {
-      const int t = t0 + tid;
-      slot_s[tid] = tid < n_tile ? table[t / p.block_size] * p.block_size + t % p.block_size : -1;
-    }
-  };
-
-  // The first tile's keys and values (its first batch of loads per lane) do not depend on this
-  // step's kernels except for the newest token's, which the kernel before this one writes: they
-  // are loaded before pdl_wait, and the newest token's are loaded again after it.
-  fill_slots(start);
-  __syncthreads();
-  uint4 kfirst[kBatchK], vfirst[kBatchV];
-#pragma unroll
-  for (int ps = 0; ps < kBatchK; ++ps) kfirst[ps] = load_k(ps * kTppK + k_tok);
-#pragma unroll
-  for (int ps = 0; ps < kBatchV; ++ps) vfirst[ps] = load_v(ps * kTppV + v_tok);
-  pdl_wait();
-  pdl_launch_dependents();
-#pragma unroll
-  for (int ps = 0; ps < kBatchK; ++ps) {
-    if (start + ps * kTppK + k_tok == ctx - 1) kfirst[ps] = load_k(ps * kTppK + k_tok);
-  }
-#pragma unroll
-  for (int ps = 0; ps < kBatchV; ++ps) {
-    if (start + ps * kTppV + v_tok == ctx - 1) vfirst[ps] = load_v(ps * kTppV + v_tok);
-  }
 
   for (int i = tid; i < R * D; i += kThreads) {
     const int r = i / D, e = i % D;
@@ -282,6 +209,14 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
     l_s[tid] = 0.f;
   }
 
+  const bf16* k_base = p.k_pool + i64(kDiff ? 2 * j : j) * D;
+  const bf16* v_base = p.v_pool + i64(j) * kDv;
+  const std::int32_t* table = p.tables + i64(b) * p.max_blocks;
+  const int kc = tid % kKch, k_tok = tid / kKch;
+  const int comp = kDiff ? kc / kLpc : 0;
+  const int e0 = (kc % kLpc) * 8;
+  const int vc = tid % kVch, v_tok = tid / kVch;
+
   float acc[R][8];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -291,16 +226,21 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
 
   for (int t0 = start; t0 < end; t0 += kTile) {
     const int n_tile = min(kTile, end - t0);
-    const bool first = t0 == start;
-    if (!first) {
-      fill_slots(t0);
-      __syncthreads();  // slots ready; the previous tile's probabilities consumed
-      // The first batch of V loads goes out with the K loads: they do not depend on the scores,
-      // and a tile then waits on memory once instead of twice.
+    if (tid < kTile) {
+      const int t = t0 + tid;
+      slot_s[tid] = tid < n_tile ? table[t / p.block_size] * p.block_size + t % p.block_size : -1;
+    }
+    __syncthreads();  // slots ready; the previous tile's probabilities consumed
+
+    // The first batch of V loads goes out with the K loads: they do not depend on the scores,
+    // and a tile then waits on memory once instead of twice.
+    uint4 vfirst[kBatchV];
 #pragma unroll
-      for (int ps = 0; ps < kBatchV; ++ps) vfirst[ps] = load_v(ps * kTppV + v_tok);
-    } else {
-      __syncthreads();  // q_s ready
+    for (int ps = 0; ps < kBatchV; ++ps) {
+      const int slot = slot_s[ps * kTppV + v_tok];
+      vfirst[ps] = slot >= 0
+                       ? __ldg(reinterpret_cast<const uint4*>(v_base + i64(slot) * p.v_width) + vc)
+                       : make_uint4(0, 0, 0, 0);
     }
 
     // A. scores, loads issued in batches of up to 8 per lane
@@ -309,7 +249,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       uint4 kraw[kBatchK];
 #pragma unroll
       for (int ps = 0; ps < kBatchK; ++ps) {
-        kraw[ps] = first && ps0 == 0 ? kfirst[ps] : load_k((ps0 + ps) * kTppK + k_tok);
+        const int slot = slot_s[(ps0 + ps) * kTppK + k_tok];
+        kraw[ps] = slot >= 0
+                       ? __ldg(reinterpret_cast<const uint4*>(k_base + i64(slot) * p.k_width) + kc)
+                       : make_uint4(0, 0, 0, 0);
       }
 #pragma unroll
       for (int ps = 0; ps < kBatchK; ++ps) {
@@ -373,7 +316,14 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       uint4 vraw[kBatchV];
 #pragma unroll
       for (int ps = 0; ps < kBatchV; ++ps) {
-        vraw[ps] = ps0 == 0 ? vfirst[ps] : load_v((ps0 + ps) * kTppV + v_tok);
+        if (ps0 == 0) {
+          vraw[ps] = vfirst[ps];
+          continue;
+        }
+        const int slot = slot_s[(ps0 + ps) * kTppV + v_tok];
+        vraw[ps] = slot >= 0
+                       ? __ldg(reinterpret_cast<const uint4*>(v_base + i64(slot) * p.v_width) + vc)
+                       : make_uint4(0, 0, 0, 0);
       }
 #pragma unroll
       for (int ps = 0; ps < kBatchV; ++ps) {
