@@ -7,7 +7,7 @@
 #
 # On the build machine (Debian 12 + nvcc 13, no GPU), from the repository root:
 #   cmake --preset cuda -DCMAKE_CUDA_ARCHITECTURES=90a
-#   cmake --build --preset cuda --target difftx_cli test_engine_ops_cuda test_engine_cuda
+#   cmake --build --preset cuda --target difftx_cli test_engine_ops_cuda test_engine_cuda difftx_kernel_trace
 #   scripts/gpu/run_engine_suite.sh --stage build/cuda    # binaries + libs -> .carry/engine.tar.gz
 # On the GPU machine (carry .carry/engine.tar.gz; python3 there has torch + transformers):
 #   scripts/gpu/run_engine_suite.sh [tests|bench125|bench1b|all]     (default: all)
