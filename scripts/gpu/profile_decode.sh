@@ -3,7 +3,11 @@
 # CUDA graphs and programmatic dependent launch (PDL), then Nsight Compute's duration of every
 # kernel of a short batch-1 run, summed per kernel (scripts/gpu/kernel_table.py). Needs the staged
 # engine binaries (scripts/gpu/stage_all.sh; unpacked here if only the archive came).
-#   scripts/gpu/profile_decode.sh [times|kernels|all]      (default all; logs and tables in $OUT)
+#   scripts/gpu/profile_decode.sh [times|kernels|attention|all]   (default all; logs in $OUT)
+# attention: Nsight Compute's launch, occupancy, warp-state, scheduler and memory sections of a
+# few batch-1 paged attention calls of each config (what bounds a kernel that reads a
+# microsecond's worth of K/V and takes 9-15 us; NCU_SKIP calls skipped first, default 300: past
+# the warm-up's batch-8 calls); not part of `all`.
 # Environment: CONFIGS (default: the 125M DIFF V1, V2 and softmax configs and the 1.4B shape),
 # NCU_CONFIGS (the configs profiled by ncu, default CONFIGS), NCU_TIMEOUT (seconds each, 120),
 # NCU_GEN (decode steps under ncu, 8), TIMES_TIMEOUT (seconds per step-time run, 120),
@@ -34,6 +38,22 @@ if [[ $what == kernels || $what == all ]]; then
       --gen "${NCU_GEN:-8}" > "$out/ncu-$name.csv" 2> "$out/ncu-$name.log"
     echo "ncu exit $?"
     python3 scripts/gpu/kernel_table.py "$out/ncu-$name.csv" | tee "$out/kernels-$name.txt"
+  done
+fi
+
+if [[ $what == attention ]]; then
+  command -v ncu > /dev/null || { echo "no ncu on this machine"; exit 1; }
+  for c in ${NCU_CONFIGS:-$configs}; do
+    name=$(basename "$c" .json)
+    echo "==== ncu sections: paged attention, $name, batch 1, context 512"
+    timeout "${NCU_TIMEOUT:-120}" ncu --clock-control none -k regex:paged_decode --launch-skip "${NCU_SKIP:-300}" \
+      --launch-count 4 --section LaunchStats --section Occupancy --section WarpStateStats \
+      --section SchedulerStats --section MemoryWorkloadAnalysis --section SpeedOfLight \
+      "$bin/difftx" bench --config "$c" --device cuda --batch 1 --context 512 --gen 32 \
+      > "$out/ncu-attention-$name.txt" 2> "$out/ncu-attention-$name.log"
+    echo "ncu exit $?"
+    grep -E "Duration|Registers Per|Achieved Occupancy|Stall|Warp Cycles Per Issued|Issued Warp|Memory Throughput" \
+      "$out/ncu-attention-$name.txt" | head -n 40
   done
 fi
 
