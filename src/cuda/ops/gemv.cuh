@@ -62,7 +62,10 @@ struct GemvArgs {
   float* rstd = nullptr;
   GemvRopeKv rope;  // qkv_rope mode only
   // Set by launch_gemv: whether warps load their first weights before waiting on the previous
-  // kernel (on unless the environment sets DIFFTX_GEMV_PRELOAD=0).
+  // kernel (on unless the environment sets DIFFTX_GEMV_PRELOAD=0). The contract that comes with
+  // it: the weights must not be written by the kernel launched just before on the stream (every
+  // caller reads weights written long before; x, the norm gain and the outputs are touched only
+  // after the wait).
   bool preload = true;
 };
 
