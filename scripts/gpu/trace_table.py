@@ -52,16 +52,18 @@ def main(path, step_regex):
     steps = sum(1 for k in decode if step_re.search(k[2]))
     if steps == 0:
         sys.exit(f"{path}: no kernel matches {step_regex!r}")
-    # the window from the first step marker's start to the last one's end
+    # the window from the first step marker's end to the last one's end: whole steps, each with
+    # the gap before its first kernel
     marks = [i for i, k in enumerate(decode) if step_re.search(k[2])]
     window = decode[marks[0] + 1: marks[-1] + 1]
-    wall = window[-1][0] + window[-1][1] - window[0][0]
+    origin = decode[marks[0]][0] + decode[marks[0]][1]
+    wall = window[-1][0] + window[-1][1] - origin
     n = steps - 1
     # span: start to end (with PDL this includes waiting for the kernel before); added: how much
     # later the step's running front ends because of this kernel (end - latest end before it),
     # which sums to the step's wall time
     per = defaultdict(lambda: [0, 0.0, 0.0])
-    busy_end, busy = window[0][0], 0.0
+    busy_end, busy = origin, 0.0
     for s, d, name in window:
         per[short(name)][0] += 1
         per[short(name)][1] += d
