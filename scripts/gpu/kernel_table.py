@@ -9,8 +9,10 @@ from collections import defaultdict
 
 
 def short(name):
-    # "void ns::kernel<int, ...>(args)" -> "kernel<int, ...>", at most 110 characters
-    name = re.sub(r"\(.*\)$", "", name.replace("void ", "", 1))
+    # "void ns::(anonymous namespace)::kernel<int, (Enum)1>(args)" -> "kernel<int, (Enum)1>",
+    # at most 110 characters (also used by trace_table.py)
+    name = name.replace("(anonymous namespace)::", "").replace("void ", "", 1)
+    name = re.sub(r"\([^()]*\)$", "", name)  # the parameter list
     name = re.sub(r"\b[a-z_]+::", "", name)
     return name[:110]
 

@@ -72,6 +72,12 @@ finish() {
   for p in "${pids[@]}"; do kill -KILL -- "-$p" 2> /dev/null; done
   pids=()
 }
+# unpack_engine: the engine stage alone (run_engine_suite.sh --stage), if only its archive came.
+unpack_engine() {
+  if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
+    mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz
+  fi
+}
 # pack NAME...: each job's folder and log into $out/NAME.tgz; the log's tail into the summary.
 pack() {
   for name in "$@"; do
@@ -103,9 +109,7 @@ case $part in
   profile)
     # One H200: the engine tests, then where a decode step's time goes (step times with and
     # without graphs / PDL, Nsight Compute's per-kernel table of the 125M V1 and 1.4B steps).
-    if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
-      mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz
-    fi
+    unpack_engine
     job profile bash -c 'bash scripts/gpu/run_engine_suite.sh tests;
       CONFIGS="configs/gpt-125m-diff-v1.json" bash scripts/gpu/profile_decode.sh times;
       CONFIGS="configs/gpt-125m-softmax.json configs/gpt-125m-diff-v2.json" VARIANTS=graphs \
@@ -119,9 +123,7 @@ case $part in
     ;;
   engine)
     # the engine stage alone (run_engine_suite.sh --stage) or the whole archive
-    if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
-      mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz
-    fi
+    unpack_engine
     if [[ ! -d .carry/fuzz && -f .carry/fuzz.tar.xz ]]; then tar -C .carry -xJf .carry/fuzz.tar.xz; fi
     if [[ -d .carry/fuzz ]]; then
       # processes per harness from their single-core rates: each reaches 10M executions in ~8 min
@@ -140,9 +142,7 @@ case $part in
     pack "${names[@]}"
     ;;
   tune)
-    if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
-      mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz
-    fi
+    unpack_engine
     job gpu0 env CUDA_VISIBLE_DEVICES=0 bash -c 'bash scripts/gpu/run_engine_suite.sh tests;
       CONFIGS="configs/gpt-125m-diff-v1.json bench/engine/diff-1.4b.json" \
         VARIANTS="${TUNE_VARIANTS:-graphs no-preload bps1 bps4}" TIMES_TIMEOUT=90 \

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from collections import defaultdict
 
+from kernel_table import short
+
 PREFILL = re.compile(r"nvjet|attention_fwd|cublas|gemm", re.I)
 
 
@@ -21,13 +23,6 @@ def demangle(names):
         return dict(zip(names, out)) if len(out) == len(names) else {n: n for n in names}
     except (OSError, subprocess.CalledProcessError):
         return {n: n for n in names}
-
-
-def short(name):
-    name = name.replace("(anonymous namespace)::", "").replace("void ", "", 1)
-    name = re.sub(r"\([^()]*\)$", "", name)  # the parameter list
-    name = re.sub(r"\b[a-z_]+::", "", name)
-    return name[:100]
 
 
 def main(path, step_regex):
