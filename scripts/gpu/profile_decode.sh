@@ -11,7 +11,8 @@
 # Environment: CONFIGS (default: the 125M DIFF V1, V2 and softmax configs and the 1.4B shape),
 # NCU_CONFIGS (the configs profiled by ncu, default CONFIGS), NCU_TIMEOUT (seconds each, 120),
 # NCU_GEN (decode steps under ncu, 8), TIMES_TIMEOUT (seconds per step-time run, 120),
-# VARIANTS (of the step times: default "graphs no-graphs no-pdl no-preload"; no-preload: the GEMV
+# VARIANTS (of the step times: default "graphs no-lookahead no-graphs no-pdl"; no-lookahead: each
+# step waited for before the next is queued; no-preload: the GEMV
 # does not load its first weights before waiting on the previous kernel; cols1 / cols2 / cols4:
 # the GEMV takes 1 / 2 / 4 output columns per warp whatever the width; bps1 .. bps8: its grid is
 # capped at that many blocks per multiprocessor instead of 2), BASELINE=1 (the step times of the
@@ -60,11 +61,12 @@ fi
 if [[ $what == times || $what == all ]]; then
   for c in $configs; do
     name=$(basename "$c" .json)
-    for variant in ${VARIANTS:-graphs no-graphs no-pdl no-preload}; do
+    for variant in ${VARIANTS:-graphs no-lookahead no-graphs no-pdl}; do
       flags=()
       envs=()
       case $variant in
         no-graphs) flags=(--no-graphs) ;;
+        no-lookahead) flags=(--no-lookahead) ;;
         no-pdl) envs=(DIFFTX_PDL=0) ;;
         no-preload) envs=(DIFFTX_GEMV_PRELOAD=0) ;;
         cols[124]) envs=(DIFFTX_GEMV_COLS=${variant#cols}) ;;

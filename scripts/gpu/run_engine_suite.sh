@@ -7,7 +7,8 @@
 #
 # On the build machine (Debian 12 + nvcc 13, no GPU), from the repository root:
 #   cmake --preset cuda -DCMAKE_CUDA_ARCHITECTURES=90a
-#   cmake --build --preset cuda --target difftx_cli test_engine_ops_cuda test_engine_cuda difftx_kernel_trace
+#   cmake --build --preset cuda --target difftx_cli test_engine_ops_cuda test_engine_cuda \
+#     test_cuda_backend_ops difftx_kernel_trace
 #   scripts/gpu/run_engine_suite.sh --stage build/cuda    # binaries + libs -> .carry/engine.tar.gz
 # On the GPU machine (carry .carry/engine.tar.gz; python3 there has torch + transformers):
 #   scripts/gpu/run_engine_suite.sh [tests|bench125|bench1b|all]     (default: all)
@@ -18,7 +19,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 stage=$root/.carry/engine
-tests=(test_engine_ops_cuda test_engine_cuda)
+tests=(test_engine_ops_cuda test_engine_cuda test_cuda_backend_ops)
 
 if [[ ${1:-} == --stage ]]; then
   build=${2:?usage: $0 --stage <cuda build dir>}

@@ -131,11 +131,11 @@ case $part in
         bash scripts/gpu/run_fuzz_long.sh .carry/fuzz "${FUZZ_RUNS:-10000000}" "${FUZZ_SECONDS:-460}"
     fi
     # GPU 0: the tests, then the 1.4B benchmark (~4 min); GPU 1: the 125M benchmark, then the
-    # step times with and without graphs / PDL.
+    # step times without look-ahead, graphs or PDL.
     job gpu0 env CUDA_VISIBLE_DEVICES=0 DIFFTX_SUITE_BUDGET=470 bash -c \
       'bash scripts/gpu/run_engine_suite.sh tests; bash scripts/gpu/run_engine_suite.sh bench1b'
     job gpu1 env CUDA_VISIBLE_DEVICES=1 DIFFTX_SUITE_BUDGET=300 bash -c 'bash scripts/gpu/run_engine_suite.sh bench125;
-      CONFIGS="configs/gpt-125m-diff-v1.json" VARIANTS="no-graphs no-pdl no-preload" \
+      CONFIGS="configs/gpt-125m-diff-v1.json" VARIANTS="no-lookahead no-graphs no-pdl" \
         bash scripts/gpu/profile_decode.sh times;
       BATCHES=1 bash scripts/gpu/trace_decode.sh'
     finish

@@ -6,7 +6,8 @@
 # duration, step wall time). Needs the staged engine binaries (.carry/engine or its archive).
 #   scripts/gpu/trace_decode.sh            (tables and logs in $OUT)
 # Environment: CONFIGS (default: the 125M DIFF V1 and the 1.4B shape), BATCHES (default "1 8"),
-# TRACE_ENV (extra environment for the traced runs, e.g. DIFFTX_GEMV_PRELOAD=0), TAG (file suffix).
+# TRACE_ENV (extra environment for the traced runs, e.g. DIFFTX_GEMV_PRELOAD=0), BENCH_FLAGS
+# (extra `difftx bench` flags, e.g. --no-lookahead), TAG (file suffix).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -25,7 +26,7 @@ for c in $configs; do
     csv=/tmp/trace-$name-b$b$tag.csv
     echo "==== kernel trace: $name, batch $b, context 512 ${TRACE_ENV:-}"
     env ${TRACE_ENV:-} CUDA_INJECTION64_PATH="$tracer" DIFFTX_KERNEL_TRACE="$csv" timeout 150 \
-      "$bin/difftx" bench --config "$c" --device cuda --batch "$b" --context 512 --gen 32 \
+      "$bin/difftx" bench --config "$c" --device cuda --batch "$b" --context 512 --gen 32 ${BENCH_FLAGS:-} \
       > "$out/trace-$name-b$b$tag.log" 2>&1
     echo "exit $?; $(grep -E '^\| .* tg' "$out/trace-$name-b$b$tag.log" | head -n 1)"
     python3 scripts/gpu/trace_table.py "$csv" | tee "$out/trace-$name-b$b$tag.txt"

@@ -3,7 +3,8 @@
 "start_ns,end_ns,name" per kernel, graph nodes included): the kernels after the last prefill kernel
 (cuBLASLt / flash attention), with their launches, mean duration, time per step, and the step's
 wall time, so one sees where a graph-launched step goes with PDL overlap included (Nsight
-Compute times each kernel alone). Used by scripts/gpu/trace_decode.sh.
+Compute times each kernel alone), and what lies between two steps (the idle time, and the copies
+traced in it). Used by scripts/gpu/trace_decode.sh.
   trace_table.py TRACE.csv [STEP_KERNEL_REGEX]"""
 import csv
 import re
@@ -23,6 +24,33 @@ def demangle(names):
         return dict(zip(names, out)) if len(out) == len(names) else {n: n for n in names}
     except (OSError, subprocess.CalledProcessError):
         return {n: n for n in names}
+
+
+COPY = re.compile(r"memcpy|copy_words", re.I)
+
+
+def between_steps(trace, decode, marks):
+    """The time from each step's last kernel (its marker) to the next step's first kernel that is
+    not a copy, and the copies in it (copy-engine transfers, traced as memcpy_*, and copy kernels),
+    averaged over the steps."""
+    gaps, copies = [], defaultdict(lambda: [0, 0.0])
+    for a, b in zip(marks, marks[1:]):
+        end = decode[a][0] + decode[a][1]
+        first = next((k for k in decode[a + 1: b + 1] if not COPY.search(k[2])), None)
+        if first is None:
+            continue
+        gaps.append(first[0] - end)
+        for s, d, name in trace:
+            if COPY.search(name) and end <= s < first[0]:
+                copies[short(name)][0] += 1
+                copies[short(name)][1] += d
+    if not gaps:
+        return "between steps: no step boundary"
+    k = len(gaps)
+    parts = ", ".join(f"{total / k / 1e3:.1f} us {name} ({count / k:.1f})"
+                      for name, (count, total) in sorted(copies.items()))
+    return (f"between steps: {sum(gaps) / k / 1e3:.1f} us from a step's last kernel to the next "
+            f"step's first; copies in it per step: {parts or 'none'}")
 
 
 def main(path, step_regex):
@@ -69,6 +97,7 @@ def main(path, step_regex):
         busy_end = max(busy_end, s + d)
     print(f"{n} decode steps, {wall / n / 1e3:.1f} us per step (wall), a kernel running "
           f"{100 * busy / wall:.1f}% of it; {len(window) / n:.1f} kernels per step")
+    print(between_steps(kernels[last_prefill + 1:], decode, marks))
     print(f"{'added us':>9} {'per call':>8} {'span us':>8} {'calls':>6}  kernel (per step)")
     for name, (count, total, added) in sorted(per.items(), key=lambda kv: -kv[1][2]):
         print(f"{added / n / 1e3:9.1f} {added / count / 1e3:8.2f} {total / count / 1e3:8.2f} "

@@ -56,9 +56,13 @@ namespace {
 
 class CpuAllocator final : public DeviceAllocator {
  public:
+  // 64-byte aligned; from one page up, whole pages of their own, so that a backend may page-lock
+  // a tensor's memory (Backend::pin_host) without touching another's.
   void* allocate(std::size_t bytes) override {
-    std::size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    constexpr std::size_t kPage = 4096;
+    const std::size_t align = bytes >= kPage ? kPage : 64;
+    const std::size_t rounded = (bytes + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, rounded == 0 ? 64 : rounded);
     if (!p) fail("out of host memory allocating {} bytes", bytes);
     return p;
   }

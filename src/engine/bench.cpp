@@ -91,6 +91,7 @@ std::vector<BenchRow> run_engine_bench(Model& model, const std::string& label,
     eo.prefill_chunk = o.prefill_chunk;
     eo.max_step_tokens = o.max_step_tokens;
     eo.cuda_graphs = o.cuda_graphs;
+    eo.lookahead = o.lookahead;
     eo.kv_memory_bytes = std::int64_t(8) * (std::min(c.max_seq_len, 160) / o.block_size + 2) *
                          o.block_size * kv_token;
     Engine engine(model, eo);
@@ -150,6 +151,7 @@ std::vector<BenchRow> run_engine_bench(Model& model, const std::string& label,
       eo.prefill_chunk = o.prefill_chunk;
       eo.max_step_tokens = std::max(o.max_step_tokens, batch);
       eo.cuda_graphs = o.cuda_graphs;
+      eo.lookahead = o.lookahead;
       eo.kv_memory_bytes = kv_bytes;
       try {
         Engine engine(model, eo);

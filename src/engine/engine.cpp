@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <utility>
 
 #include "difftx/core/error.h"
 #include "difftx/engine/scheduler.h"
@@ -90,8 +92,31 @@ struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<StepRunner> runner;
   std::unique_ptr<Scheduler> scheduler;
+  StepPlan queued;  // the plan of the oldest step queued on the device and not yet completed
+  // An error of queuing the next step after a step's tokens were applied: those tokens are
+  // returned first, the error by the next step().
+  std::exception_ptr deferred_error;
 
   Impl(Model& m, const EngineOptions& o) : model(m), options(o) {}
+
+  // Plans a step now that every queued step is complete and queues it; the plan's ended
+  // (cancelled) sequences are reported at once.
+  void queue_next(std::vector<TokenEvent>& events) {
+    queued = scheduler->plan();
+    for (TokenEvent& e : queued.ended) events.push_back(std::move(e));
+    queued.ended.clear();
+    if (!queued.empty()) runner->submit(queued);
+  }
+
+  // Waits for the oldest queued step, after queuing the one after it when its rows are known
+  // without its tokens (look-ahead), and applies its tokens.
+  void complete_oldest(std::vector<TokenEvent>& events) {
+    StepPlan next = options.lookahead ? scheduler->plan_ahead(queued) : StepPlan{};
+    if (!next.empty()) runner->submit(next);
+    const std::vector<SampledToken> sampled = runner->collect();
+    for (TokenEvent& e : scheduler->complete(queued, sampled)) events.push_back(std::move(e));
+    queued = std::move(next);
+  }
 };
 
 Engine::Engine(Model& model, EngineOptions options) {
@@ -157,13 +182,43 @@ bool Engine::has_work() const {
   return impl_->scheduler->has_work();
 }
 
+// One step's tokens per call. With look-ahead a step is queued on the device when step() returns
+// (planned ahead, or planned with every token known), so the device works while the caller
+// handles the events; a step() waits for that step and queues the next before waiting.
 std::vector<TokenEvent> Engine::step() {
-  Scheduler& s = *impl_->scheduler;
-  if (!s.has_work()) return {};
-  StepPlan plan = s.plan();
-  std::vector<SampledToken> sampled;
-  if (!plan.empty()) sampled = impl_->runner->run(plan);
-  return s.complete(plan, sampled);
+  Impl& m = *impl_;
+  Scheduler& s = *m.scheduler;
+  std::vector<TokenEvent> events;
+  auto abandon_queued = [&] {
+    m.queued = StepPlan{};
+    m.runner->drop_queued();
+  };
+  if (m.deferred_error) {
+    std::rethrow_exception(std::exchange(m.deferred_error, nullptr));
+  }
+  try {
+    if (m.runner->queued() == 0) {
+      if (!s.has_work()) return {};
+      m.queue_next(events);
+      if (m.runner->queued() == 0) return events;  // only cancellations ended
+    }
+    m.complete_oldest(events);
+  } catch (...) {
+    abandon_queued();
+    throw;
+  }
+  // Tokens are applied now: a failure to queue the next step must not lose them. (When every
+  // sequence has ended, a queued look-ahead step of discarded rows stays queued: the next step()
+  // or the engine's end waits for it.)
+  if (m.options.lookahead && m.runner->queued() == 0 && s.has_work()) {
+    try {
+      m.queue_next(events);
+    } catch (...) {
+      abandon_queued();
+      m.deferred_error = std::current_exception();
+    }
+  }
+  return events;
 }
 
 EngineStats Engine::stats() const {

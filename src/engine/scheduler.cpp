@@ -75,7 +75,11 @@ void Scheduler::finish(Sequence& seq) {
   } else {
     waiting_.erase(std::find(waiting_.begin(), waiting_.end(), &seq));
   }
-  sequences_.erase(seq.id);
+  seq.running = false;
+  seq.finished = true;
+  auto it = sequences_.find(seq.id);
+  retired_.push_back(std::move(it->second));  // a queued step may still name it
+  sequences_.erase(it);
 }
 
 StepPlan Scheduler::plan() {
@@ -150,8 +154,60 @@ StepPlan Scheduler::plan() {
     plan.prefill.push_back({s, s->cached, chunk, chunk == pending});
     budget -= chunk;
   }
-  counters_.last_step_batch = static_cast<int>(plan.decode.size() + plan.prefill.size());
+  for (auto& c : plan.decode) c.counter = c.seq->generated;
+  for (auto& c : plan.prefill) c.counter = c.seq->generated;
   return plan;
+}
+
+StepPlan Scheduler::plan_ahead(const StepPlan& in_flight) {
+  // After in_flight's token a sequence has generated + 1 tokens of tokens.size() + 1: whether that
+  // ends it by length or context is known now (an EOS end is not).
+  auto ends_with = [&](const Sequence& s) {
+    return s.generated + 1 >= s.request.max_new_tokens ||
+           static_cast<int>(s.tokens.size()) + 1 >= limits_.max_seq_len;
+  };
+  StepPlan next;
+  if (in_flight.empty() || !in_flight.decode_only() || !waiting_.empty()) return next;
+  // in_flight's rows of running sequences are running_ in order (a sequence that ended since is
+  // out of running_): every running sequence must have one, so that nothing plan() would admit,
+  // prefill or end is skipped.
+  std::vector<int> rows;  // row of in_flight per running sequence
+  std::size_t r = 0;
+  for (std::size_t i = 0; i < in_flight.decode.size() && r < running_.size(); ++i) {
+    if (in_flight.decode[i].seq == running_[r]) {
+      rows.push_back(static_cast<int>(i));
+      ++r;
+    }
+  }
+  if (r != running_.size()) return next;
+  std::int64_t blocks_needed = 0;
+  for (std::size_t i = 0; i < running_.size(); ++i) {
+    const Sequence* s = running_[i];
+    const ScheduledChunk& c = in_flight.decode[static_cast<std::size_t>(rows[i])];
+    if (s->cancel_requested || c.begin != s->cached) return next;
+    const int position = c.begin + 1;
+    if (!ends_with(*s) &&
+        static_cast<std::int64_t>(s->blocks.size()) * limits_.block_size <= position) {
+      ++blocks_needed;
+    }
+  }
+  if (blocks_needed > pool_.free()) return next;  // plan() would preempt: not ahead of time
+  for (std::size_t i = 0; i < running_.size(); ++i) {
+    Sequence* s = running_[i];
+    const ScheduledChunk& c = in_flight.decode[static_cast<std::size_t>(rows[i])];
+    // a sequence that in_flight ends by length or context has no next row
+    if (ends_with(*s)) continue;
+    const int position = c.begin + 1;
+    if (static_cast<std::int64_t>(s->blocks.size()) * limits_.block_size <= position) {
+      s->blocks.push_back(pool_.allocate());
+    }
+    ScheduledChunk row{s, position, 1, true};
+    row.fed_from = rows[i];
+    row.counter = s->generated + 1;
+    next.decode.push_back(row);
+  }
+  if (!next.decode.empty()) ++counters_.lookahead_steps;
+  return next;
 }
 
 std::vector<TokenEvent> Scheduler::complete(StepPlan& plan,
@@ -159,10 +215,21 @@ std::vector<TokenEvent> Scheduler::complete(StepPlan& plan,
   DIFFTX_CHECK(static_cast<int>(sampled.size()) == plan.sampled(),
                "scheduler: {} sampled tokens for a step with {} sampling rows", sampled.size(),
                plan.sampled());
+  // Sequences that ended before this step completes: no queued step names them after it.
+  const std::vector<std::unique_ptr<Sequence>> ended_before = std::move(retired_);
+  retired_.clear();
   std::vector<TokenEvent> events = std::move(plan.ended);
   std::size_t k = 0;
   auto apply = [&](ScheduledChunk& c) {
     Sequence* s = c.seq;
+    if (s->finished || s->cancel_requested) {
+      // A row of a sequence that ended (EOS) or was cancelled after the step was queued:
+      // computed, discarded. A cancelled sequence ends at the next plan(), with no token.
+      if (c.samples) ++k;
+      return;
+    }
+    DIFFTX_CHECK(c.begin == s->cached, "scheduler: sequence {} has {} tokens cached, a chunk at {}",
+                 s->id, s->cached, c.begin);
     s->cached += c.length;
     counters_.prompt_tokens += std::max(0, std::min(c.begin + c.length, s->prompt_len) - c.begin);
     if (!c.samples) return;
@@ -192,6 +259,7 @@ std::vector<TokenEvent> Scheduler::complete(StepPlan& plan,
     events.push_back(std::move(e));
     if (events.back().finish != FinishReason::none) finish(*s);
   };
+  counters_.last_step_batch = static_cast<int>(plan.decode.size() + plan.prefill.size());
   for (auto& c : plan.decode) apply(c);
   for (auto& c : plan.prefill) apply(c);
   plan.decode.clear();

@@ -1,5 +1,6 @@
 // The engine's step execution (see step_runner.h): packing a plan into one upload, the model's
-// paged forward, device sampling, one download; CUDA graphs per decode batch bucket.
+// paged forward, device sampling, one download, all queued; two steps in flight at most; CUDA
+// graphs per decode batch bucket.
 #include "step_runner.h"
 
 #include <algorithm>
@@ -13,16 +14,17 @@ namespace {
 using i32 = std::int32_t;
 
 // Writes a sampling row's parameters (paged_attention.h's word layout).
-void pack_params(i32* w, const Sequence* seq) {
+void pack_params(i32* w, const ScheduledChunk* chunk) {
   std::fill_n(w, kSampleParamWords, 0);
-  if (!seq) return;  // padding row: greedy, nothing wanted
+  if (!chunk) return;  // padding row: greedy, nothing wanted
+  const Sequence* seq = chunk->seq;
   const SamplingConfig& s = seq->request.sampling;
   w[kSampleTemperature] = std::bit_cast<i32>(static_cast<float>(s.temperature));
   w[kSampleTopK] = s.top_k;
   w[kSampleTopP] = std::bit_cast<i32>(static_cast<float>(s.top_p));
   w[kSampleSeedLo] = static_cast<i32>(static_cast<std::uint32_t>(s.seed));
   w[kSampleSeedHi] = static_cast<i32>(static_cast<std::uint32_t>(s.seed >> 32));
-  w[kSampleCounter] = seq->generated;
+  w[kSampleCounter] = chunk->counter;
   w[kSampleTopN] = seq->request.top_logprobs;
 }
 
@@ -52,13 +54,32 @@ StepRunner::StepRunner(Model& model, const EngineOptions& options)
   const Device dev = backend_.device();
   const Layout big =
       layout(options.max_step_tokens, options.max_batch, options.max_batch, options.max_batch);
-  staging_ = Tensor::empty({big.total}, DType::i32);
-  inputs_ = dev == Device::cpu ? staging_ : Tensor::empty({big.total}, DType::i32, dev);
+  inputs_ = Tensor::empty({big.total}, DType::i32, dev);
   logits_ = Tensor::empty({options.max_batch, c.vocab_size}, backend_.param_dtype(), dev);
   results_ = Tensor::empty({results_words(options.max_batch, kMaxTopLogprobs)}, DType::i32, dev);
-  results_host_ = dev == Device::cpu ? results_ : Tensor::empty(results_.shape(), DType::i32);
+  for (Slot& slot : slots_) {
+    slot.staging = Tensor::empty({std::max<std::int64_t>(big.total, 1024)}, DType::i32);
+    // at least a page (pin_host's condition); the downloads use its first words
+    slot.results = Tensor::empty({std::max<std::int64_t>(results_.numel(), 1024)}, DType::i32);
+    try {
+      slot.staging_pin = backend_.pin_host(slot.staging);
+      slot.results_pin = backend_.pin_host(slot.results);
+    } catch (const Error&) {
+      // Page-locking refused (limits of the host): copies then wait for the device, which is
+      // correct, only without the overlap.
+      slot.staging_pin.reset();
+      slot.results_pin.reset();
+    }
+  }
   const std::int64_t ws = backend_.sample_workspace_bytes(options.max_batch, c.vocab_size);
   if (ws > 0) sample_workspace_ = Tensor::empty({(ws + 7) / 8}, DType::f64, dev);
+}
+
+StepRunner::~StepRunner() {
+  try {
+    drop_queued();  // the device may still write the buffers freed below
+  } catch (...) {
+  }
 }
 
 void StepRunner::allocate_kv(std::int64_t num_blocks) {
@@ -129,8 +150,16 @@ void StepRunner::launch(const PagedBatch& batch, const Layout& l, int m, int top
                          sample_workspace_);
 }
 
-std::vector<SampledToken> StepRunner::run(const StepPlan& plan) {
+void StepRunner::drop_queued() {
+  queued_ = 0;
+  for (Slot& slot : slots_) slot.done.reset();
+  // Everything queued, a half-queued step included, before the buffers are refilled.
+  backend_.mark_queue()->wait();
+}
+
+void StepRunner::submit(const StepPlan& plan) {
   DIFFTX_CHECK(kv_.num_blocks > 0, "engine: the KV pools are not allocated");
+  DIFFTX_CHECK(queued_ < 2, "engine: two steps are queued already; collect one first");
   const int d = static_cast<int>(plan.decode.size());
   const int p = static_cast<int>(plan.prefill.size());
   const int sampled = plan.sampled();
@@ -148,7 +177,9 @@ std::vector<SampledToken> StepRunner::run(const StepPlan& plan) {
   const int m = graph ? n : sampled;
   const Layout l = layout(n, dd, r, m);
 
-  i32* w = staging_.data<i32>();
+  Slot& slot = slots_[static_cast<std::size_t>(next_slot_)];
+  i32* w = slot.staging.data<i32>();
+  std::vector<std::pair<int, int>> fed;  // (row, sampling row of the previous step)
   const int bs = options_.block_size;
   auto put_table = [&](int row, const Sequence* seq) {
     std::copy(seq->blocks.begin(), seq->blocks.end(),
@@ -157,13 +188,21 @@ std::vector<SampledToken> StepRunner::run(const StepPlan& plan) {
   int row = 0;
   for (int i = 0; i < d; ++i, ++row) {
     const ScheduledChunk& c = plan.decode[static_cast<std::size_t>(i)];
-    w[l.ids + row] = c.seq->tokens[static_cast<std::size_t>(c.begin)];
+    if (c.fed_from >= 0) {
+      DIFFTX_CHECK(c.fed_from < last_sampled_,
+                   "engine: a decode row is fed from row {} of a step with {} sampled rows",
+                   c.fed_from, last_sampled_);
+      w[l.ids + row] = 0;  // overwritten on the device
+      fed.emplace_back(row, c.fed_from);
+    } else {
+      w[l.ids + row] = c.seq->tokens[static_cast<std::size_t>(c.begin)];
+    }
     w[l.positions + row] = c.begin;
     w[l.slots + row] = slot_of(c.seq, c.begin, bs);
     w[l.context_lens + i] = c.begin + 1;
     put_table(i, c.seq);
     w[l.logit_rows + i] = row;
-    pack_params(w + l.params + std::int64_t(i) * kSampleParamWords, c.seq);
+    pack_params(w + l.params + std::int64_t(i) * kSampleParamWords, &c);
   }
   for (; row < dd; ++row) {  // graph padding: nothing written, nothing attended, greedy
     w[l.ids + row] = 0;
@@ -187,12 +226,32 @@ std::vector<SampledToken> StepRunner::run(const StepPlan& plan) {
     }
     if (c.samples) {
       w[l.logit_rows + k] = row - 1;
-      pack_params(w + l.params + std::int64_t(k) * kSampleParamWords, c.seq);
+      pack_params(w + l.params + std::int64_t(k) * kSampleParamWords, &c);
       ++k;
     }
   }
-  if (inputs_.raw() != staging_.raw())
-    inputs_.rows(0, l.total).copy_from(staging_.rows(0, l.total));
+  backend_.copy_async(inputs_.rows(0, l.total), slot.staging.rows(0, l.total));
+  const bool host_inputs = inputs_.device() == Device::cpu;
+  // Fed rows: the previous step's sampled tokens, still on the device (results_ holds them
+  // until this step samples), one copy per run of consecutive rows.
+  for (std::size_t i = 0; i < fed.size();) {
+    std::size_t j = i + 1;
+    while (j < fed.size() && fed[j].first == fed[j - 1].first + 1 &&
+           fed[j].second == fed[j - 1].second + 1) {
+      ++j;
+    }
+    const std::int64_t len = static_cast<std::int64_t>(j - i);
+    backend_.copy_async(inputs_.rows(l.ids + fed[i].first, l.ids + fed[i].first + len),
+                        results_.rows(fed[i].second, fed[i].second + len));
+    if (host_inputs) {
+      // The CPU runs the step now: a -1 (invalid logits) of the previous step would stop it in
+      // the embedding before that step's completion names the problem. Its row is discarded
+      // anyway. (The CUDA embedding turns an invalid id into a NaN row.)
+      i32* ids = inputs_.data<i32>() + l.ids + fed[i].first;
+      for (std::int64_t r = 0; r < len; ++r) ids[r] = std::max(ids[r], 0);
+    }
+    i = j;
+  }
 
   if (graph) {
     const auto key = std::make_pair(n, top_n);
@@ -215,10 +274,24 @@ std::vector<SampledToken> StepRunner::run(const StepPlan& plan) {
   }
 
   const std::int64_t words = results_words(m, top_n);
-  if (words > 0 && results_host_.raw() != results_.raw()) {
-    results_host_.rows(0, words).copy_from(results_.rows(0, words));
-  }
-  const i32* out = results_host_.data<i32>();
+  if (words > 0) backend_.copy_async(slot.results.rows(0, words), results_.rows(0, words));
+  slot.done = backend_.mark_queue();
+  slot.sampled = sampled;
+  slot.m = m;
+  slot.top_n = top_n;
+  last_sampled_ = sampled;
+  next_slot_ ^= 1;
+  ++queued_;
+}
+
+std::vector<SampledToken> StepRunner::collect() {
+  DIFFTX_CHECK(queued_ > 0, "engine: no step is queued");
+  Slot& slot = slots_[static_cast<std::size_t>(next_slot_ ^ (queued_ == 2 ? 0 : 1))];
+  slot.done->wait();
+  slot.done.reset();
+  --queued_;
+  const int m = slot.m, top_n = slot.top_n, sampled = slot.sampled;
+  const i32* out = slot.results.data<i32>();
   std::vector<SampledToken> results(static_cast<std::size_t>(sampled));
   for (int i = 0; i < sampled; ++i) {
     SampledToken& s = results[static_cast<std::size_t>(i)];

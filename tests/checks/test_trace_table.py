@@ -2,7 +2,8 @@
 """scripts/gpu/trace_table.py on a synthetic kernel trace: the decode window starts after the last
 prefill kernel, each kernel's added time is its end minus the latest end before it (overlapping
 PDL spans add only what sticks out), the added times sum to the step's wall time, and names are
-shortened. Exits non-zero on the first mismatch."""
+shortened; the time between steps and the copies in it are reported. Exits non-zero on the first
+mismatch."""
 import os
 import subprocess
 import sys
@@ -16,8 +17,8 @@ rows = [(0, 5000, "nvjet_sm90_prefill")]
 t = 10000
 for step in range(3):
     rows += [(t, t + 3000, "_Z4gemvv"), (t + 2000, t + 7000, "_Z9attentionv"),
-             (t + 7500, t + 8000, "sample_final_kernel")]
-    t += 10000  # 2 us between steps
+             (t + 7500, t + 8000, "sample_final_kernel"), (t + 8500, t + 9000, "memcpy_HtoD")]
+    t += 10000  # 2 us between steps, a 0.5 us copy in them
 
 with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
     f.write("start_ns,end_ns,name\n")
@@ -36,8 +37,10 @@ def fail(msg):
 # window: from the first step marker's end to the last one's: 2 steps of 10 us
 if not lines[0].startswith("2 decode steps, 10.0 us per step"):
     fail("wall time per step")
+if not lines[1].startswith("between steps: 2.0 us") or "0.5 us memcpy_HtoD (1.0)" not in lines[1]:
+    fail("between steps")
 added = {}
-for line in lines[2:]:
+for line in lines[3:]:
     parts = line.split()
     added[parts[-1]] = (float(parts[0]), float(parts[1]), float(parts[2]))
 # gemv: from the previous step's end (sampler end) 2.0 us gap + 3.0 us run = 5.0 us added

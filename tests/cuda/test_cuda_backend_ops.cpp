@@ -7,7 +7,8 @@
 // by its rule (tests/ops/op_compare.h: the error budget, or exact equality), deterministic ops
 // are rerun for bit-identical results, and the case's own checks run. A table of the worst
 // budget use per op is printed at the end. The plain tests below cover what is not an op
-// comparison: the allocator, invalid ids and targets, argument errors.
+// comparison: the allocator, asynchronous copies through pinned host memory, invalid ids and
+// targets, argument errors.
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -222,6 +223,45 @@ TEST_F(CudaOps, TensorsRoundTripThroughTheAllocator) {
   Tensor z = Tensor::zeros({1001}, DType::bf16, Device::cuda);
   const std::string f = testing::equality_failure("zeros", z, std::vector<double>(1001, 0.0));
   EXPECT_TRUE(f.empty()) << f;
+}
+
+TEST_F(CudaOps, CopyAsyncMovesWordsThroughPinnedHostMemory) {
+  // Host buffers pinned by pin_host (mapped: copied by a kernel) and plain ones (copy engine),
+  // whole and at word offsets (16-byte and 4-byte aligned), odd lengths, device to device; the
+  // words around each copied range stay as they were.
+  Backend& b = gpu();
+  const std::int64_t n = 5000;
+  Tensor host = Tensor::empty({n}, DType::i32), plain = Tensor::empty({n}, DType::i32);
+  auto pin = b.pin_host(host);
+  ASSERT_NE(pin, nullptr);
+  Tensor dev_a = Tensor::zeros({n}, DType::i32, Device::cuda);
+  Tensor dev_b = Tensor::zeros({n}, DType::i32, Device::cuda);
+  for (std::int64_t i = 0; i < n; ++i) host.data<std::int32_t>()[i] = std::int32_t(i * 7 + 1);
+  for (auto [begin, end] :
+       std::vector<std::pair<std::int64_t, std::int64_t>>{{0, n}, {4, 4001}, {1, 2}, {3, 1030}}) {
+    SCOPED_TRACE(::testing::Message() << "rows [" << begin << ", " << end << ")");
+    b.fill(dev_a, -5);
+    b.copy_async(dev_a.rows(begin, end), host.rows(begin, end));   // host -> device, by kernel
+    b.copy_async(dev_b.rows(begin, end), dev_a.rows(begin, end));  // device -> device
+    std::fill_n(plain.data<std::int32_t>(), n, -9);
+    b.copy_async(plain.rows(begin, end), dev_b.rows(begin, end));  // device -> plain host
+    b.mark_queue()->wait();
+    const Tensor back = dev_a.to(Device::cpu);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const bool inside = i >= begin && i < end;
+      ASSERT_EQ(back.data<std::int32_t>()[i], inside ? std::int32_t(i * 7 + 1) : -5) << i;
+      ASSERT_EQ(plain.data<std::int32_t>()[i], inside ? std::int32_t(i * 7 + 1) : -9) << i;
+    }
+    std::fill_n(host.data<std::int32_t>(), n, 0);
+    b.copy_async(host.rows(begin, end), dev_b.rows(begin, end));  // device -> pinned, by kernel
+    b.mark_queue()->wait();
+    for (std::int64_t i = 0; i < n; ++i) {
+      const bool inside = i >= begin && i < end;
+      ASSERT_EQ(host.data<std::int32_t>()[i], inside ? std::int32_t(i * 7 + 1) : 0) << i;
+      host.data<std::int32_t>()[i] = std::int32_t(i * 7 + 1);
+    }
+  }
+  EXPECT_THROW(b.pin_host(Tensor::empty({10}, DType::i32)), Error) << "under a page";
 }
 
 TEST_F(CudaOps, EmbeddingForwardMarksInvalidIdsWithNaN) {

@@ -1,8 +1,8 @@
 // The engine on the CUDA backend (label gpu; skipped without a device): small random-weight
 // models of each kind (d = 64, the kernels' size) decode several sequences together; every
 // greedy token is (within bf16 tolerance) the argmax of the CUDA model's full recomputation of
-// its prefix; the CUDA-graph and eager decode paths give identical tokens and log-probabilities;
-// preemption keeps results; the KV blocks all return.
+// its prefix; the CUDA-graph and eager decode paths, and look-ahead and synchronous steps, give
+// identical tokens and log-probabilities; preemption keeps results; the KV blocks all return.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -143,6 +143,39 @@ TEST_P(EngineCuda, GraphAndEagerDecodeAgree) {
     EXPECT_EQ(a[i].tokens, b[i].tokens) << "request " << i;
     EXPECT_EQ(a[i].logprobs, b[i].logprobs) << "request " << i;
   }
+}
+
+// Look-ahead (step t + 1 queued before step t's tokens reach the host, its input tokens copied
+// on the device) against waiting for every step: equal requests keep the batch composition the
+// same in both, so tokens and log-probabilities agree bit for bit, seeded sampling included.
+TEST_P(EngineCuda, LookaheadAndSynchronousStepsAgree) {
+  const ModelConfig c = small_config(GetParam().first, GetParam().second);
+  auto model = make_model(c, 34);
+  std::vector<Request> requests = requests_for(c, 4, 20, 24);
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    requests[i].prompt.resize(20);
+    if (i % 2 == 1) {
+      requests[i].sampling.temperature = 0.8;
+      requests[i].sampling.top_p = 0.9;
+      requests[i].sampling.seed = 40 + i;
+    }
+  }
+  EngineOptions opt;
+  opt.kv_memory_bytes = 64 << 20;
+  opt.block_size = 8;  // the look-ahead rows cross block boundaries
+  opt.lookahead = true;
+  Engine ahead(*model, opt);
+  opt.lookahead = false;
+  Engine waiting(*model, opt);
+  const auto a = run_all(ahead, requests), b = run_all(waiting, requests);
+  EXPECT_GE(ahead.stats().lookahead_steps, 20);
+  EXPECT_EQ(waiting.stats().lookahead_steps, 0);
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(a[i].tokens.size(), 24u) << "request " << i;
+    EXPECT_EQ(a[i].tokens, b[i].tokens) << "request " << i;
+    EXPECT_EQ(a[i].logprobs, b[i].logprobs) << "request " << i;
+  }
+  EXPECT_EQ(ahead.stats().kv_blocks_used, 0);
 }
 
 TEST_P(EngineCuda, PreemptionKeepsGreedyResults) {

@@ -32,6 +32,7 @@ struct BenchArgs {
   int gen = 64;
   bool baseline = false;
   bool no_graphs = false;
+  bool no_lookahead = false;
   std::uint64_t seed = 1;
   bool hf = false;
   std::vector<int> hf_batches{1, 8};
@@ -115,6 +116,9 @@ const CommandRegistration reg{
       cmd->add_flag("--baseline", a->baseline,
                     "Also the parameter-matched softmax baseline of a DIFF model (random weights)");
       cmd->add_flag("--no-graphs", a->no_graphs, "Decode without CUDA graphs");
+      cmd->add_flag("--no-lookahead", a->no_lookahead,
+                    "Wait for each decode step before queuing the next (the host's time "
+                    "between steps shows)");
       cmd->add_option("--seed", a->seed, "Seed of the random weights and prompts")
           ->capture_default_str();
       cmd->add_flag("--hf", a->hf,
@@ -161,6 +165,7 @@ const CommandRegistration reg{
         opt.contexts = a->contexts;
         opt.gen_tokens = a->gen;
         opt.cuda_graphs = !a->no_graphs;
+        opt.lookahead = !a->no_lookahead;
 
         // The models to run: (config, host f32 parameters, checkpoint folder or empty).
         struct Subject {

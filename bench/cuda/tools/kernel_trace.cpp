@@ -1,9 +1,10 @@
-// A CUPTI injection library that records every kernel's start and end on the GPU, graph nodes
-// included, for timing a graph-launched decode step where Nsight Systems is not installed (the
-// device image has Nsight Compute only, which times each kernel alone and so misses the overlap
-// of programmatic dependent launch). Load it with
+// A CUPTI injection library that records every kernel's (and memory copy's) start and end on the
+// GPU, graph nodes included, for timing a graph-launched decode step where Nsight Systems is not
+// installed (the device image has Nsight Compute only, which times each kernel alone and so misses
+// the overlap of programmatic dependent launch). Load it with
 //   CUDA_INJECTION64_PATH=libdifftx_kernel_trace.so DIFFTX_KERNEL_TRACE=trace.csv difftx ...
-// At exit it writes "start_ns,end_ns,name" lines (mangled names) to DIFFTX_KERNEL_TRACE;
+// At exit it writes "start_ns,end_ns,name" lines (mangled kernel names; copies as memcpy_HtoD,
+// memcpy_DtoH, memcpy_DtoD or memcpy_other) to DIFFTX_KERNEL_TRACE;
 // scripts/gpu/trace_table.py turns them into a per-kernel table.
 #include <cupti.h>
 
@@ -35,6 +36,15 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
   CUpti_Activity* record = nullptr;
   std::lock_guard<std::mutex> lock(spans_mutex);
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
+    if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
+      const char* name = m->copyKind == CUPTI_ACTIVITY_MEMCPY_KIND_HTOD   ? "memcpy_HtoD"
+                         : m->copyKind == CUPTI_ACTIVITY_MEMCPY_KIND_DTOH ? "memcpy_DtoH"
+                         : m->copyKind == CUPTI_ACTIVITY_MEMCPY_KIND_DTOD ? "memcpy_DtoD"
+                                                                          : "memcpy_other";
+      spans->push_back({m->start, m->end, name});
+      continue;
+    }
     if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL &&
         record->kind != CUPTI_ACTIVITY_KIND_KERNEL) {
       continue;
@@ -60,7 +70,7 @@ void write_trace() {
   for (const KernelSpan& s : *spans)
     std::fprintf(f, "%llu,%llu,%s\n", s.start, s.end, s.name.c_str());
   const bool ok = std::fclose(f) == 0 && std::rename(tmp.c_str(), path) == 0;
-  std::fprintf(stderr, "kernel_trace: %zu kernels %s %s\n", spans->size(),
+  std::fprintf(stderr, "kernel_trace: %zu kernels and copies %s %s\n", spans->size(),
                ok ? "written to" : "NOT written to", path);
 }
 
@@ -70,7 +80,8 @@ extern "C" int InitializeInjection() {
   spans = new std::vector<KernelSpan>();
   spans->reserve(1 << 20);
   if (cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed) != CUPTI_SUCCESS ||
-      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) != CUPTI_SUCCESS) {
+      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) != CUPTI_SUCCESS ||
+      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY) != CUPTI_SUCCESS) {
     std::fprintf(stderr, "kernel_trace: CUPTI activity tracing could not be enabled\n");
     return 0;
   }

@@ -31,6 +31,7 @@ struct BenchOptions {
   int max_step_tokens = 8192;
   int block_size = 16;
   bool cuda_graphs = true;
+  bool lookahead = true;          // EngineOptions::lookahead
   double memory_fraction = 0.85;  // of free device memory a case may use for its KV cache
 };
 

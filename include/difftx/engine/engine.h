@@ -7,7 +7,10 @@
 //     EngineOptions::prefill_chunk tokens, so a long prompt does not stall the others.
 //   - step() runs one scheduler step on the model's backend: prefill chunks and one decode token
 //     for each running sequence, sampling on the device, and returns one TokenEvent per token
-//     produced (and one per sequence that ended without a token, e.g. cancelled).
+//     produced (and one per sequence that ended without a token, e.g. cancelled). With
+//     EngineOptions::lookahead the next step is already queued on the device when it returns
+//     (a request added then joins one step later; each sequence's tokens are those of
+//     synchronous steps wherever the backend's results do not depend on the batch's make-up).
 //   - KV memory: fixed blocks of EngineOptions::block_size tokens from one pool per layer,
 //     handed out as sequences grow and returned when they finish or are cancelled; when the pool
 //     runs dry the newest running sequence is preempted (its blocks freed, recomputed later).
@@ -47,6 +50,7 @@ struct EngineOptions {
   int prefill_chunk = 512;           // prompt tokens one sequence prefills per step, at most
   int max_step_tokens = 4096;        // tokens (prefill + decode) processed in one step, at most
   bool cuda_graphs = true;           // capture the decode step per batch-size bucket (CUDA)
+  bool lookahead = true;             // queue the next decode step before waiting for this one
   std::int32_t eos_id = 2;           // the end-of-sequence id (data::kEosId for difftx tokenizers)
 };
 
@@ -83,8 +87,9 @@ struct EngineStats {
   std::int64_t live_tokens = 0;       // tokens whose K/V are held
   std::int64_t prompt_tokens = 0;     // processed since start (prefill)
   std::int64_t generated_tokens = 0;  // sampled since start
-  int last_step_batch = 0;            // sequences in the last step
+  int last_step_batch = 0;            // sequences in the last step completed
   std::int64_t preemptions = 0;
+  std::int64_t lookahead_steps = 0;  // steps queued before the previous step's tokens were known
 };
 
 class Engine {

@@ -12,6 +12,15 @@
 // A sequence's tokens are its prompt then what it generated; `cached` of them have K/V in the
 // pool. A chunk that feeds the last token samples the next one (a decode row always does).
 // complete() applies the sampled tokens and ends sequences (EOS, length, context).
+//
+// Look-ahead: plan_ahead() plans the step after one whose tokens are not known yet (still on
+// the device), so the engine can queue it before waiting; its rows take their input tokens from
+// that step's sampled rows on the device. It plans only a step that plan() would make the same
+// way once the tokens were known: every running sequence decodes in both steps, none is queued
+// or cancelled, and the next positions' blocks come from the free pool (no preemption). A row of a
+// sequence that then ends (EOS) or is cancelled is computed but discarded by complete(). An ended
+// sequence is kept (finished, out of every list) until the next complete() has ended, so the
+// chunks of a queued step never dangle.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +54,7 @@ struct Sequence {
   std::uint64_t admitted = 0;        // admission order while running (larger = newer)
   bool running = false;
   bool cancel_requested = false;
+  bool finished = false;  // ended: blocks freed, in no list; kept while steps refer to it
   int pending() const { return static_cast<int>(tokens.size()) - cached; }
 };
 
@@ -54,6 +64,9 @@ struct ScheduledChunk {
   int begin = 0;
   int length = 0;
   bool samples = false;  // feeds the last token: its logits give the next token
+  int fed_from = -1;     // >= 0: the input token is sampling row fed_from of the step before,
+                         // not yet known on the host (look-ahead decode rows)
+  int counter = 0;       // the sampling counter of the token it samples (tokens sampled before)
 };
 
 struct StepPlan {
@@ -82,7 +95,11 @@ class Scheduler {
   void cancel(std::uint64_t id);
   bool has_work() const;
 
+  // The next step once the queued steps are complete. Not while a plan_ahead() step is queued.
   StepPlan plan();
+  // The step after `in_flight` (planned, not yet completed; every earlier step completed), or an
+  // empty plan when it cannot be planned before in_flight's tokens are known (see above).
+  StepPlan plan_ahead(const StepPlan& in_flight);
   // Applies the plan's results (one per sampling row) and returns the token events, the plan's
   // `ended` events first. Throws difftx::Error if a token is invalid (the model produced NaN).
   std::vector<TokenEvent> complete(StepPlan& plan, const std::vector<SampledToken>& sampled);
@@ -105,8 +122,9 @@ class Scheduler {
   SchedulerLimits limits_;
   BlockPool pool_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Sequence>> sequences_;
-  std::deque<Sequence*> waiting_;   // admission order (preempted ones at the front)
-  std::vector<Sequence*> running_;  // admission order
+  std::vector<std::unique_ptr<Sequence>> retired_;  // ended since the last complete() began
+  std::deque<Sequence*> waiting_;                   // admission order (preempted ones at the front)
+  std::vector<Sequence*> running_;                  // admission order
   std::uint64_t next_id_ = 1;
   std::uint64_t next_admission_ = 1;
   EngineStats counters_;  // prompt/generated tokens, preemptions, last batch

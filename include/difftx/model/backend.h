@@ -32,6 +32,20 @@ class CapturedWork {
   virtual void replay() = 0;
 };
 
+// A point in a backend's queue of device work; wait() returns once everything queued before it
+// has run. See Backend::mark_queue.
+class QueueMark {
+ public:
+  virtual ~QueueMark() = default;
+  virtual void wait() = 0;
+};
+
+// The mark of a backend that runs work when it is called (the CPU): always reached.
+class ReachedMark final : public QueueMark {
+ public:
+  void wait() override {}
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -49,6 +63,25 @@ class Backend {
   // The queue the backend's device work runs on, for libraries that order their own work
   // against it (CUDA: its cudaStream_t, used by the NCCL collectives of src/dist). Null on the CPU.
   virtual void* native_stream() { return nullptr; }
+
+  // ---- asynchronous transfers: what lets the engine queue a step before the previous one ends.
+  // Page-locks a host tensor's memory while the handle lives, so that copy_async to or from it
+  // returns at once (CUDA); null where nothing is needed (the CPU). The tensor must be a
+  // Tensor::empty host allocation of at least 4096 bytes (whole pages of its own), and must
+  // outlive the handle.
+  virtual std::shared_ptr<void> pin_host(const Tensor& host) {
+    (void)host;
+    return nullptr;
+  }
+  // Queues dst <- src (same shape and dtype; host or device on either side) after the work
+  // queued before; returns at once where the host side is pinned (pin_host). The CPU copies now;
+  // CUDA copies small transfers with pinned host memory (mapped) by a kernel.
+  virtual void copy_async(const Tensor& dst, const Tensor& src) {
+    Tensor d = dst;
+    d.copy_from(src);
+  }
+  // Marks the current end of the queue of device work.
+  virtual std::unique_ptr<QueueMark> mark_queue() { return std::make_unique<ReachedMark>(); }
 
   // ---- embedding: out (N, E) = table[ids]; dtable (V, E) += scatter of dout
   virtual void embedding_forward(const Tensor& ids /*(N) i32*/, const Tensor& table /*(V,E)*/,

@@ -1,6 +1,10 @@
-// CudaBackend memory helpers and elementwise adds: fill, convert, synchronize, add, add_inplace.
+// CudaBackend memory helpers and elementwise adds: fill, convert, synchronize, pinned host memory,
+// asynchronous copies and queue marks, add, add_inplace.
+#include <cstdint>
+
 #include "../ops/add.cuh"
 #include "../ops/convert.cuh"
+#include "../ops/copy_words.cuh"
 #include "../ops/fill.cuh"
 #include "cuda_backend.h"
 #include "difftx/cuda/common/check.h"
@@ -25,6 +29,99 @@ void CudaBackend::convert(const Tensor& src, Tensor& dst) {
 
 void CudaBackend::synchronize() {
   DIFFTX_CUDA_CHECK("synchronize", cudaStreamSynchronize(stream()));
+}
+
+namespace {
+
+// An event recorded on the stream; wait() blocks the host until the stream has passed it.
+class StreamEventMark final : public QueueMark {
+ public:
+  explicit StreamEventMark(cudaStream_t stream) {
+    DIFFTX_CUDA_CHECK("mark_queue", cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+    const cudaError_t status = cudaEventRecord(event_, stream);
+    if (status != cudaSuccess) {
+      cudaEventDestroy(event_);
+      DIFFTX_CUDA_CHECK("mark_queue", status);
+    }
+  }
+  ~StreamEventMark() override { cudaEventDestroy(event_); }
+  StreamEventMark(const StreamEventMark&) = delete;
+  StreamEventMark& operator=(const StreamEventMark&) = delete;
+  void wait() override { DIFFTX_CUDA_CHECK("wait for queued work", cudaEventSynchronize(event_)); }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+}  // namespace
+
+// Registered page-locked and mapped: copy_async moves small transfers to and from it with a
+// kernel (copy_words), which the stream runs right after the kernel before it, where a
+// copy-engine transfer waited about 9 us on the H200 (scripts/gpu/trace_decode.sh with copies).
+std::shared_ptr<void> CudaBackend::pin_host(const Tensor& host) {
+  require(host.device() == Device::cpu, "pin_host", "the tensor must be in host memory");
+  void* ptr = host.raw();
+  // Whole pages of its own (the CPU allocator gives them from one page up): two registrations
+  // must not share a page.
+  require(host.nbytes() >= 4096 && reinterpret_cast<std::uintptr_t>(ptr) % 4096 == 0, "pin_host",
+          "the tensor must be a page-aligned host allocation of at least 4096 bytes");
+  DIFFTX_CUDA_CHECK("pin_host", cudaHostRegister(ptr, host.nbytes(), cudaHostRegisterMapped));
+  void* device = nullptr;
+  const cudaError_t status = cudaHostGetDevicePointer(&device, ptr, 0);
+  if (status != cudaSuccess) {
+    cudaHostUnregister(ptr);
+    DIFFTX_CUDA_CHECK("pin_host", status);
+  }
+  {
+    std::lock_guard<std::mutex> lock(*pinned_mutex_);
+    (*pinned_)[reinterpret_cast<std::uintptr_t>(ptr)] = {host.nbytes(), device};
+  }
+  // The handle may outlive the backend object: it holds the registry, not the backend.
+  auto registry = pinned_;
+  auto mutex = pinned_mutex_;
+  return std::shared_ptr<void>(ptr, [registry, mutex](void* p) {
+    {
+      std::lock_guard<std::mutex> lock(*mutex);
+      registry->erase(reinterpret_cast<std::uintptr_t>(p));
+    }
+    cudaHostUnregister(p);
+  });
+}
+
+void* CudaBackend::mapped_device_pointer(const void* host, std::size_t bytes) const {
+  const auto address = reinterpret_cast<std::uintptr_t>(host);
+  std::lock_guard<std::mutex> lock(*pinned_mutex_);
+  auto it = pinned_->upper_bound(address);
+  if (it == pinned_->begin()) return nullptr;
+  --it;
+  const std::size_t offset = address - it->first;
+  if (offset + bytes > it->second.bytes) return nullptr;
+  return static_cast<char*>(it->second.device) + offset;
+}
+
+void CudaBackend::copy_async(const Tensor& dst, const Tensor& src) {
+  require(dst.shape() == src.shape() && dst.dtype() == src.dtype(), "copy_async",
+          "dst and src must have the same shape and dtype");
+  const std::size_t bytes = dst.nbytes();
+  if (bytes == 0) return;
+  auto device_side = [&](const Tensor& t) -> void* {
+    return t.device() == Device::cuda ? t.raw() : mapped_device_pointer(t.raw(), bytes);
+  };
+  void* d = device_side(dst);
+  void* s = device_side(src);
+  constexpr std::size_t kKernelCopyMax = std::size_t(4) << 20;
+  const bool words = bytes % 4 == 0 && reinterpret_cast<std::uintptr_t>(d) % 4 == 0 &&
+                     reinterpret_cast<std::uintptr_t>(s) % 4 == 0;
+  if (d && s && words && bytes <= kKernelCopyMax) {
+    launch_copy_words(d, s, static_cast<std::int64_t>(bytes / 4), stream());
+    return;
+  }
+  DIFFTX_CUDA_CHECK("copy_async",
+                    cudaMemcpyAsync(dst.raw(), src.raw(), bytes, cudaMemcpyDefault, stream()));
+}
+
+std::unique_ptr<QueueMark> CudaBackend::mark_queue() {
+  return std::make_unique<StreamEventMark>(stream());
 }
 
 void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {

@@ -6,7 +6,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "../ops/linear_cublaslt.h"
 #include "cuda_context.h"
@@ -30,6 +33,9 @@ class CudaBackend final : public Backend {
   void convert(const Tensor& src, Tensor& dst) override;
   void synchronize() override;
   void* native_stream() override { return stream(); }
+  std::shared_ptr<void> pin_host(const Tensor& host) override;
+  void copy_async(const Tensor& dst, const Tensor& src) override;
+  std::unique_ptr<QueueMark> mark_queue() override;
   void add(const Tensor& a, const Tensor& b, Tensor& out) override;
   void add_inplace(Tensor& acc, const Tensor& b) override;
 
@@ -158,9 +164,21 @@ class CudaBackend final : public Backend {
     return AttentionPlan::make(g, kind, attention_kernels_);
   }
 
+  // The device address of `bytes` of host memory at `host`, inside a pin_host registration;
+  // null outside one.
+  void* mapped_device_pointer(const void* host, std::size_t bytes) const;
+
   CudaContext& context_;
   std::unique_ptr<CublasLtLinear> linear_;
   AttentionKernels attention_kernels_;
+  // pin_host registrations: host base address -> (bytes, device address).
+  struct Pinned {
+    std::size_t bytes;
+    void* device;
+  };
+  std::shared_ptr<std::mutex> pinned_mutex_ = std::make_shared<std::mutex>();
+  std::shared_ptr<std::map<std::uintptr_t, Pinned>> pinned_ =
+      std::make_shared<std::map<std::uintptr_t, Pinned>>();
 };
 
 }  // namespace difftx::cuda
