@@ -180,30 +180,32 @@ StepPlan Scheduler::plan_ahead(const StepPlan& in_flight) {
     }
   }
   if (r != running_.size()) return next;
+  // The next rows (a sequence that in_flight ends by length or context has none), and whether
+  // each position starts a block.
+  struct Next {
+    Sequence* seq;
+    int row, position;
+    bool new_block;
+  };
+  std::vector<Next> wanted;
   std::int64_t blocks_needed = 0;
-  for (std::size_t i = 0; i < running_.size(); ++i) {
-    const Sequence* s = running_[i];
-    const ScheduledChunk& c = in_flight.decode[static_cast<std::size_t>(rows[i])];
-    if (s->cancel_requested || c.begin != s->cached) return next;
-    const int position = c.begin + 1;
-    if (!ends_with(*s) &&
-        static_cast<std::int64_t>(s->blocks.size()) * limits_.block_size <= position) {
-      ++blocks_needed;
-    }
-  }
-  if (blocks_needed > pool_.free()) return next;  // plan() would preempt: not ahead of time
   for (std::size_t i = 0; i < running_.size(); ++i) {
     Sequence* s = running_[i];
     const ScheduledChunk& c = in_flight.decode[static_cast<std::size_t>(rows[i])];
-    // a sequence that in_flight ends by length or context has no next row
+    if (s->cancel_requested || c.begin != s->cached) return next;
     if (ends_with(*s)) continue;
     const int position = c.begin + 1;
-    if (static_cast<std::int64_t>(s->blocks.size()) * limits_.block_size <= position) {
-      s->blocks.push_back(pool_.allocate());
-    }
-    ScheduledChunk row{s, position, 1, true};
-    row.fed_from = rows[i];
-    row.counter = s->generated + 1;
+    const bool new_block =
+        static_cast<std::int64_t>(s->blocks.size()) * limits_.block_size <= position;
+    blocks_needed += new_block ? 1 : 0;
+    wanted.push_back({s, rows[i], position, new_block});
+  }
+  if (blocks_needed > pool_.free()) return next;  // plan() would preempt: not ahead of time
+  for (const Next& w : wanted) {
+    if (w.new_block) w.seq->blocks.push_back(pool_.allocate());
+    ScheduledChunk row{w.seq, w.position, 1, true};
+    row.fed_from = w.row;
+    row.counter = w.seq->generated + 1;
     next.decode.push_back(row);
   }
   if (!next.decode.empty()) ++counters_.lookahead_steps;

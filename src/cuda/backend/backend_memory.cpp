@@ -73,16 +73,14 @@ std::shared_ptr<void> CudaBackend::pin_host(const Tensor& host) {
     DIFFTX_CUDA_CHECK("pin_host", status);
   }
   {
-    std::lock_guard<std::mutex> lock(*pinned_mutex_);
-    (*pinned_)[reinterpret_cast<std::uintptr_t>(ptr)] = {host.nbytes(), device};
+    std::lock_guard<std::mutex> lock(pinned_->mutex);
+    pinned_->by_host[reinterpret_cast<std::uintptr_t>(ptr)] = {host.nbytes(), device};
   }
   // The handle may outlive the backend object: it holds the registry, not the backend.
-  auto registry = pinned_;
-  auto mutex = pinned_mutex_;
-  return std::shared_ptr<void>(ptr, [registry, mutex](void* p) {
+  return std::shared_ptr<void>(ptr, [registry = pinned_](void* p) {
     {
-      std::lock_guard<std::mutex> lock(*mutex);
-      registry->erase(reinterpret_cast<std::uintptr_t>(p));
+      std::lock_guard<std::mutex> lock(registry->mutex);
+      registry->by_host.erase(reinterpret_cast<std::uintptr_t>(p));
     }
     cudaHostUnregister(p);
   });
@@ -90,9 +88,9 @@ std::shared_ptr<void> CudaBackend::pin_host(const Tensor& host) {
 
 void* CudaBackend::mapped_device_pointer(const void* host, std::size_t bytes) const {
   const auto address = reinterpret_cast<std::uintptr_t>(host);
-  std::lock_guard<std::mutex> lock(*pinned_mutex_);
-  auto it = pinned_->upper_bound(address);
-  if (it == pinned_->begin()) return nullptr;
+  std::lock_guard<std::mutex> lock(pinned_->mutex);
+  auto it = pinned_->by_host.upper_bound(address);
+  if (it == pinned_->by_host.begin()) return nullptr;
   --it;
   const std::size_t offset = address - it->first;
   if (offset + bytes > it->second.bytes) return nullptr;

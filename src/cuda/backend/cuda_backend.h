@@ -171,14 +171,17 @@ class CudaBackend final : public Backend {
   CudaContext& context_;
   std::unique_ptr<CublasLtLinear> linear_;
   AttentionKernels attention_kernels_;
-  // pin_host registrations: host base address -> (bytes, device address).
+  // pin_host registrations: host base address -> (bytes, device address). Shared with the
+  // handles pin_host returns, which may outlive the backend object.
   struct Pinned {
     std::size_t bytes;
     void* device;
   };
-  std::shared_ptr<std::mutex> pinned_mutex_ = std::make_shared<std::mutex>();
-  std::shared_ptr<std::map<std::uintptr_t, Pinned>> pinned_ =
-      std::make_shared<std::map<std::uintptr_t, Pinned>>();
+  struct PinnedRegistry {
+    std::mutex mutex;
+    std::map<std::uintptr_t, Pinned> by_host;
+  };
+  std::shared_ptr<PinnedRegistry> pinned_ = std::make_shared<PinnedRegistry>();
 };
 
 }  // namespace difftx::cuda
