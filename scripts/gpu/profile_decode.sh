@@ -15,8 +15,9 @@
 # step waited for before the next is queued; no-preload: the GEMV
 # does not load its first weights before waiting on the previous kernel; cols1 / cols2 / cols4:
 # the GEMV takes 1 / 2 / 4 output columns per warp whatever the width; bps1 .. bps8: its grid is
-# capped at that many blocks per multiprocessor instead of 2), BASELINE=1 (the step times of the
-# matched softmax baseline too).
+# capped at that many blocks per multiprocessor instead of 2; registers / staged: the paged
+# attention's register / staged variant at every batch size instead of the launcher's choice), BASELINE=1 (the step times of the matched softmax
+# baseline too), BATCHES and CONTEXTS (of the step times, default 1,8 and 512).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -71,11 +72,12 @@ if [[ $what == times || $what == all ]]; then
         no-preload) envs=(DIFFTX_GEMV_PRELOAD=0) ;;
         cols[124]) envs=(DIFFTX_GEMV_COLS=${variant#cols}) ;;
         bps[1-8]) envs=(DIFFTX_GEMV_BLOCKS_PER_SM=${variant#bps}) ;;
+        registers | staged) envs=(DIFFTX_PAGED_LOADS=$variant) ;;
       esac
       echo "==== $name, $variant"
       [[ ${BASELINE:-0} == 1 ]] && flags+=(--baseline)
-      env "${envs[@]}" timeout "${TIMES_TIMEOUT:-120}" "$bin/difftx" bench --config "$c" --device cuda --batch 1,8 \
-        --context 512 --gen 64 "${flags[@]}" --json "$out/times-$name-$variant.json" \
+      env "${envs[@]}" timeout "${TIMES_TIMEOUT:-120}" "$bin/difftx" bench --config "$c" --device cuda --batch "${BATCHES:-1,8}" \
+        --context "${CONTEXTS:-512}" --gen 64 "${flags[@]}" --json "$out/times-$name-$variant.json" \
         2> "$out/times-$name-$variant.log" | grep -E '^\|' | tail -n 6
     done
   done

@@ -100,7 +100,23 @@ if [[ $what == tests || $what == all ]]; then
       grep -B3 -A12 "Failure" "$out/$t.log" | head -n 80
     fi
   done
+  # The paged attention has two kernel variants (DIFFTX_PAGED_LOADS); the runs above used the
+  # launcher's choice (by batch size), these force each in turn against the same CPU oracle.
+  for loads in staged registers; do
+    echo "==== test_engine_ops_cuda, DIFFTX_PAGED_LOADS=$loads"
+    DIFFTX_PAGED_LOADS=$loads run_step "$loads" 120 "$bin/test_engine_ops_cuda" \
+      --gtest_filter='*Paged*:*CapturedGraph*' > "$out/$loads.log" 2>&1
+    rc=$?
+    grep -E "^\[  (PASSED|FAILED) +\]|tests? from .* ran|^\[  FAILED" "$out/$loads.log" | tail -n 10
+    [[ $rc -ne 0 ]] && { status=1; grep -B3 -A12 "Failure" "$out/$loads.log" | head -n 40; }
+  done
   if command -v compute-sanitizer > /dev/null; then
+    echo "==== compute-sanitizer racecheck: paged attention (shared-memory hazards)"
+    run_step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \
+      "$bin/test_engine_ops_cuda" --gtest_filter='*PagedAttention*' > "$out/racecheck.log" 2>&1
+    mrc=$?
+    echo "racecheck exit $mrc; $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$out/racecheck.log" | tail -n 1)"
+    [[ $mrc -ne 0 ]] && { status=1; grep -m 20 -E "Race|Error|hazard" "$out/racecheck.log"; }
     echo "==== compute-sanitizer memcheck: engine ops"
     run_step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
       "$bin/test_engine_ops_cuda" --gtest_filter='*PagedAttentionMatches*:*KvPool*:*RopePositions*:*RopeKvCacheWrite*:*FlagsInvalid*:*CapturedGraph*' \

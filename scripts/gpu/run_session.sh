@@ -17,6 +17,9 @@
 #                                        # staged) on the CPU cores meanwhile
 #   scripts/gpu/run_session.sh profile   # one H200: the engine tests, decode step times and the
 #                                        # per-kernel table (profile_decode.sh)
+#   scripts/gpu/run_session.sh attention # one H200: the engine tests, the paged attention's
+#                                        # decode step times (125M, 1.4B), a batch / context
+#                                        # sweep, both variants at batch 4
 #   scripts/gpu/run_session.sh tune      # two H200s: the engine tests, then decode step times of
 #                                        # GEMV variants on GPU 0; kernel traces of the decode
 #                                        # step (trace_decode.sh) on GPU 1
@@ -29,7 +32,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-part=${1:?usage: $0 results|timing|profile|tune|engine|dist}
+part=${1:?usage: $0 results|timing|profile|attention|tune|engine|dist}
 out=${OUT:-$root/gpu-out}
 scratch=/tmp/difftx-session
 mkdir -p "$out" "$scratch"
@@ -141,6 +144,25 @@ case $part in
     finish
     pack "${names[@]}"
     ;;
+  attention)
+    # One H200: the paged attention's variants (DIFFTX_PAGED_LOADS) in the decode step, in order
+    # of need (what the limit cuts is the last): the engine tests (the launcher's choice and
+    # each variant forced, against the CPU oracle; racecheck), 125M and 1.4B step times with the
+    # baseline, the launcher's choice over batch 1-128 and contexts 512 and 4K (125M), then both
+    # variants forced at batch 4 (where the choice switches).
+    unpack_engine
+    job attention bash -c 'bash scripts/gpu/run_engine_suite.sh tests;
+      CONFIGS=configs/gpt-125m-diff-v1.json VARIANTS=graphs BASELINE=1 BATCHES=1,4,8 \
+        bash scripts/gpu/profile_decode.sh times;
+      CONFIGS=bench/engine/diff-1.4b.json VARIANTS=graphs BASELINE=1 BATCHES=1 \
+        TIMES_TIMEOUT=150 bash scripts/gpu/profile_decode.sh times;
+      mkdir -p "$OUT/sweep"; CONFIGS=configs/gpt-125m-diff-v1.json VARIANTS=graphs \
+        BATCHES=1,4,8,32,128 CONTEXTS=512,4096 OUT="$OUT/sweep" bash scripts/gpu/profile_decode.sh times;
+      mkdir -p "$OUT/b4"; CONFIGS=configs/gpt-125m-diff-v1.json VARIANTS="staged registers" \
+        BATCHES=4 CONTEXTS=512,4096 OUT="$OUT/b4" bash scripts/gpu/profile_decode.sh times'
+    finish
+    pack "${names[@]}"
+    ;;
   tune)
     unpack_engine
     job gpu0 env CUDA_VISIBLE_DEVICES=0 bash -c 'bash scripts/gpu/run_engine_suite.sh tests;
@@ -165,7 +187,7 @@ case $part in
     pack "${names[@]}"
     ;;
   *)
-    echo "run_session: unknown part '$part' (results, timing, profile, tune, engine or dist)" >&2
+    echo "run_session: unknown part '$part' (results, timing, profile, attention, tune, engine or dist)" >&2
     exit 2
     ;;
 esac

@@ -1,9 +1,11 @@
 // The engine's CUDA ops against the CPU oracle (label gpu; skipped without a device):
 //   - paged decode attention on every op case with d = 64 / 128 (GQA ratios, odd lengths,
 //     block boundaries, empty rows, long contexts through split-K) and on a wide batch that
-//     runs without splits; error measured as in test_cuda_backend_ops: the kernel's relative L2
-//     error against the f64 reference must be at most twice that of a naive bf16 computation
-//     (f32 on the same bf16 inputs, output rounded to bf16) plus a floor;
+//     runs without splits, and with each sequence's newest K/V row written by a KV write queued
+//     just before it (what the staged kernel must wait for); error measured as in
+//     test_cuda_backend_ops: the kernel's relative L2 error against the f64 reference must be at
+//     most twice that of a naive bf16 computation (f32 on the same bf16 inputs, output rounded to
+//     bf16) plus a floor;
 //   - KV pool write / gather: exact copies, padding rows skipped;
 //   - RoPE at per-token positions against the CPU op on the same bf16 inputs, and fused with the
 //     KV pool write bit-identical to the two ops; the attention input in one op (RMSNorm, QKV
@@ -164,6 +166,69 @@ TEST(EngineOpsCuda, PagedAttentionWideBatchWithoutSplits) {
     c.name = diff ? "diff_wide" : "softmax_wide";
     for (int i = 0; i < 96; ++i) c.lengths.push_back(1 + int(rng() % 300));
     check_paged(c, 77);
+  }
+}
+
+// In a decode step the kernel just before the attention writes each sequence's newest K/V row;
+// the staged kernel reads everything else before it waits on that kernel (PDL). Here the pools
+// hold a stale newest row (large values) until a KV write queued right before the attention
+// puts the true one there: the output must equal the attention over the true pools, bit for
+// bit, every time.
+TEST(EngineOpsCuda, PagedAttentionReadsTheNewestTokenWrittenJustBefore) {
+  REQUIRE_GPU();
+  Backend& b = *gpu();
+  for (int which : {7, 9, 4}) {  // DIFF with splits, DIFF over many blocks, softmax GQA
+    const PagedCase c = paged_attention_cases()[std::size_t(which)];
+    if (!paged_case_runs_on_cuda(c)) continue;
+    SCOPED_TRACE(c.name);
+    const PagedInputs in = make_paged_inputs(c, 21);
+    const int B = in.g.batch, bs = in.g.block_size, mb = in.g.max_blocks;
+    const std::int64_t kw = in.k_pool.shape()[1], vw = in.v_pool.shape()[1];
+    Tensor slots = Tensor::empty({B}, DType::i32);
+    for (int r = 0; r < B; ++r) {
+      const int len = in.context_lens.data<std::int32_t>()[r];
+      slots.data<std::int32_t>()[r] =
+          len == 0
+              ? -1
+              : in.block_tables.data<std::int32_t>()[r * mb + (len - 1) / bs] * bs + (len - 1) % bs;
+    }
+    // The newest rows (B, width) and pools where those rows are stale.
+    Tensor k_new = Tensor::zeros({B, kw}, DType::f64), v_new = Tensor::zeros({B, vw}, DType::f64);
+    Tensor k_stale = in.k_pool.clone(), v_stale = in.v_pool.clone();
+    for (int r = 0; r < B; ++r) {
+      const int slot = slots.data<std::int32_t>()[r];
+      if (slot < 0) continue;
+      for (std::int64_t e = 0; e < kw; ++e) {
+        k_new.data<double>()[r * kw + e] = in.k_pool.data<double>()[slot * kw + e];
+        k_stale.data<double>()[slot * kw + e] = 4.0;
+      }
+      for (std::int64_t e = 0; e < vw; ++e) {
+        v_new.data<double>()[r * vw + e] = in.v_pool.data<double>()[slot * vw + e];
+        v_stale.data<double>()[slot * vw + e] = -9.0;
+      }
+    }
+    const std::int64_t ws_bytes = b.paged_attention_workspace_bytes(in.g);
+    Tensor ws =
+        ws_bytes > 0 ? Tensor::empty({(ws_bytes + 7) / 8}, DType::f64, Device::cuda) : Tensor();
+    if (ws_bytes > 0) b.fill(ws, 0.0);
+    const Tensor q = dev(in.q, DType::bf16), tables = in.block_tables.to(Device::cuda),
+                 lens = in.context_lens.to(Device::cuda), lambda = dev(in.lambda, DType::f32),
+                 kn = dev(k_new, DType::bf16), vn = dev(v_new, DType::bf16),
+                 slots_dev = slots.to(Device::cuda);
+    const Shape out_shape{B, in.g.out_heads() * in.g.v_head_dim};
+    Tensor want = Tensor::empty(out_shape, DType::bf16, Device::cuda);
+    Tensor kp = dev(in.k_pool, DType::bf16), vp = dev(in.v_pool, DType::bf16);
+    b.paged_attention_decode(in.g, q, kp, vp, tables, lens, lambda, want, ws);
+    const auto expected = want.to_double_vector();
+    const Tensor k_stale_dev = dev(k_stale, DType::bf16), v_stale_dev = dev(v_stale, DType::bf16);
+    Tensor out = Tensor::empty(out_shape, DType::bf16, Device::cuda);
+    for (int round = 0; round < 20; ++round) {
+      b.convert(k_stale_dev, kp);  // stale newest rows back
+      b.convert(v_stale_dev, vp);
+      b.kv_cache_write(kn, kw, vn, vw, slots_dev, kp, vp);
+      b.paged_attention_decode(in.g, q, kp, vp, tables, lens, lambda, out, ws);
+      ASSERT_EQ(out.to_double_vector(), expected) << "round " << round;
+    }
   }
 }
 

@@ -1,155 +1,27 @@
-// Paged decode attention: kernels and launchers (see paged_attention.cuh).
+// Paged decode attention: the register variant of the kernel, the choice of variant, and the
+// launchers (see paged_attention.cuh; the grid and a block's end: paged_attention_common.cuh).
 //
-// Grid (splits, v_heads * row_groups, B), 128 threads. A block owns one sequence b, one
-// key/value head j, R query rows of the components that read j (its row group) and one token
-// range of the sequence. Tokens go in tiles of 64:
+// Register variant: tokens go in tiles of 64:
 //   A. each K row segment of head j (d or 2d elements) is read once with 16-byte loads, a few
 //      lanes per token; every lane dots its 8 elements with the query rows that use them and
 //      the lanes of one d-sized component reduce by shuffles -> scores (R, 64) in shared memory;
 //   B. one warp per row: online softmax (base 2; q was pre-scaled by scale * log2 e);
 //   C. each V row segment is read once, 16 bytes per lane; lanes keep (R, 8) f32 accumulators
 //      for their channels and tokens, rescaled by the row's correction factor each tile.
-// At the end the lanes' accumulators are summed in shared memory, in a fixed order. With one split
-// the block writes the output (DIFF V1: (O1/l1) - lambda (O2/l2) per head); otherwise it writes
-// partial (max, sum, acc) rows, counts its arrival on the (sequence, block row)'s counter, and
-// the last block to arrive combines the splits of its rows (in split order, so the result does
-// not depend on which block that is) and resets the counter. The output may be normalized per
-// head (DIFF V1's head RMSNorm, with rmsnorm_forward's arithmetic) before it is written.
+// At the end the lanes' accumulators are summed in shared memory, in a fixed order.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "device_util.cuh"
 #include "paged_attention.cuh"
+#include "paged_attention_common.cuh"
 #include "pdl.cuh"
 
 namespace difftx::cuda {
 namespace {
 
-constexpr int kThreads = 128;
-constexpr int kTile = 64;
-constexpr int kMaxRows = 8;
-constexpr int kMaxSplits = 64;
-
-struct PagedParams {
-  const bf16* q;
-  i64 q_stride;
-  const bf16* k_pool;
-  const bf16* v_pool;
-  i64 k_width, v_width;
-  const std::int32_t* tables;
-  int max_blocks, block_size;
-  const std::int32_t* lens;
-  const float* lambda;
-  bf16* out;
-  float* ws_acc;           // (B, groups, splits, R, dv)
-  float* ws_ml;            // (B, groups, splits, R, 2)
-  unsigned* counters_end;  // counter of (b, block row gy) at counters_end[-1 - (b * groups + gy)]
-  const void* norm_w;      // head RMSNorm gain (dv), f32 or bf16; null: no norm
-  bool norm_w_f32;
-  float norm_eps, norm_scale;
-  float* head_rstd;  // (B, out_heads) with the norm
-  int group_rows;    // query components per key/value head (G)
-  int row_groups;    // blocks per key/value head (ceil(G / R))
-  int num_splits;
-  int out_heads;
-  float scale_log2;
-};
-
-// Tokens per split of a sequence of ctx tokens: a multiple of the tile.
-__device__ __forceinline__ int split_tokens(int ctx, int splits) {
-  const int per = (ctx + splits - 1) / splits;
-  return (per + kTile - 1) / kTile * kTile;
-}
-
-__device__ __forceinline__ void unpack8(const uint4& raw, float* f) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 x = __bfloat1622float2(h[i]);
-    f[2 * i] = x.x;
-    f[2 * i + 1] = x.y;
-  }
-}
-
-// The block's output heads from shared memory: head hh's dv values at vals[row(hh) * kDv], row(hh)
-// = 2 hh for DIFF V1 (the first map's row) and hh otherwise; rounded to bf16, then, with a head
-// norm, out = bf16(scale * x * rstd * gain) with rstd over the rounded values (rmsnorm_forward).
-template <int kDv, bool kDiff>
-__device__ void write_output(const PagedParams& p, const float* vals, int b, int head0, int heads) {
-  constexpr int kRowStep = kDiff ? 2 : 1;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  bf16* out = p.out + (i64(b) * p.out_heads + head0) * kDv;
-  if (!p.norm_w) {
-    for (int i = tid; i < heads * kDv; i += kThreads) {
-      out[i] = __float2bfloat16(vals[(i / kDv) * kRowStep * kDv + i % kDv]);
-    }
-    return;
-  }
-  for (int hh = warp; hh < heads; hh += kThreads / 32) {
-    const float* v = vals + hh * kRowStep * kDv;
-    float ss = 0.f;
-    for (int c = lane; c < kDv; c += 32) {
-      const float x = __bfloat162float(__float2bfloat16(v[c]));
-      ss += x * x;
-    }
-    ss = warp_sum(ss);
-    const float r = 1.f / sqrtf(ss / float(kDv) + p.norm_eps);
-    if (lane == 0) p.head_rstd[i64(b) * p.out_heads + head0 + hh] = r;
-    for (int c = lane; c < kDv; c += 32) {
-      const float x = __bfloat162float(__float2bfloat16(v[c]));
-      const float g = p.norm_w_f32 ? static_cast<const float*>(p.norm_w)[c]
-                                   : __bfloat162float(static_cast<const bf16*>(p.norm_w)[c]);
-      out[i64(hh) * kDv + c] = __float2bfloat16(p.norm_scale * x * r * g);
-    }
-  }
-}
-
-// The last block of a (sequence, block row) `row` combines the `used` splits' partial rows (read
-// from L2: other blocks wrote them) into vals, laid out as write_output reads them. Every load of
-// a round is issued before the first is used: the (max, sum) pairs of all splits at once, then
-// the partial outputs 8 splits at a time; the sums run in split order.
-template <int kDv, int R, bool kDiff>
-__device__ void combine_splits(const PagedParams& p, i64 row, int used, int heads, float* vals) {
-  __shared__ float ml_s[kMaxSplits * R * 2];  // (split, row, {max, sum})
-  __shared__ float scale_s[kMaxSplits][R];    // exp2(m_s - M) / L per split and row
-  const i64 base = row * p.num_splits;
-  for (int i = threadIdx.x; i < used * R * 2; i += kThreads) {
-    ml_s[i] = __ldcg(&p.ws_ml[base * R * 2 + i]);
-  }
-  __syncthreads();
-  if (threadIdx.x < R) {
-    const int r = threadIdx.x;
-    float mx = -INFINITY;
-    for (int s = 0; s < used; ++s) mx = fmaxf(mx, ml_s[(s * R + r) * 2]);
-    float total = 0.f;
-    for (int s = 0; s < used; ++s)
-      total += ml_s[(s * R + r) * 2 + 1] * exp2f(ml_s[(s * R + r) * 2] - mx);
-    for (int s = 0; s < used; ++s) scale_s[s][r] = exp2f(ml_s[(s * R + r) * 2] - mx) / total;
-  }
-  __syncthreads();
-  const float lambda = kDiff ? *p.lambda : 0.f;
-  constexpr int kBatch = 8;
-  for (int i = threadIdx.x; i < heads * kDv; i += kThreads) {
-    const int hh = i / kDv, c = i % kDv;
-    const int r0 = kDiff ? 2 * hh : hh;
-    float o0 = 0.f, o1 = 0.f;
-    for (int s0 = 0; s0 < used; s0 += kBatch) {
-      float a0[kBatch], a1[kBatch];
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u) {
-        const float* a = p.ws_acc + (base + s0 + u) * R * kDv;
-        a0[u] = s0 + u < used ? __ldcg(&a[r0 * kDv + c]) : 0.f;
-        a1[u] = kDiff && s0 + u < used ? __ldcg(&a[(r0 + 1) * kDv + c]) : 0.f;
-      }
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u) {
-        if (s0 + u >= used) break;
-        o0 = fmaf(scale_s[s0 + u][r0], a0[u], o0);
-        if (kDiff) o1 = fmaf(scale_s[s0 + u][r0 + 1], a1[u], o1);
-      }
-    }
-    vals[r0 * kDv + c] = kDiff ? o0 - lambda * o1 : o0;
-  }
-}
+using namespace paged;
 
 template <int D, int R, bool kDiff, bool kFinal>
 __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParams p) {
@@ -173,8 +45,12 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   __shared__ int slot_s[kTile];
   __shared__ float m_s[R], l_s[R], alpha_s[R];
 
+  stamp(p, kStampStart);
+  const BlockConstants<kDv, kDiff> consts = load_block_constants<kDv, kDiff>(p);
+  stamp(p, kStampIssued);
   pdl_wait();
   pdl_launch_dependents();
+  stamp(p, kStampWaited);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
   const int j = gy / p.row_groups, rg = gy % p.row_groups;
@@ -188,7 +64,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
     if (split == 0) {
       for (int i = tid; i < R * kDv; i += kThreads) red_s[i / kDv][i % kDv] = 0.f;
       __syncthreads();
-      write_output<kDv, kDiff>(p, red_s[0], b, head0, heads);
+      write_output<kDv, kDiff>(p, consts, red_s[0], b, head0, heads);
     }
     return;
   }
@@ -295,6 +171,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       s_s[r][lane] = p0;
       s_s[r][lane + 32] = p1;
       const float sum = warp_sum(p0 + p1);
+      __syncwarp();  // every lane has read m_s[r] before lane 0 rewrites it
       if (lane == 0) {
         const float alpha = exp2f(m_old - m_new);  // 0 on the first tile (m_old = -inf)
         l_s[r] = l_s[r] * alpha + sum;
@@ -339,7 +216,9 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       }
     }
     __syncthreads();  // slot_s and s_s are rewritten by the next tile
+    if (t0 == start) stamp(p, kStampLanded);
   }
+  stamp(p, kStampTiles);
 
   // Sum the lanes' accumulators over the token slices, slice by slice: a fixed order, so the
   // result does not depend on scheduling (graph and eager runs agree bit for bit).
@@ -354,42 +233,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
     __syncthreads();
   }
 
-  const int used = (ctx + per - 1) / per;  // splits with tokens
-  if (kFinal || used == 1) {               // the only block of its rows: the output directly
-    const float lambda = kDiff ? *p.lambda : 0.f;
-    for (int i = tid; i < heads * kDv; i += kThreads) {  // in place: row 2hh (hh) of head hh
-      const int hh = i / kDv, c = i % kDv;
-      if (kDiff) {
-        red_s[2 * hh][c] =
-            red_s[2 * hh][c] / l_s[2 * hh] - lambda * (red_s[2 * hh + 1][c] / l_s[2 * hh + 1]);
-      } else {
-        red_s[hh][c] = red_s[hh][c] / l_s[hh];
-      }
-    }
-    __syncthreads();
-    write_output<kDv, kDiff>(p, red_s[0], b, head0, heads);
-  } else {
-    const i64 base = (i64(b) * gridDim.y + gy) * p.num_splits + split;
-    for (int i = tid; i < R * kDv; i += kThreads)
-      p.ws_acc[base * R * kDv + i] = red_s[i / kDv][i % kDv];
-    if (tid < R) {
-      p.ws_ml[(base * R + tid) * 2] = m_s[tid];
-      p.ws_ml[(base * R + tid) * 2 + 1] = l_s[tid];
-    }
-    // Arrive; the last of the `used` blocks with tokens combines.
-    __shared__ bool last_s;
-    __threadfence();
-    __syncthreads();
-    unsigned* counter = p.counters_end - 1 - (i64(b) * gridDim.y + gy);
-    if (tid == 0) last_s = atomicAdd(counter, 1u) == unsigned(used - 1);
-    __syncthreads();
-    if (!last_s) return;
-    __threadfence();
-    if (tid == 0) *counter = 0u;  // ready for the next call
-    combine_splits<kDv, R, kDiff>(p, i64(b) * gridDim.y + gy, used, heads, red_s[0]);
-    __syncthreads();
-    write_output<kDv, kDiff>(p, red_s[0], b, head0, heads);
-  }
+  stamp(p, kStampReduced);
+  finish_block<D, R, kDiff, kFinal>(p, consts, red_s, m_s, l_s, ctx, per, heads, head0);
 }
 
 int rows_per_block(const PagedAttentionGeometry& g) {
@@ -437,6 +282,21 @@ void dispatch_rows(const PagedParams& p, int rows, int groups, int batch, cudaSt
 }
 
 }  // namespace
+
+PagedAttentionLoads paged_attention_loads(const PagedAttentionGeometry& g, int num_sms) {
+  enum class Forced { no, staged, registers };
+  static const Forced forced = [] {
+    const char* env = std::getenv("DIFFTX_PAGED_LOADS");
+    if (env && std::strcmp(env, "registers") == 0) return Forced::registers;
+    if (env && std::strcmp(env, "staged") == 0) return Forced::staged;
+    return Forced::no;
+  }();
+  if (forced != Forced::no) {
+    return forced == Forced::staged ? PagedAttentionLoads::staged : PagedAttentionLoads::registers;
+  }
+  return i64(g.batch) * groups_per_sequence(g) * 4 <= num_sms ? PagedAttentionLoads::staged
+                                                              : PagedAttentionLoads::registers;
+}
 
 int paged_attention_splits(const PagedAttentionGeometry& g, int num_sms) {
   const int blocks = std::max(1, g.batch * groups_per_sequence(g));
@@ -517,13 +377,19 @@ void launch_paged_attention_decode(const PagedAttentionGeometry& g, const bf16* 
     p.ws_ml = p.ws_acc + std::size_t(g.batch) * groups * p.num_splits * rows * g.v_head_dim;
     p.counters_end = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + workspace_bytes);
   }
-  if (g.head_dim == 64) {
+  const dim3 grid{unsigned(p.num_splits), unsigned(groups), unsigned(g.batch)};
+  p.timeline = paged::timeline_for_call(std::size_t(grid.x) * grid.y * grid.z, stream);
+  const bool staged = paged_attention_loads(g, num_sms) == PagedAttentionLoads::staged;
+  if (staged) {
+    paged::launch_staged(p, g.head_dim, rows, diff, grid, stream);
+  } else if (g.head_dim == 64) {
     diff ? dispatch_rows<64, true>(p, rows, groups, g.batch, stream)
          : dispatch_rows<64, false>(p, rows, groups, g.batch, stream);
   } else {
     diff ? dispatch_rows<128, true>(p, rows, groups, g.batch, stream)
          : dispatch_rows<128, false>(p, rows, groups, g.batch, stream);
   }
+  if (p.timeline) paged::report_timeline(p.timeline, grid, staged ? "staged" : "registers", stream);
 }
 
 }  // namespace difftx::cuda

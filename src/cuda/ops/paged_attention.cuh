@@ -5,7 +5,8 @@
 // DIFF maps). Long contexts are split across blocks ("flash decoding"): each block reduces a
 // range of tokens to partial (max, sum, weighted V) rows, and the last block of a sequence's key/
 // value head to finish combines them (one kernel). DIFF V1's per-head RMSNorm may be applied
-// before the output is written.
+// before the output is written. Two kernel variants compute the same values; they differ in how
+// K/V reach the lanes (PagedAttentionLoads).
 // Semantics: Backend::paged_attention_decode (include/difftx/model/backend.h).
 #pragma once
 
@@ -18,6 +19,18 @@
 #include "difftx/core/paged_attention.h"
 
 namespace difftx::cuda {
+
+// How a tile of K/V reaches the lanes. staged: copied into shared memory by asynchronous copies,
+// the first tile's issued before the kernel waits on the kernels before it (PDL); a latency
+// variant, for grids of few blocks with a tile or two each. registers: loaded into registers
+// after the wait, more blocks per multiprocessor; for many blocks or long token ranges. The
+// launcher picks staged when batch x (blocks per sequence for its key/value heads) is at most a
+// quarter of the multiprocessors. Measured on an H200 (bench/engine/results/2026-12-01-h200):
+// staged 2-6% faster per 125M DIFF V1 step at batch 1 and 4 (contexts 512 and 4K) and 14% at
+// the 1.4B shape's batch 1; 3-35% slower at batch 32 and 128 and at batch 8 with 4K tokens.
+// DIFFTX_PAGED_LOADS=staged or registers forces one (read once per process).
+enum class PagedAttentionLoads { staged, registers };
+PagedAttentionLoads paged_attention_loads(const PagedAttentionGeometry& g, int num_sms);
 
 // Token ranges per (sequence, key/value head) for a batch of g.batch sequences on a GPU with
 // `num_sms` multiprocessors: enough blocks to fill the GPU twice, at least 64 tokens each.

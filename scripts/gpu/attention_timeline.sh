@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Where a decode step's paged attention spends its time, on the GPU machine: `difftx bench
+# --no-graphs` at batch 1 with DIFFTX_PAGED_TIMELINE set, so one attention call of a mid-run
+# decode step (layer 5 of the 10th step) records its blocks' global-timer stamps and prints the
+# table of paged_attention_timeline.cu; once per config and kernel variant (DIFFTX_PAGED_LOADS).
+# Needs the staged engine binaries (run_engine_suite.sh --stage). Logs in $OUT.
+#   scripts/gpu/attention_timeline.sh
+# Environment: CONFIGS (default: the 125M DIFF V1 and softmax configs, the 1.4B shape),
+# VARIANTS (default "staged registers"), CONTEXT (default 512).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+out=${OUT:-$root/timeline-out}
+mkdir -p "$out"
+if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
+  mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz
+fi
+bin=.carry/engine/bin
+export LD_LIBRARY_PATH=$root/.carry/engine/lib:${LD_LIBRARY_PATH:-}
+configs=${CONFIGS:-"configs/gpt-125m-diff-v1.json configs/gpt-125m-softmax.json bench/engine/diff-1.4b.json"}
+for c in $configs; do
+  name=$(basename "$c" .json)
+  layers=$(python3 -c "import json,sys; d = json.load(open(sys.argv[1])); print(d.get('model', d)['n_layers'])" "$c")
+  for variant in ${VARIANTS:-staged registers}; do
+    echo "==== $name, $variant, batch 1, context ${CONTEXT:-512}"
+    DIFFTX_PAGED_LOADS=$variant DIFFTX_PAGED_TIMELINE=$((layers * 9 + 6)) timeout 120 \
+      "$bin/difftx" bench --config "$c" --device cuda --batch 1 --context "${CONTEXT:-512}" \
+      --gen 16 --no-graphs > "$out/timeline-$name-$variant.log" 2>&1
+    echo "exit $?"
+    grep -A10 "paged attention timeline" "$out/timeline-$name-$variant.log"
+  done
+done

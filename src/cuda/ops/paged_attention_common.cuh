@@ -1,0 +1,300 @@
+// Paged decode attention, the parts its kernel variants share (private to src/cuda/ops): the
+// kernel parameters, the split arithmetic, and a block's end (the output, or partial rows and
+// the combine of the splits by the last block to finish). The variants (paged_attention.cu,
+// paged_attention_staged.cu) differ in how a tile of K/V reaches the lanes.
+//
+// Grid (splits, v_heads * row_groups, B), kThreads threads. A block owns one sequence b, one
+// key/value head j, R query rows of the components that read j (its row group) and one token
+// range of the sequence, taken in tiles of kTile tokens.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "device_util.cuh"
+
+namespace difftx::cuda::paged {
+
+constexpr int kThreads = 128;
+constexpr int kTile = 64;
+constexpr int kMaxRows = 8;
+constexpr int kMaxSplits = 64;
+
+struct PagedParams {
+  const bf16* q;
+  i64 q_stride;
+  const bf16* k_pool;
+  const bf16* v_pool;
+  i64 k_width, v_width;
+  const std::int32_t* tables;
+  int max_blocks, block_size;
+  const std::int32_t* lens;
+  const float* lambda;
+  bf16* out;
+  float* ws_acc;           // (B, groups, splits, R, dv)
+  float* ws_ml;            // (B, groups, splits, R, 2)
+  unsigned* counters_end;  // counter of (b, block row gy) at counters_end[-1 - (b * groups + gy)]
+  const void* norm_w;      // head RMSNorm gain (dv), f32 or bf16; null: no norm
+  bool norm_w_f32;
+  float norm_eps, norm_scale;
+  float* head_rstd;  // (B, out_heads) with the norm
+  int group_rows;    // query components per key/value head (G)
+  int row_groups;    // blocks per key/value head (ceil(G / R))
+  int num_splits;
+  int out_heads;
+  float scale_log2;
+  unsigned long long* timeline;  // diagnostics: (blocks, kStamps) global-timer stamps, or null
+};
+
+// Diagnostics (DIFFTX_PAGED_TIMELINE, paged_attention.cu): thread 0 of each block records the
+// global timer (ns) at these points of one call, so a decode step's attention can be taken
+// apart in place (PDL, the kernels around it) rather than in isolation.
+enum Stamp : int {
+  kStampStart,    // the block runs
+  kStampIssued,   // the first tile's copies are issued (staged) / the block is about to wait
+  kStampWaited,   // the kernels before have completed (PDL wait returned)
+  kStampLanded,   // the first tile is in shared memory (staged) / done (registers)
+  kStampTiles,    // every tile is done
+  kStampReduced,  // the lanes' sums are in shared memory
+  kStampArrived,  // the partial rows are out and the block's arrival is counted
+  kStampDone,     // the block's last instruction (the combine and the output, if it did them)
+  kStamps
+};
+__device__ __forceinline__ void stamp(const PagedParams& p, Stamp s) {
+  if (p.timeline == nullptr || threadIdx.x != 0) return;
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  const i64 block = (i64(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+  p.timeline[block * kStamps + s] = t;
+}
+
+// Tokens per split of a sequence of ctx tokens: a multiple of the tile.
+__device__ __forceinline__ int split_tokens(int ctx, int splits) {
+  const int per = (ctx + splits - 1) / splits;
+  return (per + kTile - 1) / kTile * kTile;
+}
+
+__device__ __forceinline__ void unpack8(const uint4& raw, float* f) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 x = __bfloat1622float2(h[i]);
+    f[2 * i] = x.x;
+    f[2 * i + 1] = x.y;
+  }
+}
+
+// What a block reads that no kernel of a decode step writes, loaded before the block waits on the
+// kernels before it (PDL) so that its end does not wait on memory for it: DIFF V1's lambda and the
+// head norm's gain at this lane's channels (lane + 32 i).
+template <int kDv, bool kDiff>
+struct BlockConstants {
+  float gain[kDiff ? kDv / 32 : 1];
+  float lambda;
+};
+
+template <int kDv, bool kDiff>
+__device__ __forceinline__ BlockConstants<kDv, kDiff> load_block_constants(const PagedParams& p) {
+  BlockConstants<kDv, kDiff> k{};
+  if constexpr (kDiff) {
+    k.lambda = __ldg(p.lambda);
+    if (p.norm_w) {
+      const int lane = threadIdx.x & 31;
+#pragma unroll
+      for (int i = 0; i < kDv / 32; ++i) {
+        const int c = lane + 32 * i;
+        k.gain[i] = p.norm_w_f32 ? __ldg(static_cast<const float*>(p.norm_w) + c)
+                                 : __bfloat162float(__ldg(static_cast<const bf16*>(p.norm_w) + c));
+      }
+    }
+  }
+  return k;
+}
+
+// The block's output heads from shared memory: head hh's dv values at vals[row(hh) * kDv], row(hh)
+// = 2 hh for DIFF V1 (the first map's row) and hh otherwise; rounded to bf16, then, with a head
+// norm (DIFF V1 only), out = bf16(scale * x * rstd * gain) with rstd over the rounded values
+// (rmsnorm_forward's arithmetic).
+template <int kDv, bool kDiff>
+__device__ void write_output(const PagedParams& p, const BlockConstants<kDv, kDiff>& kc,
+                             const float* vals, int b, int head0, int heads) {
+  constexpr int kRowStep = kDiff ? 2 : 1;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  bf16* out = p.out + (i64(b) * p.out_heads + head0) * kDv;
+  if (!kDiff || !p.norm_w) {
+    for (int i = tid; i < heads * kDv; i += kThreads) {
+      out[i] = __float2bfloat16(vals[(i / kDv) * kRowStep * kDv + i % kDv]);
+    }
+    return;
+  }
+  if constexpr (kDiff) {
+    for (int hh = warp; hh < heads; hh += kThreads / 32) {
+      const float* v = vals + hh * kRowStep * kDv;
+      float x[kDv / 32];
+      float ss = 0.f;
+#pragma unroll
+      for (int i = 0; i < kDv / 32; ++i) {
+        x[i] = __bfloat162float(__float2bfloat16(v[lane + 32 * i]));
+        ss += x[i] * x[i];
+      }
+      ss = warp_sum(ss);
+      const float r = 1.f / sqrtf(ss / float(kDv) + p.norm_eps);
+      if (lane == 0) p.head_rstd[i64(b) * p.out_heads + head0 + hh] = r;
+#pragma unroll
+      for (int i = 0; i < kDv / 32; ++i) {
+        out[i64(hh) * kDv + lane + 32 * i] = __float2bfloat16(p.norm_scale * x[i] * r * kc.gain[i]);
+      }
+    }
+  }
+}
+
+// The last block of a (sequence, block row) `row` combines the `used` splits' partial rows (read
+// from L2: other blocks wrote them) into vals, laid out as write_output reads them. Loads go out
+// before they are needed: the (max, sum) pairs of all splits together with the first 8 splits'
+// partial outputs of the thread's first two channels, then the partial outputs 8 splits at a
+// time. One warp per row turns the pairs into each split's weight; the sums run in split order.
+template <int kDv, int R, bool kDiff>
+__device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, kDiff>& kc, i64 row,
+                               int used, int heads, float* vals) {
+  __shared__ float ml_s[kMaxSplits * R * 2];  // (split, row, {max, sum})
+  __shared__ float scale_s[kMaxSplits][R];    // exp2(m_s - M) / L per split and row
+  constexpr int kBatch = 8;
+  constexpr int kItems = ((kDiff ? R / 2 : R) * kDv + kThreads - 1) / kThreads;  // per thread
+  constexpr int kEarly = kItems < 2 ? kItems : 2;  // items whose first batch is loaded early
+  static_assert(kMaxSplits <= 64, "two splits per lane");
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const i64 base = row * p.num_splits;
+  // One batch of partial outputs of channel i (rows r0 and r0 + 1) from split s0 on.
+  auto load_batch = [&](int i, int s0, float(&a0)[kBatch], float(&a1)[kBatch]) {
+    const int hh = i / kDv, c = i % kDv, r0 = kDiff ? 2 * hh : hh;
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const float* a = p.ws_acc + (base + s0 + u) * R * kDv;
+      a0[u] = s0 + u < used ? __ldcg(&a[r0 * kDv + c]) : 0.f;
+      a1[u] = kDiff && s0 + u < used ? __ldcg(&a[(r0 + 1) * kDv + c]) : 0.f;
+    }
+  };
+  float early0[kEarly][kBatch], early1[kEarly][kBatch];
+#pragma unroll
+  for (int k = 0; k < kEarly; ++k) {
+    if (tid + k * kThreads < heads * kDv) load_batch(tid + k * kThreads, 0, early0[k], early1[k]);
+  }
+  for (int i = tid; i < used * R * 2; i += kThreads) {
+    ml_s[i] = __ldcg(&p.ws_ml[base * R * 2 + i]);
+  }
+  __syncthreads();
+  for (int r = warp; r < R; r += kThreads / 32) {
+    const bool in0 = lane < used, in1 = lane + 32 < used;
+    const float m0 = in0 ? ml_s[(lane * R + r) * 2] : -INFINITY;
+    const float m1 = in1 ? ml_s[((lane + 32) * R + r) * 2] : -INFINITY;
+    const float mx = warp_max(fmaxf(m0, m1));
+    const float e0 = in0 ? exp2f(m0 - mx) : 0.f, e1 = in1 ? exp2f(m1 - mx) : 0.f;
+    const float total = warp_sum((in0 ? e0 * ml_s[(lane * R + r) * 2 + 1] : 0.f) +
+                                 (in1 ? e1 * ml_s[((lane + 32) * R + r) * 2 + 1] : 0.f));
+    if (in0) scale_s[lane][r] = e0 / total;
+    if (in1) scale_s[lane + 32][r] = e1 / total;
+  }
+  __syncthreads();
+  // Channel i from its partial outputs; `first` holds the batch of splits 0-7 when `have_first`.
+  auto combine_channel = [&](int i, const float(&first0)[kBatch], const float(&first1)[kBatch],
+                             bool have_first) {
+    const int hh = i / kDv, c = i % kDv;
+    const int r0 = kDiff ? 2 * hh : hh;
+    float o0 = 0.f, o1 = 0.f;
+    for (int s0 = 0; s0 < used; s0 += kBatch) {
+      float a0[kBatch], a1[kBatch];
+      if (have_first && s0 == 0) {
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) a0[u] = first0[u], a1[u] = first1[u];
+      } else {
+        load_batch(i, s0, a0, a1);
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        if (s0 + u >= used) break;
+        o0 = fmaf(scale_s[s0 + u][r0], a0[u], o0);
+        if (kDiff) o1 = fmaf(scale_s[s0 + u][r0 + 1], a1[u], o1);
+      }
+    }
+    vals[r0 * kDv + c] = kDiff ? o0 - kc.lambda * o1 : o0;
+  };
+#pragma unroll
+  for (int k = 0; k < kEarly; ++k) {
+    if (tid + k * kThreads < heads * kDv)
+      combine_channel(tid + k * kThreads, early0[k], early1[k], true);
+  }
+  for (int i = tid + kEarly * kThreads; i < heads * kDv; i += kThreads) {
+    combine_channel(i, early0[0], early1[0], false);
+  }
+}
+
+// A block's end, once red (R, kDv) holds its un-normalized outputs and m / l its rows' (max,
+// sum): with one split (kFinal, or a sequence short enough) the output itself; otherwise the
+// partial rows to the workspace, an arrival on the (sequence, block row)'s counter, and, in the
+// last block to arrive, the combine of the splits (in split order, so the result does not depend
+// on which block that is) and the counter's reset.
+template <int D, int R, bool kDiff, bool kFinal>
+__device__ void finish_block(const PagedParams& p,
+                             const BlockConstants<kDiff ? 2 * D : D, kDiff>& kc,
+                             float (*red)[kDiff ? 2 * D : D], const float* m, const float* l,
+                             int ctx, int per, int heads, int head0) {
+  constexpr int kDv = kDiff ? 2 * D : D;
+  const int tid = threadIdx.x;
+  const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
+  const int used = (ctx + per - 1) / per;  // splits with tokens
+  if (kFinal || used == 1) {
+    const float lambda = kDiff ? kc.lambda : 0.f;
+    for (int i = tid; i < heads * kDv; i += kThreads) {  // in place: row 2hh (hh) of head hh
+      const int hh = i / kDv, c = i % kDv;
+      if (kDiff) {
+        red[2 * hh][c] = red[2 * hh][c] / l[2 * hh] - lambda * (red[2 * hh + 1][c] / l[2 * hh + 1]);
+      } else {
+        red[hh][c] = red[hh][c] / l[hh];
+      }
+    }
+    __syncthreads();
+    write_output<kDv, kDiff>(p, kc, red[0], b, head0, heads);
+    stamp(p, kStampDone);
+    return;
+  }
+  const i64 base = (i64(b) * gridDim.y + gy) * p.num_splits + split;
+  for (int i = tid; i < R * kDv; i += kThreads)
+    p.ws_acc[base * R * kDv + i] = red[i / kDv][i % kDv];
+  if (tid < R) {
+    p.ws_ml[(base * R + tid) * 2] = m[tid];
+    p.ws_ml[(base * R + tid) * 2 + 1] = l[tid];
+  }
+  // Arrive; the last of the `used` blocks with tokens combines.
+  __shared__ bool last_s;
+  __threadfence();
+  __syncthreads();
+  unsigned* counter = p.counters_end - 1 - (i64(b) * gridDim.y + gy);
+  if (tid == 0) last_s = atomicAdd(counter, 1u) == unsigned(used - 1);
+  __syncthreads();
+  stamp(p, kStampArrived);
+  if (!last_s) {
+    stamp(p, kStampDone);
+    return;
+  }
+  __threadfence();
+  if (tid == 0) *counter = 0u;  // ready for the next call
+  combine_splits<kDv, R, kDiff>(p, kc, i64(b) * gridDim.y + gy, used, heads, red[0]);
+  __syncthreads();
+  write_output<kDv, kDiff>(p, kc, red[0], b, head0, heads);
+  stamp(p, kStampDone);
+}
+
+// Diagnostics (paged_attention_timeline.cu): the stamps' buffer if DIFFTX_PAGED_TIMELINE asks
+// for this call to be recorded (else null), and, after a recorded launch, the report.
+unsigned long long* timeline_for_call(std::size_t blocks, cudaStream_t stream);
+void report_timeline(unsigned long long* timeline, dim3 grid, const char* variant,
+                     cudaStream_t stream);
+
+// The variant that stages each tile of K/V in shared memory with asynchronous copies
+// (paged_attention_staged.cu); same grid and parameters as the register variant.
+void launch_staged(const PagedParams& p, int head_dim, int rows, bool diff, dim3 grid,
+                   cudaStream_t stream);
+
+}  // namespace difftx::cuda::paged
