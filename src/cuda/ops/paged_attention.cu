@@ -34,7 +34,6 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   constexpr int kVch = kDv / 8;
   constexpr int kTppV = kThreads / kVch;
   constexpr int kPassV = kTile / kTppV;
-  constexpr int kRowsPerComp = kDiff ? R / 2 : R;
   constexpr int kBatchK = kPassK < 8 ? kPassK : 8;  // 16-byte loads in flight per lane
   constexpr int kBatchV = kPassV < 8 ? kPassV : 8;
   static_assert(kThreads % kKch == 0 && kTile % kTppK == 0 && kTile % kTppV == 0, "tiling");
@@ -51,7 +50,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   pdl_wait();
   pdl_launch_dependents();
   stamp(p, kStampWaited);
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tid = threadIdx.x;
   const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
   const int j = gy / p.row_groups, rg = gy % p.row_groups;
   const int rows_here = min(R, p.group_rows - rg * R);
@@ -60,12 +59,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
 
   const int heads = kDiff ? rows_here / 2 : rows_here;  // output heads of the block
   const int head0 = kDiff ? qc0 / 2 : qc0;
-  if (ctx == 0) {  // nothing to attend: zero output, written by the first split
-    if (split == 0) {
-      for (int i = tid; i < R * kDv; i += kThreads) red_s[i / kDv][i % kDv] = 0.f;
-      __syncthreads();
-      write_output<kDv, kDiff>(p, consts, red_s[0], b, head0, heads);
-    }
+  if (ctx == 0) {  // nothing to attend
+    write_empty_output<R, kDv, kDiff>(p, consts, red_s, b, head0, heads);
     return;
   }
   const int per = split_tokens(ctx, p.num_splits);
@@ -73,12 +68,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   if (start >= ctx) return;  // the whole block leaves together
   const int end = min(ctx, start + per);
 
-  for (int i = tid; i < R * D; i += kThreads) {
-    const int r = i / D, e = i % D;
-    q_s[r][e] = r < rows_here ? __bfloat162float(p.q[i64(b) * p.q_stride + i64(qc0 + r) * D + e]) *
-                                    p.scale_log2
-                              : 0.f;
-  }
+  load_query<R, D>(p, q_s, b, qc0, rows_here);
   for (int i = tid; i < R * kDv; i += kThreads) red_s[i / kDv][i % kDv] = 0.f;
   if (tid < R) {
     m_s[tid] = -INFINITY;
@@ -93,12 +83,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   const int e0 = (kc % kLpc) * 8;
   const int vc = tid % kVch, v_tok = tid / kVch;
 
-  float acc[R][8];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int e = 0; e < 8; ++e) acc[r][e] = 0.f;
-  }
+  float acc[R][8] = {};  // (rows, the lane's 8 value channels) over its token slice
 
   for (int t0 = start; t0 < end; t0 += kTile) {
     const int n_tile = min(kTile, end - t0);
@@ -132,62 +117,19 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       }
 #pragma unroll
       for (int ps = 0; ps < kBatchK; ++ps) {
-        const int tt = (ps0 + ps) * kTppK + k_tok;
-        float kf[8];
-        unpack8(kraw[ps], kf);
-        float part[kRowsPerComp];
-#pragma unroll
-        for (int rr = 0; rr < kRowsPerComp; ++rr) {
-          const int r = kDiff ? 2 * rr + comp : rr;
-          float s = 0.f;
-#pragma unroll
-          for (int e = 0; e < 8; ++e) s = fmaf(q_s[r][e0 + e], kf[e], s);
-          part[rr] = s;
-        }
-#pragma unroll
-        for (int off = kLpc / 2; off > 0; off >>= 1) {
-#pragma unroll
-          for (int rr = 0; rr < kRowsPerComp; ++rr) {
-            part[rr] += __shfl_xor_sync(0xffffffffu, part[rr], off);
-          }
-        }
-        if (kc % kLpc == 0) {
-#pragma unroll
-          for (int rr = 0; rr < kRowsPerComp; ++rr) {
-            const int r = kDiff ? 2 * rr + comp : rr;
-            s_s[r][tt] = tt < n_tile ? part[rr] : -INFINITY;
-          }
-        }
+        score_chunk<R, kDiff, kLpc>(
+            kraw[ps], [&](int rr, int e) { return q_s[kDiff ? 2 * rr + comp : rr][e0 + e]; }, comp,
+            kc % kLpc == 0, (ps0 + ps) * kTppK + k_tok, n_tile, s_s);
       }
     }
     __syncthreads();
 
     // B. online softmax per row
-    for (int r = warp; r < R; r += kThreads / 32) {
-      const float v0 = s_s[r][lane], v1 = s_s[r][lane + 32];
-      const float m_old = m_s[r];
-      const float m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
-      const float p0 = exp2f(v0 - m_new), p1 = exp2f(v1 - m_new);
-      s_s[r][lane] = p0;
-      s_s[r][lane + 32] = p1;
-      const float sum = warp_sum(p0 + p1);
-      __syncwarp();  // every lane has read m_s[r] before lane 0 rewrites it
-      if (lane == 0) {
-        const float alpha = exp2f(m_old - m_new);  // 0 on the first tile (m_old = -inf)
-        l_s[r] = l_s[r] * alpha + sum;
-        m_s[r] = m_new;
-        alpha_s[r] = alpha;
-      }
-    }
+    softmax_tile<R>(s_s, m_s, l_s, alpha_s);
     __syncthreads();
 
     // C. probabilities times V
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const float a = alpha_s[r];
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[r][e] *= a;
-    }
+    rescale<R>(acc, alpha_s);
 #pragma unroll
     for (int ps0 = 0; ps0 < kPassV; ps0 += kBatchV) {
       uint4 vraw[kBatchV];
@@ -204,15 +146,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
       }
 #pragma unroll
       for (int ps = 0; ps < kBatchV; ++ps) {
-        const int tt = (ps0 + ps) * kTppV + v_tok;
-        float vf[8];
-        unpack8(vraw[ps], vf);
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          const float w = s_s[r][tt];
-#pragma unroll
-          for (int e = 0; e < 8; ++e) acc[r][e] = fmaf(w, vf[e], acc[r][e]);
-        }
+        accumulate_chunk<R>(vraw[ps], s_s, (ps0 + ps) * kTppV + v_tok, acc);
       }
     }
     __syncthreads();  // slot_s and s_s are rewritten by the next tile

@@ -86,6 +86,92 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float* f) {
   }
 }
 
+// ---- the three phases of a tile, shared by the variants. Lane roles: for the scores, lane kc of
+// a token's kKch key chunks holds key elements e0..e0+7 of component comp (DIFF V1: 0 or 1);
+// for the values, lane vc of a token's value chunks holds channels 8 vc..8 vc+7.
+
+// A. One key chunk's part of the scores of token tt: the lane's 8 key elements dotted with each
+// query row the lane serves (q_at(rr, e): element e0 + e of the rr-th such row, already scaled),
+// summed over the kLpc lanes of the component by shuffles; the component's first lane stores
+// them (-inf for a token past the tile's n_tile).
+template <int R, bool kDiff, int kLpc, typename QAt>
+__device__ __forceinline__ void score_chunk(const uint4& raw, QAt q_at, int comp, bool leader,
+                                            int tt, int n_tile, float (*s)[kTile]) {
+  constexpr int kRowsPerComp = kDiff ? R / 2 : R;
+  float kf[8];
+  unpack8(raw, kf);
+  float part[kRowsPerComp];
+#pragma unroll
+  for (int rr = 0; rr < kRowsPerComp; ++rr) {
+    float d = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) d = fmaf(q_at(rr, e), kf[e], d);
+    part[rr] = d;
+  }
+#pragma unroll
+  for (int off = kLpc / 2; off > 0; off >>= 1) {
+#pragma unroll
+    for (int rr = 0; rr < kRowsPerComp; ++rr)
+      part[rr] += __shfl_xor_sync(0xffffffffu, part[rr], off);
+  }
+  if (leader) {
+#pragma unroll
+    for (int rr = 0; rr < kRowsPerComp; ++rr) {
+      s[kDiff ? 2 * rr + comp : rr][tt] = tt < n_tile ? part[rr] : -INFINITY;
+    }
+  }
+}
+
+// B. Online softmax of a tile's scores, one warp per row, base 2 (q was scaled by scale * log2
+// e): s becomes the probabilities; m and l are the rows' running max and sum, alpha the factor
+// that rescales what was accumulated before this tile (0 on the first tile).
+template <int R>
+__device__ __forceinline__ void softmax_tile(float (*s)[kTile], float* m, float* l, float* alpha) {
+  static_assert(kTile == 64, "two scores per lane");
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int r = warp; r < R; r += kThreads / 32) {
+    const float v0 = s[r][lane], v1 = s[r][lane + 32];
+    const float m_old = m[r];
+    const float m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
+    const float p0 = exp2f(v0 - m_new), p1 = exp2f(v1 - m_new);
+    s[r][lane] = p0;
+    s[r][lane + 32] = p1;
+    const float sum = warp_sum(p0 + p1);
+    __syncwarp();  // every lane has read m[r] before lane 0 rewrites it
+    if (lane == 0) {
+      const float a = exp2f(m_old - m_new);
+      l[r] = l[r] * a + sum;
+      m[r] = m_new;
+      alpha[r] = a;
+    }
+  }
+}
+
+// C. One value chunk of token tt times each row's probability, into the lane's accumulators.
+template <int R>
+__device__ __forceinline__ void accumulate_chunk(const uint4& raw, const float (*s)[kTile], int tt,
+                                                 float (&acc)[R][8]) {
+  float vf[8];
+  unpack8(raw, vf);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float w = s[r][tt];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[r][e] = fmaf(w, vf[e], acc[r][e]);
+  }
+}
+
+// Before a tile's values: what was accumulated is rescaled by each row's alpha.
+template <int R>
+__device__ __forceinline__ void rescale(float (&acc)[R][8], const float* alpha) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float a = alpha[r];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[r][e] *= a;
+  }
+}
+
 // What a block reads that no kernel of a decode step writes, loaded before the block waits on the
 // kernels before it (PDL) so that its end does not wait on memory for it: DIFF V1's lambda and the
 // head norm's gain at this lane's channels (lane + 32 i).
@@ -228,6 +314,29 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
   for (int i = tid + kEarly * kThreads; i < heads * kDv; i += kThreads) {
     combine_channel(i, early0[0], early1[0], false);
   }
+}
+
+// The block's query rows (R of d elements from component qc0 of sequence b; rows past rows_here
+// zero) into q, scaled by scale * log2 e.
+template <int R, int D>
+__device__ __forceinline__ void load_query(const PagedParams& p, float (*q)[D], int b, int qc0,
+                                           int rows_here) {
+  for (int i = threadIdx.x; i < R * D; i += kThreads) {
+    const int r = i / D, e = i % D;
+    q[r][e] = r < rows_here
+                  ? __bfloat162float(p.q[i64(b) * p.q_stride + i64(qc0 + r) * D + e]) * p.scale_log2
+                  : 0.f;
+  }
+}
+
+// A sequence with nothing to attend: a zero output, written by its first split's blocks.
+template <int R, int kDv, bool kDiff>
+__device__ void write_empty_output(const PagedParams& p, const BlockConstants<kDv, kDiff>& kc,
+                                   float (*red)[kDv], int b, int head0, int heads) {
+  if (blockIdx.x != 0) return;
+  for (int i = threadIdx.x; i < R * kDv; i += kThreads) red[i / kDv][i % kDv] = 0.f;
+  __syncthreads();
+  write_output<kDv, kDiff>(p, kc, red[0], b, head0, heads);
 }
 
 // A block's end, once red (R, kDv) holds its un-normalized outputs and m / l its rows' (max,

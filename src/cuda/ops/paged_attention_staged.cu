@@ -68,14 +68,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
   stamp(p, kStampStart);
   const BlockConstants<kDv, kDiff> consts = load_block_constants<kDv, kDiff>(p);
   const int ctx = p.lens[b];
-  if (ctx == 0) {  // nothing to attend: zero output, written by the first split
+  if (ctx == 0) {  // nothing to attend
     pdl_wait();
     pdl_launch_dependents();
-    if (split == 0) {
-      for (int i = tid; i < R * kDv; i += kThreads) red_s[i / kDv][i % kDv] = 0.f;
-      __syncthreads();
-      write_output<kDv, kDiff>(p, consts, red_s[0], b, head0, heads);
-    }
+    write_empty_output<R, kDv, kDiff>(p, consts, red_s, b, head0, heads);
     return;
   }
   const int per = split_tokens(ctx, p.num_splits);
@@ -132,12 +128,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
     for (int c = tid; c < kKch + kVch; c += kThreads) copy_chunk(0, newest - start, c);
   }
   cp_async_commit();
-  for (int i = tid; i < R * D; i += kThreads) {
-    const int r = i / D, e = i % D;
-    q_s[r][e] = r < rows_here ? __bfloat162float(p.q[i64(b) * p.q_stride + i64(qc0 + r) * D + e]) *
-                                    p.scale_log2
-                              : 0.f;
-  }
+  load_query<R, D>(p, q_s, b, qc0, rows_here);
   if (tid < R) {
     m_s[tid] = -INFINITY;
     l_s[tid] = 0.f;
@@ -148,12 +139,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
   const int e0 = (kc % kLpc) * 8;
   const int vc = tid % kVch, v_tok = tid / kVch;
 
-  float acc[R][8];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int e = 0; e < 8; ++e) acc[r][e] = 0.f;
-  }
+  float acc[R][8] = {};       // (rows, the lane's 8 value channels) over its token slice
   float qr[kRowsPerComp][8];  // this lane's 8 query elements of each row it dots
 
   int s = 0;
@@ -182,70 +168,23 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
 #pragma unroll
     for (int ps = 0; ps < kPassK; ++ps) {
       const int tt = ps * kTppK + k_tok;
-      float kf[8];
-      unpack8(*reinterpret_cast<const uint4*>(k_tile + tt * kSeg + kc * 8), kf);
-      float part[kRowsPerComp];
-#pragma unroll
-      for (int rr = 0; rr < kRowsPerComp; ++rr) {
-        float d = 0.f;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) d = fmaf(qr[rr][e], kf[e], d);
-        part[rr] = d;
-      }
-#pragma unroll
-      for (int off = kLpc / 2; off > 0; off >>= 1) {
-#pragma unroll
-        for (int rr = 0; rr < kRowsPerComp; ++rr) {
-          part[rr] += __shfl_xor_sync(0xffffffffu, part[rr], off);
-        }
-      }
-      if (kc % kLpc == 0) {
-#pragma unroll
-        for (int rr = 0; rr < kRowsPerComp; ++rr) {
-          const int r = kDiff ? 2 * rr + comp : rr;
-          s_s[r][tt] = tt < n_tile ? part[rr] : -INFINITY;
-        }
-      }
+      score_chunk<R, kDiff, kLpc>(
+          *reinterpret_cast<const uint4*>(k_tile + tt * kSeg + kc * 8),
+          [&](int rr, int e) { return qr[rr][e]; }, comp, kc % kLpc == 0, tt, n_tile, s_s);
     }
     __syncthreads();
 
     // B. online softmax per row
-    for (int r = warp; r < R; r += kWarps) {
-      const float v0 = s_s[r][lane], v1 = s_s[r][lane + 32];
-      const float m_old = m_s[r];
-      const float m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
-      const float p0 = exp2f(v0 - m_new), p1 = exp2f(v1 - m_new);
-      s_s[r][lane] = p0;
-      s_s[r][lane + 32] = p1;
-      const float sum = warp_sum(p0 + p1);
-      __syncwarp();  // every lane has read m_s[r] before lane 0 rewrites it
-      if (lane == 0) {
-        const float alpha = exp2f(m_old - m_new);  // 0 on the first tile (m_old = -inf)
-        l_s[r] = l_s[r] * alpha + sum;
-        m_s[r] = m_new;
-        alpha_s[r] = alpha;
-      }
-    }
+    softmax_tile<R>(s_s, m_s, l_s, alpha_s);
     __syncthreads();
 
     // C. probabilities times V
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const float a = alpha_s[r];
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[r][e] *= a;
-    }
+    rescale<R>(acc, alpha_s);
 #pragma unroll
     for (int ps = 0; ps < kPassV; ++ps) {
       const int tt = ps * kTppV + v_tok;
-      float vf[8];
-      unpack8(*reinterpret_cast<const uint4*>(v_tile + tt * kDv + vc * 8), vf);
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const float w = s_s[r][tt];
-#pragma unroll
-        for (int e = 0; e < 8; ++e) acc[r][e] = fmaf(w, vf[e], acc[r][e]);
-      }
+      accumulate_chunk<R>(*reinterpret_cast<const uint4*>(v_tile + tt * kDv + vc * 8), s_s, tt,
+                          acc);
     }
   }
   cp_async_wait<0>();
