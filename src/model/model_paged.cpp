@@ -230,7 +230,10 @@ void PagedForward::attention(int l, const PagedBatch& batch, PagedKvCache& kv) {
   }
   auto rows = [](const Tensor& t, int begin, int count) { return t.rows(begin, begin + count); };
 
-  // Decode rows: one query each, over the pool through the block tables.
+  // Decode rows: one query each, over the pool through the block tables. The KV write above
+  // stores each decode sequence's newest token only (a sequence is a decode row or a prefill
+  // chunk, never both, and blocks are not shared): CUDA's staged paged attention reads every
+  // older token before it waits on that kernel (PDL), so this must stay so.
   if (D > 0) {
     PagedAttentionGeometry g = decode_geometry(D);
     g.num_slots = kv.num_blocks * kv.block_size;

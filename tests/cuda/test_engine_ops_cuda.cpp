@@ -23,6 +23,7 @@
 // Outputs are poisoned with NaN first and must come back finite.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -173,13 +174,20 @@ TEST(EngineOpsCuda, PagedAttentionWideBatchWithoutSplits) {
 // the staged kernel reads everything else before it waits on that kernel (PDL). Here the pools
 // hold a stale newest row (large values) until a KV write queued right before the attention
 // puts the true one there: the output must equal the attention over the true pools, bit for
-// bit, every time.
+// bit, every time. (How often a kernel that read the newest row too early would be caught
+// depends on how long the KV write takes to store it after the attention may start: ~1-2 us
+// here; this has not been measured with such a kernel.)
 TEST(EngineOpsCuda, PagedAttentionReadsTheNewestTokenWrittenJustBefore) {
   REQUIRE_GPU();
   Backend& b = *gpu();
-  for (int which : {7, 9, 4}) {  // DIFF with splits, DIFF over many blocks, softmax GQA
-    const PagedCase c = paged_attention_cases()[std::size_t(which)];
-    if (!paged_case_runs_on_cuda(c)) continue;
+  // DIFF with splits, DIFF over many blocks, softmax GQA
+  for (const char* name : {"diff_h4_hkv2_d64_bs16_len_3_129_200", "diff_h2_hkv2_d64_bs16_len_3000",
+                           "softmax_h8_hkv2_d64_bs16_len_100_1_0_257"}) {
+    const std::vector<PagedCase> cases = paged_attention_cases();
+    const auto found = std::find_if(cases.begin(), cases.end(),
+                                    [&](const PagedCase& k) { return k.name == name; });
+    ASSERT_NE(found, cases.end()) << "no paged case named " << name;
+    const PagedCase& c = *found;
     SCOPED_TRACE(c.name);
     const PagedInputs in = make_paged_inputs(c, 21);
     const int B = in.g.batch, bs = in.g.block_size, mb = in.g.max_blocks;
@@ -225,6 +233,7 @@ TEST(EngineOpsCuda, PagedAttentionReadsTheNewestTokenWrittenJustBefore) {
     for (int round = 0; round < 20; ++round) {
       b.convert(k_stale_dev, kp);  // stale newest rows back
       b.convert(v_stale_dev, vp);
+      b.fill(out, std::nan(""));
       b.kv_cache_write(kn, kw, vn, vw, slots_dev, kp, vp);
       b.paged_attention_decode(in.g, q, kp, vp, tables, lens, lambda, out, ws);
       ASSERT_EQ(out.to_double_vector(), expected) << "round " << round;

@@ -48,12 +48,12 @@ unsigned long long* timeline_for_call(std::size_t blocks, cudaStream_t stream) {
   static std::atomic<long> calls{0};
   const long want = timeline_call();
   if (want <= 0) return nullptr;
-  unsigned long long* buffer = timeline_buffer();
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess ||
       capture != cudaStreamCaptureStatusNone) {
-    return nullptr;
+    return nullptr;  // (and no allocation while a graph is captured)
   }
+  unsigned long long* buffer = timeline_buffer();
   if (++calls != want || blocks > kTimelineBlocks) return nullptr;
   return buffer;
 }
