@@ -16,7 +16,9 @@
 # does not load its first weights before waiting on the previous kernel; cols1 / cols2 / cols4:
 # the GEMV takes 1 / 2 / 4 output columns per warp whatever the width; bps1 .. bps8: its grid is
 # capped at that many blocks per multiprocessor instead of 2; registers / staged: the paged
-# attention's register / staged variant at every batch size instead of the launcher's choice), BASELINE=1 (the step times of the matched softmax
+# attention's register / staged variant at every batch size instead of the launcher's choice;
+# gemvrows1 .. gemvrows8: steps of more rows than that run their projections through cuBLASLt
+# and the unfused ops instead of the GEMV), BASELINE=1 (the step times of the matched softmax
 # baseline too), BATCHES and CONTEXTS (of the step times, default 1,8 and 512).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -73,6 +75,7 @@ if [[ $what == times || $what == all ]]; then
         cols[124]) envs=(DIFFTX_GEMV_COLS=${variant#cols}) ;;
         bps[1-8]) envs=(DIFFTX_GEMV_BLOCKS_PER_SM=${variant#bps}) ;;
         registers | staged) envs=(DIFFTX_PAGED_LOADS=$variant) ;;
+        gemvrows[1-8]) envs=(DIFFTX_GEMV_MAX_ROWS=${variant#gemvrows}) ;;
       esac
       echo "==== $name, $variant"
       [[ ${BASELINE:-0} == 1 ]] && flags+=(--baseline)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The inference engine's GPU suite in one call on the device machine: the engine's GPU tests
-# (CUDA ops against the CPU oracle, the engine end to end, graph vs eager), compute-sanitizer
-# memcheck on the op tests, then `difftx bench` (125M DIFF V1 + matched baseline + V2, and the
+# (CUDA ops against the CPU oracle, the engine end to end, graph vs eager; the paged cases with
+# each attention variant forced, the projection cases with the GEMV taking up to 8 rows),
+# compute-sanitizer racecheck and memcheck on the op tests, then `difftx bench` (125M DIFF V1 + matched baseline + V2, and the
 # paper's 1.4B DIFF V1 shape + baseline, random weights) beside HF transformers generate on the
 # same weights. Logs and tables go to $OUT (default ./gpu-out).
 #
@@ -110,6 +111,14 @@ if [[ $what == tests || $what == all ]]; then
     grep -E "^\[  (PASSED|FAILED) +\]|tests? from .* ran|^\[  FAILED" "$out/$loads.log" | tail -n 10
     [[ $rc -ne 0 ]] && { status=1; grep -B3 -A12 "Failure" "$out/$loads.log" | head -n 40; }
   done
+  # The GEMV kernel takes up to 4 rows by default; its 5-8 row kernels (DIFFTX_GEMV_MAX_ROWS=8)
+  # against the same CPU ops.
+  echo "==== test_engine_ops_cuda, DIFFTX_GEMV_MAX_ROWS=8"
+  DIFFTX_GEMV_MAX_ROWS=8 run_step gemv8 120 "$bin/test_engine_ops_cuda" \
+    --gtest_filter='*Fused*:*RmsnormQkv*:*CapturedGraph*' > "$out/gemv8.log" 2>&1
+  rc=$?
+  grep -E "^\[  (PASSED|FAILED) +\]|tests? from .* ran|^\[  FAILED" "$out/gemv8.log" | tail -n 10
+  [[ $rc -ne 0 ]] && { status=1; grep -B3 -A12 "Failure" "$out/gemv8.log" | head -n 40; }
   if command -v compute-sanitizer > /dev/null; then
     echo "==== compute-sanitizer racecheck: paged attention (shared-memory hazards)"
     run_step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \

@@ -14,8 +14,10 @@
 //   - DIFF V1 paged attention with the head RMSNorm folded in against the CPU pair in f64, and
 //     a second call on the same workspace (its arrival counters reset) bit-identical;
 //   - the fused projections of the decode path (QKV concat, residual accumulate, SwiGLU, and
-//     the RMSNorm-folded concat and SwiGLU) for 1-8 rows (the GEMV kernel) and 12 rows
-//     (cuBLASLt and the unfused ops), against the CPU ops in f64;
+//     the RMSNorm-folded concat and SwiGLU) for 1, 3, 4, 5, 8 and 12 rows, against the CPU ops
+//     in f64: up to 4 rows the GEMV kernel, more cuBLASLt and the unfused ops
+//     (scripts/gpu/run_engine_suite.sh runs them again with DIFFTX_GEMV_MAX_ROWS=8, where 5 and
+//     8 rows take the GEMV too);
 //   - sampling: greedy and log-probabilities against the CPU op; seeded draws identical to the
 //     CPU op's in nearly every row (f32 vs f64 Gumbel scores can differ only at near-ties) and
 //     always inside the CPU kept set;
@@ -377,7 +379,7 @@ TEST(EngineOpsCuda, RmsnormQkvRopeKvWriteEqualsTheUnfusedOps) {
   Backend& b = *gpu();
   const int d = 64, q_heads = 4, k_heads = 2, v_width = 128, k = 264, slots_total = 40;
   const int width = (q_heads + k_heads) * d + v_width;
-  for (const int n : {1, 3, 8, 12}) {  // 12 rows: the unfused fallback
+  for (const int n : {1, 3, 4, 5, 8, 12}) {  // over 4 rows (by default): the unfused fallback
     for (RopeStyle style : {RopeStyle::interleaved, RopeStyle::half_split}) {
       SCOPED_TRACE(::testing::Message() << n << " rows, style " << int(style));
       const std::uint64_t seed = 77 + n;
@@ -429,7 +431,7 @@ TEST(EngineOpsCuda, FusedProjectionsMatchTheCpuOps) {
   auto f64 = make_cpu_backend(DType::f64);
   auto f32 = make_cpu_backend(DType::f32);
   const double eps = 1e-5;
-  for (const int n : {1, 3, 8, 12}) {
+  for (const int n : {1, 3, 4, 5, 8, 12}) {
     for (const int k : {64, 776}) {
       SCOPED_TRACE(::testing::Message() << n << " rows, K " << k);
       const std::uint64_t seed = 1000 * n + k;

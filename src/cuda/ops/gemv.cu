@@ -408,8 +408,19 @@ void launch_mode(const GemvArgs& a, int total, cudaStream_t stream) {
 
 }  // namespace
 
+// Rows the kernel takes at most (DIFFTX_GEMV_MAX_ROWS=1..8 for profiling, default
+// kGemvDefaultRows): larger steps go to cuBLASLt and the unfused ops.
+int gemv_max_rows() {
+  static const int rows = [] {
+    const char* env = std::getenv("DIFFTX_GEMV_MAX_ROWS");
+    const int v = env ? std::atoi(env) : 0;
+    return v >= 1 && v <= kGemvMaxRows ? v : kGemvDefaultRows;
+  }();
+  return rows;
+}
+
 bool gemv_supported(const GemvArgs& a) {
-  if (a.n < 1 || a.n > kGemvMaxRows || a.k < 8 || a.k % 8 != 0 || a.ldx % 8 != 0) return false;
+  if (a.n < 1 || a.n > gemv_max_rows() || a.k < 8 || a.k % 8 != 0 || a.ldx % 8 != 0) return false;
   if (a.count < 1 || a.count > kGemvMaxWeights || !aligned16(a.x)) return false;
   if (a.mode == GemvMode::swiglu && (a.count != 2 || a.m[0] != a.m[1])) return false;
   if (a.norm_w) {

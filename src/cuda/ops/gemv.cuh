@@ -16,7 +16,14 @@
 
 namespace difftx::cuda {
 
+// The kernel is built for up to kGemvMaxRows rows, and takes up to kGemvDefaultRows unless
+// DIFFTX_GEMV_MAX_ROWS says otherwise: on an H200 a decode step of 8 rows ran 41% faster at the
+// 1.4B shape (4.236 -> 2.498 ms) and 14% at 125M (0.850 -> 0.735 ms) with its projections on
+// cuBLASLt, while at 4 rows the GEMV tied (1.4B) or won by a third (125M, 0.452 against 0.675
+// ms); bench/engine/results/2026-12-01-h200-b. Its cost grows with the rows (the dot products
+// are FMAs on the CUDA cores), cuBLASLt's hardly does.
 inline constexpr int kGemvMaxRows = 8;
+inline constexpr int kGemvDefaultRows = 4;
 inline constexpr int kGemvMaxWeights = 4;
 
 enum class GemvMode : std::uint8_t {
@@ -69,10 +76,10 @@ struct GemvArgs {
   bool preload = true;
 };
 
-// Whether the kernel takes these operands: n <= kGemvMaxRows, k % 8 == 0, 16-byte aligned
-// x / weights and row strides; with a norm: store, swiglu or qkv_rope mode, xn and rstd given,
-// x rows contiguous (ldx == k); qkv_rope: three weights of q_heads / k_heads whole heads and an
-// even v width, bf16 out, positions, slots and pools given.
+// Whether the kernel takes these operands: n <= kGemvDefaultRows (or DIFFTX_GEMV_MAX_ROWS), k % 8
+// == 0, 16-byte aligned x / weights and row strides; with a norm: store, swiglu or qkv_rope mode,
+// xn and rstd given, x rows contiguous (ldx == k); qkv_rope: three weights of q_heads / k_heads
+// whole heads and an even v width, bf16 out, positions, slots and pools given.
 bool gemv_supported(const GemvArgs& a);
 void launch_gemv(const GemvArgs& a, cudaStream_t stream);
 
