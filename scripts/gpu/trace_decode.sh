@@ -7,7 +7,8 @@
 #   scripts/gpu/trace_decode.sh            (tables and logs in $OUT)
 # Environment: CONFIGS (default: the 125M DIFF V1 and the 1.4B shape), BATCHES (default "1 8"),
 # TRACE_ENV (extra environment for the traced runs, e.g. DIFFTX_GEMV_PRELOAD=0), BENCH_FLAGS
-# (extra `difftx bench` flags, e.g. --no-lookahead), TAG (file suffix).
+# (extra `difftx bench` flags, e.g. --no-lookahead), TAG (file suffix), BIN (the difftx binary to
+# trace, default the staged one: another build's, to compare kernels in one call).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -15,6 +16,7 @@ out=${OUT:-$root/profile-out}
 mkdir -p "$out"
 [[ -d .carry/engine ]] || { mkdir -p .carry/engine && tar -C .carry/engine -xzf .carry/engine.tar.gz; }
 bin=.carry/engine/bin
+difftx=${BIN:-$bin/difftx}
 export LD_LIBRARY_PATH=$root/.carry/engine/lib:${LD_LIBRARY_PATH:-}
 tracer=$root/.carry/engine/lib/libdifftx_kernel_trace.so
 [[ -f $tracer ]] || { echo "no staged kernel tracer ($tracer)"; exit 1; }
@@ -26,7 +28,7 @@ for c in $configs; do
     csv=/tmp/trace-$name-b$b$tag.csv
     echo "==== kernel trace: $name, batch $b, context 512 ${TRACE_ENV:-}"
     env ${TRACE_ENV:-} CUDA_INJECTION64_PATH="$tracer" DIFFTX_KERNEL_TRACE="$csv" timeout 150 \
-      "$bin/difftx" bench --config "$c" --device cuda --batch "$b" --context 512 --gen 32 ${BENCH_FLAGS:-} \
+      "$difftx" bench --config "$c" --device cuda --batch "$b" --context 512 --gen 32 ${BENCH_FLAGS:-} \
       > "$out/trace-$name-b$b$tag.log" 2>&1
     echo "exit $?; $(grep -E '^\| .* tg' "$out/trace-$name-b$b$tag.log" | head -n 1)"
     python3 scripts/gpu/trace_table.py "$csv" | tee "$out/trace-$name-b$b$tag.txt"
