@@ -2,9 +2,9 @@
 # The inference engine's GPU suite in one call on the device machine: the engine's GPU tests
 # (CUDA ops against the CPU oracle, the engine end to end, graph vs eager; the paged cases with
 # each attention variant forced, the projection cases with the GEMV taking up to 8 rows),
-# compute-sanitizer racecheck and memcheck on the op tests, then `difftx bench` (125M DIFF V1 + matched baseline + V2, and the
-# paper's 1.4B DIFF V1 shape + baseline, random weights) beside HF transformers generate on the
-# same weights. Logs and tables go to $OUT (default ./gpu-out).
+# compute-sanitizer racecheck and memcheck on the op tests, then `difftx bench` (125M DIFF V1 +
+# matched baseline + V2, and the paper's 1.4B DIFF V1 shape + baseline, random weights) beside
+# HF transformers generate on the same weights. Logs and tables go to $OUT (default ./gpu-out).
 #
 # On the build machine (Debian 12 + nvcc 13, no GPU), from the repository root:
 #   cmake --preset cuda -DCMAKE_CUDA_ARCHITECTURES=90a
@@ -101,24 +101,22 @@ if [[ $what == tests || $what == all ]]; then
       grep -B3 -A12 "Failure" "$out/$t.log" | head -n 80
     fi
   done
+  # op_cases_with NAME VAR=VALUE FILTER: the op tests matching FILTER again with one variable set.
+  op_cases_with() {
+    echo "==== test_engine_ops_cuda, $2"
+    (export "${2%%=*}=${2#*=}" && run_step "$1" 120 "$bin/test_engine_ops_cuda" --gtest_filter="$3") \
+      > "$out/$1.log" 2>&1
+    local rc=$?
+    grep -E "^\[  (PASSED|FAILED) +\]|tests? from .* ran|^\[  FAILED" "$out/$1.log" | tail -n 10
+    [[ $rc -ne 0 ]] && { status=1; grep -B3 -A12 "Failure" "$out/$1.log" | head -n 40; }
+  }
   # The paged attention has two kernel variants (DIFFTX_PAGED_LOADS); the runs above used the
   # launcher's choice (by batch size), these force each in turn against the same CPU oracle.
   for loads in staged registers; do
-    echo "==== test_engine_ops_cuda, DIFFTX_PAGED_LOADS=$loads"
-    DIFFTX_PAGED_LOADS=$loads run_step "$loads" 120 "$bin/test_engine_ops_cuda" \
-      --gtest_filter='*Paged*:*CapturedGraph*' > "$out/$loads.log" 2>&1
-    rc=$?
-    grep -E "^\[  (PASSED|FAILED) +\]|tests? from .* ran|^\[  FAILED" "$out/$loads.log" | tail -n 10
-    [[ $rc -ne 0 ]] && { status=1; grep -B3 -A12 "Failure" "$out/$loads.log" | head -n 40; }
+    op_cases_with "$loads" "DIFFTX_PAGED_LOADS=$loads" '*Paged*:*CapturedGraph*'
   done
-  # The GEMV kernel takes up to 4 rows by default; its 5-8 row kernels (DIFFTX_GEMV_MAX_ROWS=8)
-  # against the same CPU ops.
-  echo "==== test_engine_ops_cuda, DIFFTX_GEMV_MAX_ROWS=8"
-  DIFFTX_GEMV_MAX_ROWS=8 run_step gemv8 120 "$bin/test_engine_ops_cuda" \
-    --gtest_filter='*Fused*:*RmsnormQkv*:*CapturedGraph*' > "$out/gemv8.log" 2>&1
-  rc=$?
-  grep -E "^\[  (PASSED|FAILED) +\]|tests? from .* ran|^\[  FAILED" "$out/gemv8.log" | tail -n 10
-  [[ $rc -ne 0 ]] && { status=1; grep -B3 -A12 "Failure" "$out/gemv8.log" | head -n 40; }
+  # The GEMV kernel takes up to 4 rows by default; its 5-8 row kernels against the same CPU ops.
+  op_cases_with gemv8 DIFFTX_GEMV_MAX_ROWS=8 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
   if command -v compute-sanitizer > /dev/null; then
     echo "==== compute-sanitizer racecheck: paged attention (shared-memory hazards)"
     run_step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \

@@ -310,14 +310,18 @@ int sm_count() {
   return count;
 }
 
+// A profiling setting from the environment: the integer in `name` if it lies in [lo, hi], else
+// `fallback`.
+int env_int_or(const char* name, int lo, int hi, int fallback) {
+  const char* env = std::getenv(name);
+  const int v = env ? std::atoi(env) : 0;
+  return env && v >= lo && v <= hi ? v : fallback;
+}
+
 // Blocks per multiprocessor the grid is capped at (DIFFTX_GEMV_BLOCKS_PER_SM=1..8 for profiling,
 // default 2: 16 warps per multiprocessor, each with 8 weight loads in flight).
 int blocks_per_sm() {
-  static const int blocks = [] {
-    const char* env = std::getenv("DIFFTX_GEMV_BLOCKS_PER_SM");
-    const int v = env ? std::atoi(env) : 0;
-    return v >= 1 && v <= 8 ? v : 2;
-  }();
+  static const int blocks = env_int_or("DIFFTX_GEMV_BLOCKS_PER_SM", 1, 8, 2);
   return blocks;
 }
 
@@ -410,12 +414,8 @@ void launch_mode(const GemvArgs& a, int total, cudaStream_t stream) {
 
 // Rows the kernel takes at most (DIFFTX_GEMV_MAX_ROWS=1..8 for profiling, default
 // kGemvDefaultRows): larger steps go to cuBLASLt and the unfused ops.
-int gemv_max_rows() {
-  static const int rows = [] {
-    const char* env = std::getenv("DIFFTX_GEMV_MAX_ROWS");
-    const int v = env ? std::atoi(env) : 0;
-    return v >= 1 && v <= kGemvMaxRows ? v : kGemvDefaultRows;
-  }();
+static int gemv_max_rows() {
+  static const int rows = env_int_or("DIFFTX_GEMV_MAX_ROWS", 1, kGemvMaxRows, kGemvDefaultRows);
   return rows;
 }
 
