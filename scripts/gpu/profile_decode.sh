@@ -19,7 +19,11 @@
 # attention's register / staged variant at every batch size instead of the launcher's choice;
 # gemvrows1 .. gemvrows8: steps of more rows than that run their projections through cuBLASLt
 # and the unfused ops instead of the GEMV), BASELINE=1 (the step times of the matched softmax
-# baseline too), BATCHES and CONTEXTS (of the step times, default 1,8 and 512).
+# baseline too), BATCHES and CONTEXTS (of the step times, default 1,8 and 512); more variants:
+# pdloff-OP (OP's kernels launched without PDL, DIFFTX_PDL_OFF: gemv, attention, sample, rope,
+# kv_write), no-ahead / ahead-all (the one-row GEMV never loads the next batch of weights before
+# it uses the current one / does so whatever the row length: DIFFTX_GEMV_AHEAD=0 / 2).
+# BIN: the difftx binary to time (default the staged one), TAG: a suffix of the output files.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -76,12 +80,15 @@ if [[ $what == times || $what == all ]]; then
         bps[1-8]) envs=(DIFFTX_GEMV_BLOCKS_PER_SM=${variant#bps}) ;;
         registers | staged) envs=(DIFFTX_PAGED_LOADS=$variant) ;;
         gemvrows[1-8]) envs=(DIFFTX_GEMV_MAX_ROWS=${variant#gemvrows}) ;;
+        pdloff-*) envs=(DIFFTX_PDL_OFF=${variant#pdloff-}) ;;
+        no-ahead) envs=(DIFFTX_GEMV_AHEAD=0) ;;
+        ahead-all) envs=(DIFFTX_GEMV_AHEAD=2) ;;
       esac
-      echo "==== $name, $variant"
+      echo "==== $name, $variant${TAG:-}"
       [[ ${BASELINE:-0} == 1 ]] && flags+=(--baseline)
-      env "${envs[@]}" timeout "${TIMES_TIMEOUT:-120}" "$bin/difftx" bench --config "$c" --device cuda --batch "${BATCHES:-1,8}" \
-        --context "${CONTEXTS:-512}" --gen 64 "${flags[@]}" --json "$out/times-$name-$variant.json" \
-        2> "$out/times-$name-$variant.log" | grep -E '^\|' | tail -n 6
+      env "${envs[@]}" timeout "${TIMES_TIMEOUT:-120}" "${BIN:-$bin/difftx}" bench --config "$c" --device cuda --batch "${BATCHES:-1,8}" \
+        --context "${CONTEXTS:-512}" --gen 64 "${flags[@]}" --json "$out/times-$name-$variant${TAG:-}.json" \
+        2> "$out/times-$name-$variant${TAG:-}.log" | grep -E '\| tg[0-9]+ \|'
     done
   done
 fi

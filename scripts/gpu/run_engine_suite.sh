@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The inference engine's GPU suite in one call on the device machine: the engine's GPU tests
 # (CUDA ops against the CPU oracle, the engine end to end, graph vs eager; the paged cases with
-# each attention variant forced, the projection cases with the GEMV taking up to 8 rows),
+# each attention variant forced, the projection cases with the GEMV taking up to 8 rows and
+# loading ahead at every row length),
 # compute-sanitizer racecheck and memcheck on the op tests, then `difftx bench` (125M DIFF V1 +
 # matched baseline + V2, and the paper's 1.4B DIFF V1 shape + baseline, random weights) beside
 # HF transformers generate on the same weights. Logs and tables go to $OUT (default ./gpu-out).
@@ -117,6 +118,8 @@ if [[ $what == tests || $what == all ]]; then
   done
   # The GEMV kernel takes up to 4 rows by default; its 5-8 row kernels against the same CPU ops.
   op_cases_with gemv8 DIFFTX_GEMV_MAX_ROWS=8 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
+  # At one row the GEMV loads ahead only when a weight row is one batch; forced for every length.
+  op_cases_with gemv-ahead DIFFTX_GEMV_AHEAD=2 '*Fused*'
   if command -v compute-sanitizer > /dev/null; then
     echo "==== compute-sanitizer racecheck: paged attention (shared-memory hazards)"
     run_step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \

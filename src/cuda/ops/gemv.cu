@@ -7,7 +7,8 @@
 // of all weights go to warps round-robin over the blocks. With a norm, every block first computes
 // the rows' rstd (one warp per row, from L2) and normalizes each input chunk as it reads it; block
 // 0 writes xn. Each warp loads its first batch of weights before it waits on the previous kernel
-// (PDL), and the residual it accumulates into before its products.
+// (PDL), and the residual it accumulates into before its products. At one row, where a weight row
+// is one batch, a warp loads its next column group's weights before it computes the current one.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -97,6 +98,20 @@ __device__ void norm_prologue(const GemvArgs& a, float* rstd) {
       *reinterpret_cast<uint4*>(a.xn + i64(r) * a.k + k0) = normalize8(raw, rstd[r], g);
     }
   }
+}
+
+// Weight rows a warp streams per column group (SwiGLU: a gate and an up row per column).
+template <GemvMode kMode, int kCols>
+constexpr int weight_rows() {
+  return kMode == GemvMode::swiglu ? 2 * kCols : kCols;
+}
+
+// 16-byte loads in flight per lane: 8 (4 for one column per warp; 8 there measured no faster on
+// an H200: the 1.4B shape's W_o / W_down GEMV 11.5 vs 10.9 us under Nsight Compute): batches of
+// kUnroll chunks of each weight row.
+template <GemvMode kMode, int kCols>
+constexpr int unroll_of() {
+  return weight_rows<kMode, kCols>() >= 4 ? 2 : 4;
 }
 
 // A 16-byte weight load that skips L1 (the weights are read once; L1 keeps the input rows).
@@ -203,13 +218,14 @@ __device__ __forceinline__ int first_group() {
 
 // (At one row, ptxas left to itself capped some variants at 64 registers and spilled; two blocks
 // per multiprocessor lets it use up to 128.)
-template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm>
+// kAhead (look-ahead, one row only): every batch's loads after the first are issued before the
+// batch before it is used (a group's last batch issues the next group's first), so a lane has a
+// batch in flight while it computes; the second buffer costs registers (see ahead_for).
+template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm, bool kAhead>
 __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const GemvArgs a) {
-  constexpr bool kSwiglu = kMode == GemvMode::swiglu;
-  constexpr int kRows = kSwiglu ? 2 * kCols : kCols;
-  // 16-byte loads in flight per lane: 8 (4 for one column per warp; 8 there measured no faster
-  // on an H200: the 1.4B shape's W_o / W_down GEMV 11.5 vs 10.9 us under Nsight Compute)
-  constexpr int kUnroll = kRows >= 4 ? 2 : 4;
+  static_assert(!kAhead || NR == 1);
+  constexpr int kRows = weight_rows<kMode, kCols>();
+  constexpr int kUnroll = unroll_of<kMode, kCols>();
   __shared__ float rstd[kGemvMaxRows];
   const int lane = threadIdx.x & 31;
   const int total = total_columns(a);
@@ -219,24 +235,28 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
   // they still run, so (unless turned off) it loads its first batch of weights before it waits.
   const bf16* w[kRows];
   uint4 wv[kUnroll][kRows];
-  bool preloaded = false;
-  if (a.preload && j0 < total) {
+  if (j0 < total) {
     group_rows<kMode, kCols>(a, j0, total, w);
-    load_batch<kUnroll>(w, lane * 8, a.k, wv);
-    preloaded = true;
+    if (a.preload) load_batch<kUnroll>(w, lane * 8, a.k, wv);
   }
   pdl_wait();
   pdl_launch_dependents();
+  if (!a.preload && j0 < total) load_batch<kUnroll>(w, lane * 8, a.k, wv);
   if constexpr (kNorm) norm_prologue(a, rstd);
   Out* out = static_cast<Out*>(a.out);
   const int my_c = lane / NR, my_r = lane % NR;  // the (column, row) output of this lane
+  constexpr bool ahead = kAhead;
+  bool loaded = true;  // wv holds the batch the loop reaches next (its group's rows are in w)
   for (; j0 < total; j0 += stride) {
     // the residual this lane adds to, read early (accumulate)
     Out old{};
     if constexpr (kMode == GemvMode::accumulate) {
       if (my_c < kCols && my_r < a.n && j0 + my_c < total) old = out[my_r * a.ldo + j0 + my_c];
     }
-    if (!preloaded) group_rows<kMode, kCols>(a, j0, total, w);
+    if (!loaded) group_rows<kMode, kCols>(a, j0, total, w);
+    const bool more = j0 + stride < total;  // the warp has another column group after this one
+    const bf16* next_w[kRows];
+    if (kAhead && ahead && more) group_rows<kMode, kCols>(a, j0 + stride, total, next_w);
     float acc[kRows][NR];
 #pragma unroll
     for (int q = 0; q < kRows; ++q) {
@@ -244,8 +264,17 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
       for (int r = 0; r < NR; ++r) acc[q][r] = 0.f;
     }
     for (int k0 = lane * 8; k0 < a.k; k0 += 256 * kUnroll) {
-      if (!preloaded) load_batch<kUnroll>(w, k0, a.k, wv);
-      preloaded = false;
+      uint4 nv[kUnroll][kRows];  // kAhead: the batch after this one, in flight meanwhile
+      if (kAhead && ahead) {
+        if (k0 + 256 * kUnroll < a.k) {
+          load_batch<kUnroll>(w, k0 + 256 * kUnroll, a.k, nv);
+        } else if (more) {
+          load_batch<kUnroll>(next_w, lane * 8, a.k, nv);
+        }
+      } else {
+        if (!loaded) load_batch<kUnroll>(w, k0, a.k, wv);
+        loaded = false;
+      }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int kk = k0 + u * 256;
@@ -266,7 +295,19 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
           for (int q = 0; q < kRows; ++q) acc[q][r] += dot8(wv[u][q], xv[r]);
         }
       }
+      if (kAhead && ahead) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+          for (int q = 0; q < kRows; ++q) wv[u][q] = nv[u][q];
+        }
+      }
     }
+    if (kAhead && ahead && more) {
+#pragma unroll
+      for (int q = 0; q < kRows; ++q) w[q] = next_w[q];
+    }
+    loaded = kAhead && ahead;  // the next group's first batch is in wv and its rows in w
 #pragma unroll
     for (int q = 0; q < kRows; ++q) {
 #pragma unroll
@@ -285,7 +326,7 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
         for (int r = 0; r < NR; ++r) {
           if (lane != c * NR + r || r >= a.n || j0 + c >= total) continue;
           Out* o = out + r * a.ldo + j0 + c;
-          if constexpr (kSwiglu) {
+          if constexpr (kMode == GemvMode::swiglu) {
             const float g = acc[2 * c][r];
             *o = convert_to<Out>(g / (1.f + expf(-g)) * acc[2 * c + 1][r]);
           } else if constexpr (kMode == GemvMode::accumulate) {
@@ -325,6 +366,34 @@ int blocks_per_sm() {
   return blocks;
 }
 
+// Whether a one-row call takes the look-ahead loop (DIFFTX_GEMV_AHEAD: 0 never; 2 in every mode
+// but the QKV projection; 1, the default, there only when a weight row is one batch, so that what
+// is loaded ahead is the next column group). Chosen by measurement on an H200 (batch-1 steps,
+// context 512; bench/engine/results/2026-12-01-h200-c): ahead everywhere but the QKV projection
+// made the 125M model's step 7-8% faster (0.328 -> 0.302 ms; its rows of 768 weights are one
+// batch in the 1- and 2-column kernels) and the 1.4B shape's 7% slower (1.306 -> 1.400 ms; rows of
+// 2,048 and 5,461: two or more batches), although traced in place its GEMVs ran slightly faster
+// with it (not understood); the default rule measured 0.304 and 1.306 ms. In the QKV kernel it
+// changed little at 125M (0.306 ms) and took that kernel from 96 to 124 registers per thread.
+template <GemvMode kMode, int kCols>
+bool ahead_for(const GemvArgs& a) {
+  static const int mode = env_int_or("DIFFTX_GEMV_AHEAD", 0, 2, 1);
+  if (kMode == GemvMode::qkv_rope || mode == 0) return false;
+  return mode == 2 || a.k <= 256 * unroll_of<kMode, kCols>();
+}
+
+template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm>
+cudaError_t launch_kernel(const GemvArgs& a, unsigned blocks, cudaStream_t stream) {
+  if constexpr (NR == 1 && kMode != GemvMode::qkv_rope) {
+    if (ahead_for<kMode, kCols>(a)) {
+      return launch_pdl(gemv_kernel<NR, kMode, Out, kCols, kNorm, true>, dim3(blocks),
+                        dim3(kThreads), 0, stream, pdl_enabled("gemv"), a);
+    }
+  }
+  return launch_pdl(gemv_kernel<NR, kMode, Out, kCols, kNorm, false>, dim3(blocks), dim3(kThreads),
+                    0, stream, pdl_enabled("gemv"), a);
+}
+
 template <int NR, GemvMode kMode, int kCols, bool kNorm>
 void launch_cols(const GemvArgs& a, int total, cudaStream_t stream) {
   const i64 groups = (total + kCols - 1) / kCols;
@@ -332,14 +401,11 @@ void launch_cols(const GemvArgs& a, int total, cudaStream_t stream) {
       unsigned(std::min<i64>((groups + kWarps - 1) / kWarps, i64(sm_count()) * blocks_per_sm()));
   cudaError_t status;
   if constexpr (kMode == GemvMode::qkv_rope) {  // bf16 out only
-    status = launch_pdl(gemv_kernel<NR, kMode, bf16, kCols, kNorm>, dim3(blocks), dim3(kThreads), 0,
-                        stream, pdl_enabled(), a);
+    status = launch_kernel<NR, kMode, bf16, kCols, kNorm>(a, blocks, stream);
   } else if (a.out_type == ScalarType::f32) {
-    status = launch_pdl(gemv_kernel<NR, kMode, float, kCols, kNorm>, dim3(blocks), dim3(kThreads),
-                        0, stream, pdl_enabled(), a);
+    status = launch_kernel<NR, kMode, float, kCols, kNorm>(a, blocks, stream);
   } else {
-    status = launch_pdl(gemv_kernel<NR, kMode, bf16, kCols, kNorm>, dim3(blocks), dim3(kThreads), 0,
-                        stream, pdl_enabled(), a);
+    status = launch_kernel<NR, kMode, bf16, kCols, kNorm>(a, blocks, stream);
   }
   if (status != cudaSuccess) {
     throw_cuda_error("gemv", "cudaLaunchKernelEx(gemv_kernel)", status, __FILE__, __LINE__);
@@ -364,15 +430,21 @@ int forced_columns() {
 // input): the grid is then full and balanced to within one group per warp. Before this, any
 // width of 4 x 8 x SMs columns or more took 4 per warp, which left the 1.4B shape's 5,461-column
 // SwiGLU 171 blocks: 39 multiprocessors with two, 93 with one.
-// (SwiGLU at 8 rows stops at 2: 4 would spill.)
+// SwiGLU at 1 and 8 rows takes at most 2: with 4 its kernel spills (at one row with the second
+// weight buffer of the look-ahead loop).
+template <int NR, GemvMode kMode>
+constexpr bool four_columns_fit() {
+  return !(kMode == GemvMode::swiglu && (NR == 1 || NR == 8));
+}
+
 template <int NR, GemvMode kMode>
 int columns_per_warp(int total) {
   const int forced = forced_columns();
-  if (forced) return forced;
+  if (forced) return forced == 4 && !four_columns_fit<NR, kMode>() ? 2 : forced;
   const i64 warps = i64(sm_count()) * blocks_per_sm() * kWarps;
   const i64 want = NR >= 4 ? warps : 2 * warps;
   for (const int c : {4, 2}) {
-    if (c == 4 && kMode == GemvMode::swiglu && NR == 8) continue;
+    if (c == 4 && !four_columns_fit<NR, kMode>()) continue;
     if ((total + c - 1) / c >= want) return c;
   }
   return 1;
@@ -385,7 +457,8 @@ void launch_rows(const GemvArgs& a, int total, cudaStream_t stream) {
   } else {
     switch (columns_per_warp<NR, kMode>(total)) {
       case 4:
-        launch_cols<NR, kMode, 4, kNorm>(a, total, stream);
+        if constexpr (four_columns_fit<NR, kMode>())
+          launch_cols<NR, kMode, 4, kNorm>(a, total, stream);
         break;
       case 2:
         launch_cols<NR, kMode, 2, kNorm>(a, total, stream);

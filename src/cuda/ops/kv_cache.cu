@@ -78,15 +78,15 @@ void launch_kv_cache_write(const void* k, std::int64_t k_stride, const void* v,
     if (vec) {
       DIFFTX_CUDA_CHECK("kv_cache_write",
                         launch_pdl(kv_write_kernel<T, true>, dim3(unsigned(n)), dim3(threads), 0,
-                                   stream, pdl_enabled(), static_cast<const T*>(k), k_stride,
-                                   static_cast<const T*>(v), v_stride, slots, k_width, v_width,
-                                   static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
+                                   stream, pdl_enabled("kv_write"), static_cast<const T*>(k),
+                                   k_stride, static_cast<const T*>(v), v_stride, slots, k_width,
+                                   v_width, static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
     } else {
       DIFFTX_CUDA_CHECK("kv_cache_write",
                         launch_pdl(kv_write_kernel<T, false>, dim3(unsigned(n)), dim3(threads), 0,
-                                   stream, pdl_enabled(), static_cast<const T*>(k), k_stride,
-                                   static_cast<const T*>(v), v_stride, slots, k_width, v_width,
-                                   static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
+                                   stream, pdl_enabled("kv_write"), static_cast<const T*>(k),
+                                   k_stride, static_cast<const T*>(v), v_stride, slots, k_width,
+                                   v_width, static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
     }
   })
 }
@@ -102,13 +102,13 @@ void launch_kv_cache_gather(const void* k_pool, const void* v_pool, const std::i
     if (vec) {
       DIFFTX_CUDA_CHECK("kv_cache_gather",
                         launch_pdl(kv_gather_kernel<T, true>, dim3(unsigned(n)), dim3(threads), 0,
-                                   stream, pdl_enabled(), static_cast<const T*>(k_pool),
+                                   stream, pdl_enabled("kv_write"), static_cast<const T*>(k_pool),
                                    static_cast<const T*>(v_pool), block_table, block_size, k_width,
                                    v_width, static_cast<T*>(k), static_cast<T*>(v)));
     } else {
       DIFFTX_CUDA_CHECK("kv_cache_gather",
                         launch_pdl(kv_gather_kernel<T, false>, dim3(unsigned(n)), dim3(threads), 0,
-                                   stream, pdl_enabled(), static_cast<const T*>(k_pool),
+                                   stream, pdl_enabled("kv_write"), static_cast<const T*>(k_pool),
                                    static_cast<const T*>(v_pool), block_table, block_size, k_width,
                                    v_width, static_cast<T*>(k), static_cast<T*>(v)));
     }

@@ -186,7 +186,7 @@ int groups_per_sequence(const PagedAttentionGeometry& g) {
 template <int D, int R, bool kDiff>
 void launch_typed(const PagedParams& p, int groups, int batch, cudaStream_t stream) {
   const dim3 grid{unsigned(p.num_splits), unsigned(groups), unsigned(batch)};
-  const bool pdl = pdl_enabled();
+  const bool pdl = pdl_enabled("attention");
   if (p.num_splits == 1) {
     DIFFTX_CUDA_CHECK("paged_attention_decode",
                       launch_pdl(paged_decode_kernel<D, R, kDiff, true>, grid, dim3(kThreads), 0,

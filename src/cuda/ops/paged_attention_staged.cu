@@ -230,7 +230,7 @@ void launch_kernel(const PagedParams& p, dim3 grid, cudaStream_t stream) {
   DIFFTX_CUDA_CHECK("paged_attention_decode (shared memory size)", attribute);
   DIFFTX_CUDA_CHECK("paged_attention_decode",
                     launch_pdl(paged_decode_staged_kernel<D, R, kDiff, kFinal>, grid,
-                               dim3(kThreads), bytes, stream, pdl_enabled(), p));
+                               dim3(kThreads), bytes, stream, pdl_enabled("attention"), p));
 }
 
 template <int D, int R, bool kDiff>

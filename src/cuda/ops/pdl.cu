@@ -1,6 +1,7 @@
 // Whether programmatic dependent launches are used (see pdl.cuh).
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "pdl.cuh"
 
@@ -18,6 +19,15 @@ bool pdl_enabled() {
     return major >= 9;
   }();
   return enabled;
+}
+
+bool pdl_enabled(const char* op) {
+  static const std::string off = [] {  // ",a,b," or empty
+    const char* env = std::getenv("DIFFTX_PDL_OFF");
+    return env && *env ? std::string(",") + env + "," : std::string();
+  }();
+  if (!pdl_enabled()) return false;
+  return off.empty() || off.find(std::string(",") + op + ",") == std::string::npos;
 }
 
 }  // namespace difftx::cuda

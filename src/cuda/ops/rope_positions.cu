@@ -100,10 +100,11 @@ void launch_rope_positions(void* x, ScalarType type, std::int64_t n, std::int64_
   constexpr int threads = 128;
   const double log_theta = std::log(theta);
   DIFFTX_DISPATCH_F32_BF16("rope_positions", type, T, {
-    DIFFTX_CUDA_CHECK("rope_positions",
-                      launch_pdl(rope_positions_kernel<T>, dim3(grid_blocks(total, threads)),
-                                 dim3(threads), 0, stream, pdl_enabled(), static_cast<T*>(x), n,
-                                 row_stride, positions, heads, head_dim, log_theta, interleaved));
+    DIFFTX_CUDA_CHECK(
+        "rope_positions",
+        launch_pdl(rope_positions_kernel<T>, dim3(grid_blocks(total, threads)), dim3(threads), 0,
+                   stream, pdl_enabled("rope"), static_cast<T*>(x), n, row_stride, positions, heads,
+                   head_dim, log_theta, interleaved));
   })
 }
 
@@ -124,17 +125,17 @@ void launch_rope_kv_cache_write(void* qkv, ScalarType type, std::int64_t n, std:
         i64(q_heads + k_heads) * (head_dim / 2) + (vec ? v_width / Pack<T>::size : v_width);
     const dim3 grid(grid_blocks(n * per_row, threads));
     if (vec) {
-      DIFFTX_CUDA_CHECK(
-          "rope_kv_cache_write",
-          launch_pdl(rope_kv_write_kernel<T, true>, grid, dim3(threads), 0, stream, pdl_enabled(),
-                     x, n, row_stride, positions, slots, q_heads, k_heads, head_dim, log_theta,
-                     interleaved, v_width, static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
+      DIFFTX_CUDA_CHECK("rope_kv_cache_write",
+                        launch_pdl(rope_kv_write_kernel<T, true>, grid, dim3(threads), 0, stream,
+                                   pdl_enabled("rope"), x, n, row_stride, positions, slots, q_heads,
+                                   k_heads, head_dim, log_theta, interleaved, v_width,
+                                   static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
     } else {
-      DIFFTX_CUDA_CHECK(
-          "rope_kv_cache_write",
-          launch_pdl(rope_kv_write_kernel<T, false>, grid, dim3(threads), 0, stream, pdl_enabled(),
-                     x, n, row_stride, positions, slots, q_heads, k_heads, head_dim, log_theta,
-                     interleaved, v_width, static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
+      DIFFTX_CUDA_CHECK("rope_kv_cache_write",
+                        launch_pdl(rope_kv_write_kernel<T, false>, grid, dim3(threads), 0, stream,
+                                   pdl_enabled("rope"), x, n, row_stride, positions, slots, q_heads,
+                                   k_heads, head_dim, log_theta, interleaved, v_width,
+                                   static_cast<T*>(k_pool), static_cast<T*>(v_pool)));
     }
   })
 }

@@ -507,7 +507,7 @@ void launch_sample_tokens(const void* logits, ScalarType type, std::int64_t rows
   const dim3 grid{unsigned(chunks), unsigned(rows)};
   DIFFTX_DISPATCH_F32_BF16("sample_tokens", type, T, {
     const T* x = static_cast<const T*>(logits);
-    const bool pdl = pdl_enabled();
+    const bool pdl = pdl_enabled("sample");
     DIFFTX_CUDA_CHECK("sample_tokens",
                       launch_pdl(sample_partial_kernel<T>, grid, dim3(kPartThreads), 0, stream, pdl,
                                  x, vocab, chunks, part));
