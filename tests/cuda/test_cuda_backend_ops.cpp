@@ -55,7 +55,7 @@ Backends& backends() {
 std::uint64_t base_seed() {
   static const std::uint64_t seed = [] {
     std::uint64_t s;
-    if (const char* env = std::getenv("DIFFTX_TEST_SEED")) {
+    if (const char* env = std::getenv("DIFFTX_TEST_SEED"); env && *env) {
       s = std::uint64_t(std::strtoull(env, nullptr, 10));
     } else {
       std::random_device rd;

@@ -1,7 +1,8 @@
 // Backend-ops harness on the CPU (op_cases.h): every op case's backward against central finite
 // differences of its forward in fp64, and the fp32 backend against the fp64 one. Every run has
 // its tensors in guard buffers, "=" outputs poisoned and "+=" outputs started from random
-// values (op_run.h); damaged guards and written inputs fail the case.
+// values (op_run.h); damaged guards and written inputs fail the case. Also: the differential
+// attention cases' own error checks accept fp32 and reject a wrong DIFF V2 gate gradient.
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -163,6 +164,44 @@ TEST(OpCatalogue, NamesAreUniqueAndEveryBackendOpHasACase) {
         "cross_entropy", "sum_of_squares", "scale_inplace", "adamw"}) {
     EXPECT_TRUE(ops.count(op)) << "no case for " << op;
   }
+}
+
+// The differential attention cases' own checks (run by the device suite against the GPU) accept
+// the fp32 CPU backend's results, and DIFF V2's gate-gradient check rejects the gradient of a
+// plausible bug: the dot of dO with the first map's output a1 instead of the second's a2.
+TEST(OpCaseChecks, AcceptTheFp32BackendAndRejectTheWrongMapInDiffV2GateGradient) {
+  auto b64 = make_cpu_backend(DType::f64);
+  auto b32 = make_cpu_backend(DType::f32);
+  int v2_cases = 0;
+  for (const OpCase& c : cases()) {
+    // the checks of sums whose terms cancel (DIFF V1's dlambda, V2's gate gradient); the other
+    // cases' checks compare the device against values drawn for its dtypes
+    if (!c.check || (c.op != "diff_attention" && c.op != "diff_v2_attention")) continue;
+    SCOPED_TRACE(c.name);
+    const CaseValues v = draw_values(c, case_seed(777, c.name));
+    const RunResult r64 = run_case(c, *b64, v), r32 = run_case(c, *b32, v);
+    for (const auto& f : c.check(Comparison{c, v, r32, r64, r32})) ADD_FAILURE() << f;
+    if (c.op != "diff_v2_attention") continue;
+    ++v2_cases;
+    // (nq, 2h, d) maps; (nq, h) gate logits and gradient
+    const std::vector<double> att = r64.outputs[1].to_double_vector();
+    const std::vector<double> dout = v.douts[0].to_double_vector();
+    const std::vector<double> gate = v.inputs[3].to_double_vector();
+    const std::int64_t h = r64.grads[3].dim(1), d = r64.outputs[1].dim(2);
+    std::vector<float> wrong(gate.size());
+    for (std::size_t e = 0; e < wrong.size(); ++e) {
+      const std::int64_t r = std::int64_t(e) / h, i = std::int64_t(e) % h;
+      const double sig = 1.0 / (1.0 + std::exp(-gate[e]));
+      double dot = 0;
+      for (std::int64_t ch = 0; ch < d; ++ch)
+        dot += dout[e * d + ch] * att[(r * 2 * h + 2 * i) * d + ch];
+      wrong[e] = float(-sig * (1 - sig) * dot);
+    }
+    RunResult bad = r32;
+    bad.grads[3] = Tensor::from_vector(r32.grads[3].shape(), wrong, r32.grads[3].dtype());
+    EXPECT_FALSE(c.check(Comparison{c, v, bad, r64, r32}).empty()) << "the wrong map passed";
+  }
+  EXPECT_GT(v2_cases, 0);
 }
 
 }  // namespace
