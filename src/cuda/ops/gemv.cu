@@ -245,7 +245,6 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
   if constexpr (kNorm) norm_prologue(a, rstd);
   Out* out = static_cast<Out*>(a.out);
   const int my_c = lane / NR, my_r = lane % NR;  // the (column, row) output of this lane
-  constexpr bool ahead = kAhead;
   bool loaded = true;  // wv holds the batch the loop reaches next (its group's rows are in w)
   for (; j0 < total; j0 += stride) {
     // the residual this lane adds to, read early (accumulate)
@@ -256,7 +255,7 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
     if (!loaded) group_rows<kMode, kCols>(a, j0, total, w);
     const bool more = j0 + stride < total;  // the warp has another column group after this one
     const bf16* next_w[kRows];
-    if (kAhead && ahead && more) group_rows<kMode, kCols>(a, j0 + stride, total, next_w);
+    if (kAhead && more) group_rows<kMode, kCols>(a, j0 + stride, total, next_w);
     float acc[kRows][NR];
 #pragma unroll
     for (int q = 0; q < kRows; ++q) {
@@ -265,7 +264,7 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
     }
     for (int k0 = lane * 8; k0 < a.k; k0 += 256 * kUnroll) {
       uint4 nv[kUnroll][kRows];  // kAhead: the batch after this one, in flight meanwhile
-      if (kAhead && ahead) {
+      if (kAhead) {
         if (k0 + 256 * kUnroll < a.k) {
           load_batch<kUnroll>(w, k0 + 256 * kUnroll, a.k, nv);
         } else if (more) {
@@ -295,7 +294,7 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
           for (int q = 0; q < kRows; ++q) acc[q][r] += dot8(wv[u][q], xv[r]);
         }
       }
-      if (kAhead && ahead) {
+      if (kAhead) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
@@ -303,11 +302,11 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
         }
       }
     }
-    if (kAhead && ahead && more) {
+    if (kAhead && more) {
 #pragma unroll
       for (int q = 0; q < kRows; ++q) w[q] = next_w[q];
     }
-    loaded = kAhead && ahead;  // the next group's first batch is in wv and its rows in w
+    loaded = kAhead;  // the next group's first batch is in wv and its rows in w
 #pragma unroll
     for (int q = 0; q < kRows; ++q) {
 #pragma unroll
