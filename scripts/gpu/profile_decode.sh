@@ -3,7 +3,10 @@
 # CUDA graphs and programmatic dependent launch (PDL), then Nsight Compute's duration of every
 # kernel of a short batch-1 run, summed per kernel (scripts/gpu/kernel_table.py). Needs the staged
 # engine binaries (scripts/gpu/stage_all.sh; unpacked here if only the archive came).
-#   scripts/gpu/profile_decode.sh [times|kernels|attention|all]   (default all; logs in $OUT)
+#   scripts/gpu/profile_decode.sh [times|kernels|attention|gemv|all]   (default all; logs in $OUT)
+# gemv: Nsight Compute's duration and DRAM bytes of NCU_COUNT GEMV calls of a batch-1 run, each
+# kernel alone (GEMV_VARIANTS: "default" and / or env:VAR=VALUE+..., default "default"); not part
+# of `all`.
 # attention: Nsight Compute's launch, occupancy, warp-state, scheduler and memory sections of a
 # few batch-1 paged attention calls of each config (what bounds a kernel that reads a
 # microsecond's worth of K/V and takes 9-15 us; NCU_SKIP calls skipped first, default 300: past
@@ -22,7 +25,8 @@
 # baseline too), BATCHES and CONTEXTS (of the step times, default 1,8 and 512); more variants:
 # pdloff-OP (OP's kernels launched without PDL, DIFFTX_PDL_OFF: gemv, attention, sample, rope,
 # kv_write), no-ahead / ahead-all (the one-row GEMV never loads the next batch of weights before
-# it uses the current one / does so whatever the row length: DIFFTX_GEMV_AHEAD=0 / 2).
+# it uses the current one / does so whatever the row length: DIFFTX_GEMV_AHEAD=0 / 2),
+# env:VAR=VALUE+VAR=VALUE (any settings).
 # BIN: the difftx binary to time (default the staged one), TAG: a suffix of the output files.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,6 +50,25 @@ if [[ $what == kernels || $what == all ]]; then
       --gen "${NCU_GEN:-8}" > "$out/ncu-$name.csv" 2> "$out/ncu-$name.log"
     echo "ncu exit $?"
     python3 scripts/gpu/kernel_table.py "$out/ncu-$name.csv" | tee "$out/kernels-$name.txt"
+  done
+fi
+
+if [[ $what == gemv ]]; then
+  command -v ncu > /dev/null || { echo "no ncu on this machine"; exit 1; }
+  for c in ${NCU_CONFIGS:-$configs}; do
+    name=$(basename "$c" .json)
+    for variant in ${GEMV_VARIANTS:-default}; do
+      envs=()
+      [[ $variant == env:* ]] && IFS=+ read -ra envs <<< "${variant#env:}"
+      echo "==== ncu: GEMV kernels alone, $name, $variant, batch 1, context 512"
+      env "${envs[@]}" timeout "${NCU_TIMEOUT:-200}" ncu --clock-control none -k regex:gemv \
+        --launch-skip "${NCU_SKIP:-150}" --launch-count "${NCU_COUNT:-100}" \
+        --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv --print-units base \
+        "$bin/difftx" bench --config "$c" --device cuda --batch 1 --context 512 --gen 8 \
+        > "$out/ncu-gemv-$name-$variant.csv" 2> "$out/ncu-gemv-$name-$variant.log"
+      echo "ncu exit $?"
+      python3 scripts/gpu/kernel_table.py "$out/ncu-gemv-$name-$variant.csv" | tee "$out/gemv-$name-$variant.txt"
+    done
   done
 fi
 
@@ -83,6 +106,7 @@ if [[ $what == times || $what == all ]]; then
         pdloff-*) envs=(DIFFTX_PDL_OFF=${variant#pdloff-}) ;;
         no-ahead) envs=(DIFFTX_GEMV_AHEAD=0) ;;
         ahead-all) envs=(DIFFTX_GEMV_AHEAD=2) ;;
+        env:*) IFS=+ read -ra envs <<< "${variant#env:}" ;;
       esac
       echo "==== $name, $variant${TAG:-}"
       [[ ${BASELINE:-0} == 1 ]] && flags+=(--baseline)

@@ -436,25 +436,21 @@ TEST(EngineOpsCuda, RmsnormQkvRopeKvWriteEqualsTheUnfusedOps) {
   }
 }
 
-TEST(EngineOpsCuda, FusedProjectionsMatchTheCpuOps) {
-  REQUIRE_GPU();
+// Output widths (q, k, v of the concat; the accumulate's is q's; SwiGLU's), rows and input
+// widths of the projection cases.
+struct ProjectionShape {
+  int q, k_, v, ffn;
+  std::vector<int> rows, ks;
+};
+
+// The GEMV's ops (concat, accumulate, SwiGLU, each RMSNorm-fused op) on the GPU against the f64
+// CPU ops, with the naive f32 path's error as the budget.
+void expect_projections_match_the_cpu(const std::vector<ProjectionShape>& shapes) {
   Backend& b = *gpu();
   auto f64 = make_cpu_backend(DType::f64);
   auto f32 = make_cpu_backend(DType::f32);
   const double eps = 1e-5;
-  // Output widths (q, k, v of the concat; the accumulate's is q's; SwiGLU's) and input widths.
-  // The narrow shape gives each warp one column group of one weight batch; the wide one (one and
-  // two rows) several groups per warp at 1, 2 and 4 columns per warp, of one weight batch (K 488
-  // and 776: the one-row GEMV loads the next group's weights while it computes one) and of
-  // several (K 2056; scripts/gpu/run_engine_suite.sh runs it again with DIFFTX_GEMV_AHEAD=2,
-  // where the one-row GEMV loads each next batch ahead too).
-  struct Shape {
-    int q, k_, v, ffn;
-    std::vector<int> rows, ks;
-  };
-  const Shape shapes[] = {{40, 24, 8, 72, {1, 3, 4, 5, 8, 12}, {64, 776}},
-                          {9000, 5000, 3000, 4600, {1, 2}, {488, 776, 2056}}};
-  for (const Shape& sh : shapes) {
+  for (const ProjectionShape& sh : shapes) {
     const int cat_w = sh.q + sh.k_ + sh.v;
     for (const int n : sh.rows) {
       for (const int k : sh.ks) {
@@ -516,6 +512,24 @@ TEST(EngineOpsCuda, FusedProjectionsMatchTheCpuOps) {
       }
     }
   }
+}
+
+// The narrow shape gives each warp one column group of one weight batch; the wide one (one and
+// two rows) several groups per warp at 1, 2 and 4 columns per warp, of one weight batch (K 488
+// and 776: the one-row GEMV loads the next group's weights while it computes one) and of
+// several (K 2056; scripts/gpu/run_engine_suite.sh runs it again with DIFFTX_GEMV_AHEAD=2,
+// where the one-row GEMV loads each next batch ahead too).
+TEST(EngineOpsCuda, FusedProjectionsMatchTheCpuOps) {
+  REQUIRE_GPU();
+  expect_projections_match_the_cpu({{40, 24, 8, 72, {1, 3, 4, 5, 8, 12}, {64, 776}},
+                                    {9000, 5000, 3000, 4600, {1, 2}, {488, 776, 2056}}});
+}
+
+// One row, inputs of 72 (nine 16-byte chunks: most lanes of a warp hold none), one or two column
+// groups per warp of the one-row GEMV, which then loads the next group's weights ahead.
+TEST(EngineOpsCuda, FusedProjectionsOfNarrowInputs) {
+  REQUIRE_GPU();
+  expect_projections_match_the_cpu({{1800, 1000, 602, 3301, {1}, {72}}});
 }
 
 struct Sampled {
