@@ -2,8 +2,12 @@
 // themselves come from the parameter table (weights.cpp).
 #include "difftx/model/params.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <random>
+#include <thread>
+#include <vector>
 
 namespace difftx {
 
@@ -30,6 +34,39 @@ std::int64_t parameter_count_formula(const ModelConfig& c) {
   return V * E + c.n_layers * layer + E + (c.tied_embeddings ? 0 : V * E);
 }
 
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Normal(0, 1) sample i of the stream `key`: two uniforms from the hash, Box-Muller (cosine).
+double counter_normal(std::uint64_t key, std::uint64_t i) {
+  const double u1 = (double((splitmix64(key + 2 * i) >> 11) + 1)) * 0x1.0p-53;  // (0, 1]
+  const double u2 = double(splitmix64(key + 2 * i + 1) >> 11) * 0x1.0p-53;      // [0, 1)
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+
+double init_std(const ModelConfig& config, ParamInit init) {
+  switch (init) {
+    case ParamInit::normal:
+      return config.init_std;
+    case ParamInit::normal_residual:
+      return config.init_std / std::sqrt(2.0 * config.n_layers);
+    case ParamInit::normal_lambda:
+      return config.lambda_init_std;
+    case ParamInit::ones:
+    case ParamInit::zeros:
+      break;
+  }
+  return 0.0;
+}
+
+}  // namespace
+
 ParamSet ParamSet::zeros_like_specs(const std::vector<ParamSpec>& specs, DType dtype,
                                     Device device) {
   ParamSet set;
@@ -41,25 +78,10 @@ ParamSet ParamSet::initialised(const ModelConfig& config, std::uint64_t seed, DT
                                Device device) {
   ParamSet set;
   std::mt19937_64 rng(seed);
-  const double residual_std = config.init_std / std::sqrt(2.0 * config.n_layers);
   for (const auto& s : parameter_specs(config)) {
     Tensor host = Tensor::empty(s.shape, DType::f64, Device::cpu);
     double* p = host.data<double>();
-    double std = 0.0;
-    switch (s.init) {
-      case ParamInit::normal:
-        std = config.init_std;
-        break;
-      case ParamInit::normal_residual:
-        std = residual_std;
-        break;
-      case ParamInit::normal_lambda:
-        std = config.lambda_init_std;
-        break;
-      case ParamInit::ones:
-      case ParamInit::zeros:
-        break;
-    }
+    const double std = init_std(config, s.init);
     std::normal_distribution<double> normal(0.0, 1.0);
     for (std::int64_t i = 0; i < host.numel(); ++i) {
       if (s.init == ParamInit::ones)
@@ -70,6 +92,45 @@ ParamSet ParamSet::initialised(const ModelConfig& config, std::uint64_t seed, DT
         p[i] = std * normal(rng);
     }
     Tensor typed = host.to_dtype(dtype);
+    set.add(s.name, device == Device::cpu ? typed : typed.to(device));
+  }
+  return set;
+}
+
+ParamSet ParamSet::initialised_parallel(const ModelConfig& config, std::uint64_t seed, DType dtype,
+                                        Device device, int threads) {
+  const int workers =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ParamSet set;
+  const std::vector<ParamSpec> specs = parameter_specs(config);
+  for (std::size_t t = 0; t < specs.size(); ++t) {
+    const ParamSpec& s = specs[t];
+    Tensor host = Tensor::empty(s.shape, DType::f32, Device::cpu);
+    float* p = host.data<float>();
+    const std::int64_t n = host.numel();
+    const double std = init_std(config, s.init);
+    const std::uint64_t key = splitmix64(seed ^ splitmix64(t + 1));
+    auto fill = [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        if (s.init == ParamInit::ones)
+          p[i] = 1.f;
+        else if (s.init == ParamInit::zeros)
+          p[i] = 0.f;
+        else
+          p[i] = static_cast<float>(std * counter_normal(key, static_cast<std::uint64_t>(i)));
+      }
+    };
+    const std::int64_t parts = std::min<std::int64_t>(workers, (n + (1 << 16) - 1) >> 16);
+    if (parts <= 1) {
+      fill(0, n);
+    } else {
+      std::vector<std::thread> pool;
+      for (std::int64_t w = 0; w < parts; ++w) {
+        pool.emplace_back(fill, n * w / parts, n * (w + 1) / parts);
+      }
+      for (auto& th : pool) th.join();
+    }
+    Tensor typed = dtype == DType::f32 ? host : host.to_dtype(dtype);
     set.add(s.name, device == Device::cpu ? typed : typed.to(device));
   }
   return set;

@@ -2,9 +2,12 @@
 // baseline, plus the `difftx model` commands' behaviour on bad input.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include "difftx/model/config.h"
 #include "difftx/model/params.h"
@@ -128,6 +131,47 @@ TEST(Params, InitialisationFollowsTheDocumentedRules) {
             p.at("layers.0.attn.wq.weight").to_double_vector());
   EXPECT_NE(other.at("layers.0.attn.wq.weight").to_double_vector(),
             p.at("layers.0.attn.wq.weight").to_double_vector());
+}
+
+// Benchmarks' random weights: the documented distributions, and the same values whatever the
+// number of threads that fill them (the embedding, 4096 x 64, is split among them).
+TEST(Params, ParallelInitialisationFollowsTheRulesForAnyThreadCount) {
+  nlohmann::json j = base();
+  j["vocab_size"] = 4096;
+  ModelConfig c = ModelConfig::from_json(j, "cfg");
+  ParamSet one = ParamSet::initialised_parallel(c, 7, DType::f32, Device::cpu, 1);
+  ParamSet three = ParamSet::initialised_parallel(c, 7, DType::f32, Device::cpu, 3);
+  ASSERT_EQ(one.size(), three.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    EXPECT_EQ(one.name(i), three.name(i));
+    EXPECT_EQ(one.tensor(i).to_double_vector(), three.tensor(i).to_double_vector()) << one.name(i);
+  }
+  for (double x : three.at("layers.1.attn.head_norm.weight").to_double_vector()) EXPECT_EQ(x, 1.0);
+  for (double x : three.at("norm.weight").to_double_vector()) EXPECT_EQ(x, 1.0);
+  auto moments = [](const std::vector<double>& v) {
+    double s = 0, s2 = 0;
+    for (double x : v) {
+      s += x;
+      s2 += x * x;
+    }
+    return std::pair{s / double(v.size()), std::sqrt(s2 / double(v.size()))};
+  };
+  const auto [mean, sd] = moments(three.at("tok_embeddings.weight").to_double_vector());
+  EXPECT_NEAR(mean, 0.0, 0.0005);  // 262,144 samples: the mean's sd is 0.02 / 512
+  EXPECT_NEAR(sd, 0.02, 0.0005);
+  EXPECT_NEAR(moments(three.at("layers.1.ffn.w_down.weight").to_double_vector()).second, 0.02 / 2.0,
+              0.001);
+  std::vector<double> lambdas;
+  for (int l = 0; l < 2; ++l)
+    for (const char* s : {"attn.lambda_q1", "attn.lambda_k1", "attn.lambda_q2", "attn.lambda_k2"})
+      for (double x : three.at(layer_param(l, s)).to_double_vector()) lambdas.push_back(x);
+  EXPECT_NEAR(moments(lambdas).second, 0.1, 0.03);
+  // Tensors are streams of their own (no two alike), and another seed gives other values.
+  EXPECT_NE(three.at("layers.0.attn.wq.weight").to_double_vector(),
+            three.at("layers.1.attn.wq.weight").to_double_vector());
+  ParamSet other = ParamSet::initialised_parallel(c, 8, DType::f32, Device::cpu, 3);
+  EXPECT_NE(other.at("layers.0.attn.wq.weight").to_double_vector(),
+            three.at("layers.0.attn.wq.weight").to_double_vector());
 }
 
 // The CLI prints one line naming the field and exits non-zero.

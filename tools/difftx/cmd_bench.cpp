@@ -191,13 +191,14 @@ const CommandRegistration reg{
           }
           c.max_seq_len = std::max(c.max_seq_len, longest + a->gen + opt.warmup_steps + 8);
           c.validate(a->config);
-          subjects.push_back({c, ParamSet::initialised(c, a->seed, DType::f32, Device::cpu), {}});
+          subjects.push_back(
+              {c, ParamSet::initialised_parallel(c, a->seed, DType::f32, Device::cpu), {}});
           if (a->baseline) {
             if (c.attention == AttentionKind::softmax)
               fail("--baseline: the config is already softmax");
             ModelConfig b = matched_baseline(c);
             subjects.push_back(
-                {b, ParamSet::initialised(b, a->seed + 1, DType::f32, Device::cpu), {}});
+                {b, ParamSet::initialised_parallel(b, a->seed + 1, DType::f32, Device::cpu), {}});
           }
         }
 
