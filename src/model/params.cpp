@@ -112,16 +112,13 @@ ParamSet ParamSet::initialised_parallel(const ModelConfig& config, std::uint64_t
     const std::uint64_t key = splitmix64(seed ^ splitmix64(t + 1));
     auto fill = [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
-        if (s.init == ParamInit::ones)
-          p[i] = 1.f;
-        else if (s.init == ParamInit::zeros)
-          p[i] = 0.f;
-        else
-          p[i] = static_cast<float>(std * counter_normal(key, static_cast<std::uint64_t>(i)));
+        p[i] = static_cast<float>(std * counter_normal(key, static_cast<std::uint64_t>(i)));
       }
     };
     const std::int64_t parts = std::min<std::int64_t>(workers, (n + (1 << 16) - 1) >> 16);
-    if (parts <= 1) {
+    if (s.init == ParamInit::ones || s.init == ParamInit::zeros) {
+      std::fill(p, p + n, s.init == ParamInit::ones ? 1.f : 0.f);
+    } else if (parts <= 1) {
       fill(0, n);
     } else {
       std::vector<std::thread> pool;

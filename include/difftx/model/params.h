@@ -65,7 +65,7 @@ class ParamSet {
   // The same distributions from a counter-based generator (element i of the t-th tensor from a
   // hash of (seed, t, i), Box-Muller), filled by `threads` threads (0: one per hardware thread)
   // with the same values for any count: for random weights of large configs (`difftx bench
-  // --config`: the 1.4B shape in seconds instead of a minute). Other values than initialised().
+  // --config`). Other values than initialised().
   static ParamSet initialised_parallel(const ModelConfig& config, std::uint64_t seed, DType dtype,
                                        Device device, int threads = 0);
 
