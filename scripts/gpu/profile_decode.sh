@@ -26,6 +26,10 @@
 # pdloff-OP (OP's kernels launched without PDL, DIFFTX_PDL_OFF: gemv, attention, sample, rope,
 # kv_write), no-ahead / ahead-all (the one-row GEMV never loads the next batch of weights before
 # it uses the current one / does so whatever the row length: DIFFTX_GEMV_AHEAD=0 / 2),
+# depth1 / depth2 / depth4 (the one-row GEMV without look-ahead keeps 1, 2 or 4 times its loads
+# in flight per lane, at most 16: DIFFTX_GEMV_DEPTH), smemN (each GEMV block reserves N KB of
+# shared memory it does not use, which limits the blocks of other kernels beside it, instead of
+# the launcher's rule; smem0: never: DIFFTX_GEMV_SMEM_KB),
 # env:VAR=VALUE+VAR=VALUE (any settings).
 # BIN: the difftx binary to time (default the staged one), TAG: a suffix of the output files.
 set -uo pipefail
@@ -106,6 +110,8 @@ if [[ $what == times || $what == all ]]; then
         pdloff-*) envs=(DIFFTX_PDL_OFF=${variant#pdloff-}) ;;
         no-ahead) envs=(DIFFTX_GEMV_AHEAD=0) ;;
         ahead-all) envs=(DIFFTX_GEMV_AHEAD=2) ;;
+        depth[124]) envs=(DIFFTX_GEMV_DEPTH=${variant#depth}) ;;
+        smem[0-9]*) envs=(DIFFTX_GEMV_SMEM_KB=${variant#smem}) ;;
         env:*) IFS=+ read -ra envs <<< "${variant#env:}" ;;
       esac
       echo "==== $name, $variant${TAG:-}"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The inference engine's GPU suite in one call on the device machine: the engine's GPU tests
 # (CUDA ops against the CPU oracle, the engine end to end, graph vs eager; the paged cases with
-# each attention variant forced, the projection cases with the GEMV taking up to 8 rows and
-# loading ahead at every row length),
+# each attention variant forced, the projection cases with the GEMV taking up to 8 rows, loading
+# ahead at every row length, at the deepest batches and not exclusive),
 # compute-sanitizer racecheck and memcheck on the op tests, then `difftx bench` (125M DIFF V1 +
 # matched baseline + V2, and the paper's 1.4B DIFF V1 shape + baseline, random weights) beside
 # HF transformers generate on the same weights. Logs and tables go to $OUT (default ./gpu-out).
@@ -29,6 +29,8 @@ if [[ ${1:-} == --stage ]]; then
   mkdir -p "$stage/bin" "$stage/lib"
   for t in "${tests[@]}"; do cp "$build/tests/cuda/$t" "$stage/bin/"; done
   cp "$build/difftx" "$stage/bin/"
+  # The read-floor benchmark of scripts/gpu/read_chain.sh, where built
+  [[ -f $build/bench/cuda/bench_read_chain ]] && cp "$build/bench/cuda/bench_read_chain" "$stage/bin/"
   # The CUPTI kernel tracer of scripts/gpu/trace_decode.sh, with the CUPTI it was built against
   if [[ -f $build/bench/cuda/libdifftx_kernel_trace.so ]]; then
     cp "$build/bench/cuda/libdifftx_kernel_trace.so" "$stage/lib/"
@@ -120,6 +122,10 @@ if [[ $what == tests || $what == all ]]; then
   op_cases_with gemv8 DIFFTX_GEMV_MAX_ROWS=8 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
   # At one row the GEMV loads ahead only when a weight row is one batch; forced for every length.
   op_cases_with gemv-ahead DIFFTX_GEMV_AHEAD=2 '*Fused*'
+  # Without look-ahead it keeps 1 (default), 2 or 4 times its loads in flight: the deepest.
+  op_cases_with gemv-depth4 DIFFTX_GEMV_DEPTH=4 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
+  # The test shapes are small, so one-row GEMVs run exclusive (shared memory reserved): without.
+  op_cases_with gemv-shared0 DIFFTX_GEMV_SMEM_KB=0 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
   if command -v compute-sanitizer > /dev/null; then
     echo "==== compute-sanitizer racecheck: paged attention (shared-memory hazards)"
     run_step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \

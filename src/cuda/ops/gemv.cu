@@ -221,11 +221,14 @@ __device__ __forceinline__ int first_group() {
 // kAhead (look-ahead, one row only): every batch's loads after the first are issued before the
 // batch before it is used (a group's last batch issues the next group's first), so a lane has a
 // batch in flight while it computes; the second buffer costs registers (see ahead_for).
-template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm, bool kAhead>
+// kDepth (one row, no look-ahead): batches of kDepth times unroll_of's chunks per weight row, so
+// a lane has that many more loads in flight and a long row takes fewer round trips (depth_for).
+template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm, bool kAhead, int kDepth>
 __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const GemvArgs a) {
   static_assert(!kAhead || NR == 1);
+  static_assert(kDepth == 1 || (NR == 1 && !kAhead));
   constexpr int kRows = weight_rows<kMode, kCols>();
-  constexpr int kUnroll = unroll_of<kMode, kCols>();
+  constexpr int kUnroll = unroll_of<kMode, kCols>() * kDepth;
   __shared__ float rstd[kGemvMaxRows];
   const int lane = threadIdx.x & 31;
   const int total = total_columns(a);
@@ -381,16 +384,106 @@ bool ahead_for(const GemvArgs& a) {
   return mode == 2 || a.k <= 256 * unroll_of<kMode, kCols>();
 }
 
+// How many times unroll_of's loads a one-row call without look-ahead keeps in flight per lane
+// (DIFFTX_GEMV_DEPTH=1, 2 or 4, for measurement; default 1), at most 16 loads of 16 bytes (64
+// registers) per lane: a warp then reads a long row (the 1.4B shape's 2,048 and 5,504 weights) in
+// fewer round trips.
+template <GemvMode kMode, int kCols>
+int depth_for() {
+  static const int depth = env_int_or("DIFFTX_GEMV_DEPTH", 1, 4, 1);
+  constexpr int loads = weight_rows<kMode, kCols>() * unroll_of<kMode, kCols>();
+  int d = depth == 3 ? 2 : depth;
+  while (d > 1 && loads * d > 16) d /= 2;
+  return d;
+}
+
+// Shared memory per block that fills a multiprocessor's between the grid's blocks_per_sm()
+// blocks of a GEMV (H200: ~113 KB), so that no block of another kernel fits beside them.
+std::size_t exclusive_smem() {
+  static const std::size_t bytes = [] {
+    int device = 0, per_sm = 0, per_block = 0, reserved = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) !=
+            cudaSuccess ||
+        cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
+            cudaSuccess ||
+        cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device) !=
+            cudaSuccess)
+      return std::size_t(0);
+    const int fill = per_sm / blocks_per_sm() - reserved - 256;  // 256: the kernel's own
+    return std::size_t(std::clamp(fill, 0, per_block));
+  }();
+  return bytes;
+}
+
+// Dynamic shared memory a GEMV block reserves and does not use, so that no block of the kernel
+// before or after starts beside the GEMV's (an *exclusive* GEMV). The rule: at one row, when the
+// call reads under 4 MiB of weights. Measured on an H200 (batch-1 steps, context 512;
+// bench/engine/results/2026-12-02-h200-b): exclusive GEMVs made the 125M model's step 5% faster
+// (0.303 -> 0.287 ms; its projections read 1.2-3.4 MB, the head 77 MB), most of it from the QKV
+// projection, and the 1.4B shape's 9% slower (1.306 -> 1.425; 8-45 MB per projection): there the
+// blocks of the next kernel that start early and load their first data while a long GEMV runs
+// are worth more than they cost, at 125M less. DIFFTX_GEMV_SMEM_KB=0..200 forces that many KB
+// instead (0: never exclusive), on the modes in DIFFTX_GEMV_SMEM_MODES (comma-separated: store,
+// accumulate, swiglu, qkv; default all), for measurement.
+template <int NR, GemvMode kMode>
+std::size_t reserved_smem(const GemvArgs& a, int total) {
+  static const int forced = env_int_or("DIFFTX_GEMV_SMEM_KB", 0, 200, -1);
+  if (forced < 0) {
+    const i64 rows = kMode == GemvMode::swiglu ? 2 * i64(total) : i64(total);
+    return NR == 1 && rows * a.k * 2 < (i64(4) << 20) ? exclusive_smem() : 0;
+  }
+  static const unsigned mask = [] {  // bit m: mode m reserves
+    const char* env = std::getenv("DIFFTX_GEMV_SMEM_MODES");
+    if (!env) return ~0u;
+    const char* names[] = {"store", "accumulate", "swiglu", "qkv"};
+    const GemvMode modes[] = {GemvMode::store, GemvMode::accumulate, GemvMode::swiglu,
+                              GemvMode::qkv_rope};
+    unsigned m = 0;
+    for (const char* p = env; *p;) {
+      const char* end = std::strchr(p, ',');
+      const std::size_t len = end ? std::size_t(end - p) : std::strlen(p);
+      for (int i = 0; i < 4; ++i) {
+        if (std::strlen(names[i]) == len && std::strncmp(p, names[i], len) == 0)
+          m |= 1u << int(modes[i]);
+      }
+      p += len + (end ? 1 : 0);
+    }
+    return m;
+  }();
+  return mask >> int(kMode) & 1u ? std::size_t(forced) << 10 : 0;
+}
+
+// The kernel of a call: look-ahead or not, and its depth.
 template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm>
-cudaError_t launch_kernel(const GemvArgs& a, unsigned blocks, cudaStream_t stream) {
-  if constexpr (NR == 1 && kMode != GemvMode::qkv_rope) {
-    if (ahead_for<kMode, kCols>(a)) {
-      return launch_pdl(gemv_kernel<NR, kMode, Out, kCols, kNorm, true>, dim3(blocks),
-                        dim3(kThreads), 0, stream, pdl_enabled("gemv"), a);
+auto kernel_for(const GemvArgs& a) -> void (*)(const GemvArgs) {
+  if constexpr (NR == 1) {
+    if constexpr (kMode != GemvMode::qkv_rope) {
+      if (ahead_for<kMode, kCols>(a)) return gemv_kernel<NR, kMode, Out, kCols, kNorm, true, 1>;
+    }
+    // (only the depths depth_for can pick are instantiated)
+    constexpr int loads = weight_rows<kMode, kCols>() * unroll_of<kMode, kCols>();
+    const int depth = depth_for<kMode, kCols>();
+    if constexpr (loads * 4 <= 16) {
+      if (depth == 4) return gemv_kernel<NR, kMode, Out, kCols, kNorm, false, 4>;
+    }
+    if constexpr (loads * 2 <= 16) {
+      if (depth == 2) return gemv_kernel<NR, kMode, Out, kCols, kNorm, false, 2>;
     }
   }
-  return launch_pdl(gemv_kernel<NR, kMode, Out, kCols, kNorm, false>, dim3(blocks), dim3(kThreads),
-                    0, stream, pdl_enabled("gemv"), a);
+  return gemv_kernel<NR, kMode, Out, kCols, kNorm, false, 1>;
+}
+
+template <int NR, GemvMode kMode, typename Out, int kCols, bool kNorm>
+cudaError_t launch_kernel(const GemvArgs& a, int total, unsigned blocks, cudaStream_t stream) {
+  const auto kernel = kernel_for<NR, kMode, Out, kCols, kNorm>(a);
+  const std::size_t smem = reserved_smem<NR, kMode>(a, total);
+  if (smem > 0) {
+    const cudaError_t status =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (status != cudaSuccess) return status;
+  }
+  return launch_pdl(kernel, dim3(blocks), dim3(kThreads), smem, stream, pdl_enabled("gemv"), a);
 }
 
 template <int NR, GemvMode kMode, int kCols, bool kNorm>
@@ -400,11 +493,11 @@ void launch_cols(const GemvArgs& a, int total, cudaStream_t stream) {
       unsigned(std::min<i64>((groups + kWarps - 1) / kWarps, i64(sm_count()) * blocks_per_sm()));
   cudaError_t status;
   if constexpr (kMode == GemvMode::qkv_rope) {  // bf16 out only
-    status = launch_kernel<NR, kMode, bf16, kCols, kNorm>(a, blocks, stream);
+    status = launch_kernel<NR, kMode, bf16, kCols, kNorm>(a, total, blocks, stream);
   } else if (a.out_type == ScalarType::f32) {
-    status = launch_kernel<NR, kMode, float, kCols, kNorm>(a, blocks, stream);
+    status = launch_kernel<NR, kMode, float, kCols, kNorm>(a, total, blocks, stream);
   } else {
-    status = launch_kernel<NR, kMode, bf16, kCols, kNorm>(a, blocks, stream);
+    status = launch_kernel<NR, kMode, bf16, kCols, kNorm>(a, total, blocks, stream);
   }
   if (status != cudaSuccess) {
     throw_cuda_error("gemv", "cudaLaunchKernelEx(gemv_kernel)", status, __FILE__, __LINE__);
