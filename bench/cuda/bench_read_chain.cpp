@@ -123,12 +123,14 @@ double copy_bandwidth(cudaStream_t stream) {
 int main(int argc, char** argv) {
   CLI::App app{"The floor of a batch-1 decode step's weight reads, by kernel structure"};
   std::string config_path, json_path;
-  bool stand_in = false, ahead = false, empty = false;
+  bool stand_in = false, ahead = false, empty = false, early_stand_in = false;
   int reps = 20, rounds = 7, blocks_per_sm = 2, smem_kb = 0;
   app.add_option("--config", config_path, "model config (JSON) whose decode step is read")
       ->required()
       ->check(CLI::ExistingFile);
   app.add_flag("--stand-in", stand_in, "a stage of no bytes per layer where the attention runs");
+  app.add_flag("--early-stand-in", early_stand_in,
+               "the stand-ins let the next kernel launch before they wait (chain-pdl)");
   app.add_flag("--empty", empty,
                "stages of no bytes (the same launches and barriers): the structure's own cost");
   app.add_flag("--ahead", ahead, "each thread loads its next batch before it uses the current one");
@@ -201,21 +203,22 @@ int main(int argc, char** argv) {
   const std::vector<Mode> modes = {
       {"one-kernel",
        [&] {
-         check(difftx::bench::launch_read_stage({weights, read / 16}, cap, false, ahead, smem,
-                                                stream, tokens, tokens + 1, sink),
+         check(difftx::bench::launch_read_stage({weights, read / 16}, cap, false, ahead, false,
+                                                smem, stream, tokens, tokens + 1, sink),
                "one-kernel launch");
        }},
       {"chain-pdl",
        [&] {
          for (std::size_t s = 0; s < stages.size(); ++s)
-           check(difftx::bench::launch_read_stage(stages[s], cap, true, ahead, smem, stream,
+           check(difftx::bench::launch_read_stage(stages[s], cap, true, ahead,
+                                                  early_stand_in && stages[s].n == 0, smem, stream,
                                                   tokens + s, tokens + s + 1, sink),
                  "stage launch");
        }},
       {"chain",
        [&] {
          for (std::size_t s = 0; s < stages.size(); ++s)
-           check(difftx::bench::launch_read_stage(stages[s], cap, false, ahead, smem, stream,
+           check(difftx::bench::launch_read_stage(stages[s], cap, false, ahead, false, smem, stream,
                                                   tokens + s, tokens + s + 1, sink),
                  "stage launch");
        }},
@@ -232,6 +235,7 @@ int main(int argc, char** argv) {
               prop.name, prop.multiProcessorCount, config_path.c_str(), config.n_layers,
               stages.size(), double(read) / (1 << 20), stand_in ? " (attention stand-ins)" : "",
               ahead ? "; loads issued a batch ahead" : "");
+  if (early_stand_in) std::printf("the stand-ins let the next kernel launch before they wait\n");
   if (smem_kb > 0) std::printf("%d KB of shared memory per block of the stage kernels\n", smem_kb);
   std::printf("copy bandwidth (read + write): %.0f GB/s\n\n", copy * 1e-9);
   std::printf(
@@ -270,6 +274,7 @@ int main(int argc, char** argv) {
                                 {"stand_in", stand_in},
                                 {"ahead", ahead},
                                 {"empty", empty},
+                                {"early_stand_in", early_stand_in},
                                 {"smem_kb", smem_kb},
                                 {"blocks_per_sm", blocks_per_sm},
                                 {"persistent_blocks", persistent_blocks},

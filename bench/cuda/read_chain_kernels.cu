@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "pdl.cuh"  // the engine's PDL primitives (src/cuda/ops)
 #include "read_chain_kernels.h"
 
 namespace difftx::bench {
@@ -14,17 +15,9 @@ using i64 = std::int64_t;
 constexpr int kThreads = kReadThreads;
 constexpr int kBatch = 8;
 
-__device__ __forceinline__ void grid_dependency_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" :::);
-#endif
-}
+using cuda::launch_pdl;
+using cuda::pdl_launch_dependents;
+using cuda::pdl_wait;
 
 // A weight chunk of 16 bytes, read past L1 as the decode GEMV reads its weights.
 __device__ __forceinline__ uint4 load16(const uint4* p) {
@@ -80,12 +73,13 @@ __device__ __forceinline__ unsigned stream_rest(const uint4* w, i64 n, i64 t, i6
 template <bool kAhead>
 __global__ void __launch_bounds__(kThreads, 2)
     stage_kernel(const uint4* w, i64 n, const unsigned* token_in, unsigned* token_out,
-                 unsigned* sink) {
+                 unsigned* sink, bool early) {
+  if (early) pdl_launch_dependents();
   const i64 t = i64(blockIdx.x) * blockDim.x + threadIdx.x, T = i64(gridDim.x) * blockDim.x;
   uint4 v[kBatch];
   load_batch(w, n, 0, t, T, v);
-  grid_dependency_wait();
-  launch_dependents();
+  pdl_wait();
+  if (!early) pdl_launch_dependents();
   unsigned acc = *reinterpret_cast<const volatile unsigned*>(token_in);
   if (n > 0) acc = stream_rest<kAhead>(w, n, t, T, v, acc);
   if (acc == 0x9e3779b9u) sink[t] = acc;
@@ -128,23 +122,15 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 }  // namespace
 
-cudaError_t launch_read_stage(const ReadStage& s, int cap, bool pdl, bool ahead, std::size_t smem,
-                              cudaStream_t stream, const unsigned* token_in, unsigned* token_out,
-                              unsigned* sink) {
+cudaError_t launch_read_stage(const ReadStage& s, int cap, bool pdl, bool ahead, bool early,
+                              std::size_t smem, cudaStream_t stream, const unsigned* token_in,
+                              unsigned* token_out, unsigned* sink) {
   const i64 per_block = i64(kThreads) * kBatch;
   const i64 want = s.n > 0 ? (s.n + per_block - 1) / per_block : cap;
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(unsigned(std::clamp<i64>(want, 1, cap)));
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attribute;
-  config.numAttrs = pdl ? 1 : 0;
-  return cudaLaunchKernelEx(&config, ahead ? stage_kernel<true> : stage_kernel<false>,
-                            static_cast<const uint4*>(s.w), s.n, token_in, token_out, sink);
+  const dim3 grid(unsigned(std::clamp<i64>(want, 1, cap)));
+  return launch_pdl(ahead ? stage_kernel<true> : stage_kernel<false>, grid, dim3(kThreads), smem,
+                    stream, pdl, static_cast<const uint4*>(s.w), s.n, token_in, token_out, sink,
+                    early);
 }
 
 cudaError_t launch_read_persistent(const ReadStage* stages, int count, unsigned blocks, bool ahead,

@@ -18,13 +18,14 @@ struct ReadStage {
 
 // `smem`: dynamic shared memory per block, unused by the kernel: it only limits how many blocks
 // (of this kernel and the next) fit on a multiprocessor (allow_read_stage_smem first).
+// `early`: the kernel lets the next one launch before it waits on the one before (at its start).
 // `ahead`: each thread issues its next batch of loads before it consumes the current one.
 // One stage kernel over `s` (grid: enough blocks for 8 chunks per thread, at most `cap`; `cap`
 // for a stand-in), launched with PDL when `pdl`. It reads token_in after its dependency wait,
 // and block 0 writes token_in + 1 to token_out. `sink` holds a thread per block of `cap` blocks.
-cudaError_t launch_read_stage(const ReadStage& s, int cap, bool pdl, bool ahead, std::size_t smem,
-                              cudaStream_t stream, const unsigned* token_in, unsigned* token_out,
-                              unsigned* sink);
+cudaError_t launch_read_stage(const ReadStage& s, int cap, bool pdl, bool ahead, bool early,
+                              std::size_t smem, cudaStream_t stream, const unsigned* token_in,
+                              unsigned* token_out, unsigned* sink);
 
 // All `count` stages (device array) in one cooperative kernel of `blocks` blocks with a grid
 // barrier between stages on `arrivals`, which must be zero at launch.

@@ -25,6 +25,7 @@ using namespace paged;
 
 template <int D, int R, bool kDiff, bool kFinal>
 __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParams p) {
+  if (p.early_trigger) pdl_launch_dependents();
   constexpr int kDv = kDiff ? 2 * D : D;   // value channels of head j
   constexpr int kSeg = kDiff ? 2 * D : D;  // key elements of head j per token
   constexpr int kKch = kSeg / 8;           // 16-byte chunks per key segment
@@ -48,7 +49,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   const BlockConstants<kDv, kDiff> consts = load_block_constants<kDv, kDiff>(p);
   stamp(p, kStampIssued);
   pdl_wait();
-  pdl_launch_dependents();
+  if (!p.early_trigger) pdl_launch_dependents();
   stamp(p, kStampWaited);
   const int tid = threadIdx.x;
   const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
@@ -217,6 +218,18 @@ void dispatch_rows(const PagedParams& p, int rows, int groups, int batch, cudaSt
 
 }  // namespace
 
+// Whether the attention lets the next kernel launch as soon as all its blocks have started,
+// before they wait on the kernel before (DIFFTX_ATTN_EARLY_TRIGGER=1, for measurement; default:
+// after the wait, like every decode kernel). The next kernel still waits for the attention to
+// complete; only its start, and the loads it issues before its own wait, move earlier.
+static bool early_trigger() {
+  static const bool on = [] {
+    const char* env = std::getenv("DIFFTX_ATTN_EARLY_TRIGGER");
+    return env && std::strcmp(env, "1") == 0;
+  }();
+  return on;
+}
+
 PagedAttentionLoads paged_attention_loads(const PagedAttentionGeometry& g, int num_sms) {
   enum class Forced { no, staged, registers };
   static const Forced forced = [] {
@@ -313,6 +326,7 @@ void launch_paged_attention_decode(const PagedAttentionGeometry& g, const bf16* 
   }
   const dim3 grid{unsigned(p.num_splits), unsigned(groups), unsigned(g.batch)};
   p.timeline = paged::timeline_for_call(std::size_t(grid.x) * grid.y * grid.z, stream);
+  p.early_trigger = early_trigger();
   const bool staged = paged_attention_loads(g, num_sms) == PagedAttentionLoads::staged;
   if (staged) {
     paged::launch_staged(p, g.head_dim, rows, diff, grid, stream);

@@ -46,6 +46,7 @@ struct PagedParams {
   int out_heads;
   float scale_log2;
   unsigned long long* timeline;  // diagnostics: (blocks, kStamps) global-timer stamps, or null
+  bool early_trigger;  // lets the next kernel launch before the wait (DIFFTX_ATTN_EARLY_TRIGGER)
 };
 
 // Diagnostics (DIFFTX_PAGED_TIMELINE, paged_attention.cu): thread 0 of each block records the

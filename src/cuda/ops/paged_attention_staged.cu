@@ -34,6 +34,7 @@ struct StagedShape {
 
 template <int D, int R, bool kDiff, bool kFinal>
 __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const PagedParams p) {
+  if (p.early_trigger) pdl_launch_dependents();
   using S = StagedShape<D, kDiff>;
   constexpr int kDv = S::kDv, kSeg = S::kSeg;
   constexpr int kKch = kSeg / 8;  // 16-byte chunks per key segment
@@ -70,7 +71,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
   const int ctx = p.lens[b];
   if (ctx == 0) {  // nothing to attend
     pdl_wait();
-    pdl_launch_dependents();
+    if (!p.early_trigger) pdl_launch_dependents();
     write_empty_output<R, kDv, kDiff>(p, consts, red_s, b, head0, heads);
     return;
   }
@@ -122,7 +123,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
 
   // ---- after the wait: the query and the newest token
   pdl_wait();
-  pdl_launch_dependents();
+  if (!p.early_trigger) pdl_launch_dependents();
   stamp(p, kStampWaited);
   if (newest < start + kTile) {  // the newest token is in the first tile
     for (int c = tid; c < kKch + kVch; c += kThreads) copy_chunk(0, newest - start, c);
