@@ -28,7 +28,9 @@
 #include <vector>
 
 #include "difftx/core/atomic_file.h"
+#include "difftx/engine/bench.h"
 #include "difftx/model/config.h"
+#include "difftx/runtime/backend_factory.h"
 #include "read_chain_kernels.h"
 
 namespace {
@@ -88,34 +90,6 @@ double time_graph(cudaGraphExec_t graph, cudaStream_t stream, int reps, int roun
   cudaEventDestroy(b);
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
-}
-
-// Device-to-device copy bandwidth (bytes read + written per second), as `difftx bench` measures.
-double copy_bandwidth(cudaStream_t stream) {
-  const std::size_t bytes = std::size_t(2) << 30;
-  void *a = nullptr, *b = nullptr;
-  check(cudaMalloc(&a, bytes), "cudaMalloc (copy)");
-  check(cudaMalloc(&b, bytes), "cudaMalloc (copy)");
-  check(cudaMemsetAsync(a, 1, bytes, stream), "memset");
-  check(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream), "copy");
-  cudaEvent_t e0, e1;
-  check(cudaEventCreate(&e0), "event");
-  check(cudaEventCreate(&e1), "event");
-  const int reps = 10;
-  check(cudaEventRecord(e0, stream), "event record");
-  for (int i = 0; i < reps; ++i) {
-    check(cudaMemcpyAsync(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice, stream),
-          "copy");
-  }
-  check(cudaEventRecord(e1, stream), "event record");
-  check(cudaEventSynchronize(e1), "event sync");
-  float ms = 0;
-  check(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
-  cudaFree(a);
-  cudaFree(b);
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return 2.0 * double(bytes) * reps / (double(ms) * 1e-3);
 }
 
 }  // namespace
@@ -189,7 +163,14 @@ int main(int argc, char** argv) {
 
   cudaStream_t stream;
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
-  const double copy = copy_bandwidth(stream);
+  // device-to-device copy bandwidth (read + written bytes per second), as `difftx bench` has it
+  double copy = 0;
+  try {
+    copy = difftx::engine::measure_copy_bandwidth(*difftx::make_backend("cuda"));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_read_chain: %s\n", e.what());
+    return 1;
+  }
 
   const int per_sm = difftx::bench::read_persistent_blocks_per_sm(ahead);
   if (per_sm < 1) check(cudaErrorInvalidConfiguration, "persistent kernel occupancy");
