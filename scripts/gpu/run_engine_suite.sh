@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The inference engine's GPU suite in one call on the device machine: the engine's GPU tests
 # (CUDA ops against the CPU oracle, the engine end to end, graph vs eager; the paged cases with
-# each attention variant forced, the projection cases with the GEMV taking up to 8 rows, loading
-# ahead at every row length, at the deepest batches and not exclusive),
+# each attention variant forced, the staged one at 256 threads, the grid in its former order; the
+# projection cases with the GEMV taking up to 8 rows, loading ahead at every row length, at the
+# deepest batches and not exclusive),
 # compute-sanitizer racecheck and memcheck on the op tests, then `difftx bench` (125M DIFF V1 +
 # matched baseline + V2, and the paper's 1.4B DIFF V1 shape + baseline, random weights) beside
 # HF transformers generate on the same weights. Logs and tables go to $OUT (default ./gpu-out).
@@ -118,6 +119,9 @@ if [[ $what == tests || $what == all ]]; then
   for loads in staged registers; do
     op_cases_with "$loads" "DIFFTX_PAGED_LOADS=$loads" '*Paged*:*CapturedGraph*'
   done
+  # The staged variant's other block size (256 threads) and the grid's former order.
+  op_cases_with staged256 DIFFTX_PAGED_STAGED_THREADS=256 '*Paged*:*CapturedGraph*'
+  op_cases_with grid-before DIFFTX_PAGED_SPLIT_MAJOR=0 '*Paged*:*CapturedGraph*'
   # The GEMV kernel takes up to 4 rows by default; its 5-8 row kernels against the same CPU ops.
   op_cases_with gemv8 DIFFTX_GEMV_MAX_ROWS=8 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
   # At one row the GEMV loads ahead only when a weight row is one batch; forced for every length.

@@ -24,20 +24,20 @@ namespace {
 using namespace paged;
 
 template <int D, int R, bool kDiff, bool kFinal>
-__global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParams p) {
+__global__ void __launch_bounds__(kRegisterThreads) paged_decode_kernel(const PagedParams p) {
   if (p.early_trigger) pdl_launch_dependents();
-  constexpr int kDv = kDiff ? 2 * D : D;   // value channels of head j
-  constexpr int kSeg = kDiff ? 2 * D : D;  // key elements of head j per token
-  constexpr int kKch = kSeg / 8;           // 16-byte chunks per key segment
-  constexpr int kLpc = D / 8;              // lanes per d-sized component
-  constexpr int kTppK = kThreads / kKch;   // tokens per key pass
+  constexpr int kDv = kDiff ? 2 * D : D;          // value channels of head j
+  constexpr int kSeg = kDiff ? 2 * D : D;         // key elements of head j per token
+  constexpr int kKch = kSeg / 8;                  // 16-byte chunks per key segment
+  constexpr int kLpc = D / 8;                     // lanes per d-sized component
+  constexpr int kTppK = kRegisterThreads / kKch;  // tokens per key pass
   constexpr int kPassK = kTile / kTppK;
   constexpr int kVch = kDv / 8;
-  constexpr int kTppV = kThreads / kVch;
+  constexpr int kTppV = kRegisterThreads / kVch;
   constexpr int kPassV = kTile / kTppV;
   constexpr int kBatchK = kPassK < 8 ? kPassK : 8;  // 16-byte loads in flight per lane
   constexpr int kBatchV = kPassV < 8 ? kPassV : 8;
-  static_assert(kThreads % kKch == 0 && kTile % kTppK == 0 && kTile % kTppV == 0, "tiling");
+  static_assert(kRegisterThreads % kKch == 0 && kTile % kTppK == 0 && kTile % kTppV == 0, "tiling");
 
   __shared__ float q_s[R][D];
   __shared__ float s_s[R][kTile];
@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   if (!p.early_trigger) pdl_launch_dependents();
   stamp(p, kStampWaited);
   const int tid = threadIdx.x;
-  const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
+  const auto [split, gy, b] = block_coords(p);
   const int j = gy / p.row_groups, rg = gy % p.row_groups;
   const int rows_here = min(R, p.group_rows - rg * R);
   const int qc0 = j * p.group_rows + rg * R;  // first query component of the block
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   const int heads = kDiff ? rows_here / 2 : rows_here;  // output heads of the block
   const int head0 = kDiff ? qc0 / 2 : qc0;
   if (ctx == 0) {  // nothing to attend
-    write_empty_output<R, kDv, kDiff>(p, consts, red_s, b, head0, heads);
+    write_empty_output<kRegisterThreads, R, kDv, kDiff>(p, consts, red_s, b, head0, heads);
     return;
   }
   const int per = split_tokens(ctx, p.num_splits);
@@ -69,8 +69,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   if (start >= ctx) return;  // the whole block leaves together
   const int end = min(ctx, start + per);
 
-  load_query<R, D>(p, q_s, b, qc0, rows_here);
-  for (int i = tid; i < R * kDv; i += kThreads) red_s[i / kDv][i % kDv] = 0.f;
+  load_query<kRegisterThreads, R, D>(p, q_s, b, qc0, rows_here);
+  for (int i = tid; i < R * kDv; i += kRegisterThreads) red_s[i / kDv][i % kDv] = 0.f;
   if (tid < R) {
     m_s[tid] = -INFINITY;
     l_s[tid] = 0.f;
@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
     __syncthreads();
 
     // B. online softmax per row
-    softmax_tile<R>(s_s, m_s, l_s, alpha_s);
+    softmax_tile<kRegisterThreads, R>(s_s, m_s, l_s, alpha_s);
     __syncthreads();
 
     // C. probabilities times V
@@ -169,7 +169,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(const PagedParam
   }
 
   stamp(p, kStampReduced);
-  finish_block<D, R, kDiff, kFinal>(p, consts, red_s, m_s, l_s, ctx, per, heads, head0);
+  finish_block<kRegisterThreads, D, R, kDiff, kFinal>(p, consts, red_s, m_s, l_s, ctx, per, heads,
+                                                      head0);
 }
 
 int rows_per_block(const PagedAttentionGeometry& g) {
@@ -185,33 +186,33 @@ int groups_per_sequence(const PagedAttentionGeometry& g) {
 }
 
 template <int D, int R, bool kDiff>
-void launch_typed(const PagedParams& p, int groups, int batch, cudaStream_t stream) {
-  const dim3 grid{unsigned(p.num_splits), unsigned(groups), unsigned(batch)};
+void launch_typed(const PagedParams& p, dim3 grid, cudaStream_t stream) {
   const bool pdl = pdl_enabled("attention");
   if (p.num_splits == 1) {
     DIFFTX_CUDA_CHECK("paged_attention_decode",
-                      launch_pdl(paged_decode_kernel<D, R, kDiff, true>, grid, dim3(kThreads), 0,
-                                 stream, pdl, p));
+                      launch_pdl(paged_decode_kernel<D, R, kDiff, true>, grid,
+                                 dim3(kRegisterThreads), 0, stream, pdl, p));
     return;
   }
-  DIFFTX_CUDA_CHECK("paged_attention_decode", launch_pdl(paged_decode_kernel<D, R, kDiff, false>,
-                                                         grid, dim3(kThreads), 0, stream, pdl, p));
+  DIFFTX_CUDA_CHECK("paged_attention_decode",
+                    launch_pdl(paged_decode_kernel<D, R, kDiff, false>, grid,
+                               dim3(kRegisterThreads), 0, stream, pdl, p));
 }
 
 template <int D, bool kDiff>
-void dispatch_rows(const PagedParams& p, int rows, int groups, int batch, cudaStream_t stream) {
+void dispatch_rows(const PagedParams& p, int rows, dim3 grid, cudaStream_t stream) {
   switch (rows) {
     case 1:
-      if constexpr (!kDiff) launch_typed<D, 1, kDiff>(p, groups, batch, stream);
+      if constexpr (!kDiff) launch_typed<D, 1, kDiff>(p, grid, stream);
       break;
     case 2:
-      launch_typed<D, 2, kDiff>(p, groups, batch, stream);
+      launch_typed<D, 2, kDiff>(p, grid, stream);
       break;
     case 4:
-      launch_typed<D, 4, kDiff>(p, groups, batch, stream);
+      launch_typed<D, 4, kDiff>(p, grid, stream);
       break;
     default:
-      launch_typed<D, 8, kDiff>(p, groups, batch, stream);
+      launch_typed<D, 8, kDiff>(p, grid, stream);
       break;
   }
 }
@@ -226,6 +227,15 @@ static bool early_trigger() {
   static const bool on = [] {
     const char* env = std::getenv("DIFFTX_ATTN_EARLY_TRIGGER");
     return env && std::strcmp(env, "1") == 0;
+  }();
+  return on;
+}
+
+// The grid's order (paged_attention_common.cuh): split-major unless DIFFTX_PAGED_SPLIT_MAJOR=0.
+static bool split_major() {
+  static const bool on = [] {
+    const char* env = std::getenv("DIFFTX_PAGED_SPLIT_MAJOR");
+    return !(env && std::strcmp(env, "0") == 0);
   }();
   return on;
 }
@@ -324,18 +334,22 @@ void launch_paged_attention_decode(const PagedAttentionGeometry& g, const bf16* 
     p.ws_ml = p.ws_acc + std::size_t(g.batch) * groups * p.num_splits * rows * g.v_head_dim;
     p.counters_end = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + workspace_bytes);
   }
-  const dim3 grid{unsigned(p.num_splits), unsigned(groups), unsigned(g.batch)};
+  p.groups = groups;
+  p.split_major = split_major();
+  const dim3 grid = p.split_major
+                        ? dim3(unsigned(groups), unsigned(g.batch), unsigned(p.num_splits))
+                        : dim3(unsigned(p.num_splits), unsigned(groups), unsigned(g.batch));
   p.timeline = paged::timeline_for_call(std::size_t(grid.x) * grid.y * grid.z, stream);
   p.early_trigger = early_trigger();
   const bool staged = paged_attention_loads(g, num_sms) == PagedAttentionLoads::staged;
   if (staged) {
     paged::launch_staged(p, g.head_dim, rows, diff, grid, stream);
   } else if (g.head_dim == 64) {
-    diff ? dispatch_rows<64, true>(p, rows, groups, g.batch, stream)
-         : dispatch_rows<64, false>(p, rows, groups, g.batch, stream);
+    diff ? dispatch_rows<64, true>(p, rows, grid, stream)
+         : dispatch_rows<64, false>(p, rows, grid, stream);
   } else {
-    diff ? dispatch_rows<128, true>(p, rows, groups, g.batch, stream)
-         : dispatch_rows<128, false>(p, rows, groups, g.batch, stream);
+    diff ? dispatch_rows<128, true>(p, rows, grid, stream)
+         : dispatch_rows<128, false>(p, rows, grid, stream);
   }
   if (p.timeline) paged::report_timeline(p.timeline, grid, staged ? "staged" : "registers", stream);
 }

@@ -3,9 +3,12 @@
 // the combine of the splits by the last block to finish). The variants (paged_attention.cu,
 // paged_attention_staged.cu) differ in how a tile of K/V reaches the lanes.
 //
-// Grid (splits, v_heads * row_groups, B), kThreads threads. A block owns one sequence b, one
-// key/value head j, R query rows of the components that read j (its row group) and one token
-// range of the sequence, taken in tiles of kTile tokens.
+// Grid (v_heads * row_groups, B, splits) (split-major: every sequence's first token ranges come
+// first in block order, so they start first; the blocks past a short sequence's end, which only
+// leave, start last), or (splits, v_heads * row_groups, B) with DIFFTX_PAGED_SPLIT_MAJOR=0 (for
+// measurement); kRegisterThreads or kStagedThreads threads. A block owns one sequence b, one
+// key/value head j, R query rows of the components that read j (its row group) and one token range
+// of the sequence, taken in tiles of kTile tokens.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -17,7 +20,15 @@
 
 namespace difftx::cuda::paged {
 
-constexpr int kThreads = 128;
+// Threads per block: the register variant's, and the staged variant's (256 for blocks of 8 query
+// rows, whose accumulators would spill at 512, and with DIFFTX_PAGED_STAGED_THREADS=256, for
+// measurement). The shared parts below take the block's count as their template parameter kT.
+// The staged variant had 128 threads until the tenth session. On an H200
+// (bench/engine/results/2026-12-02-h200-c) 512 against 256: 3-11% faster per step with 4K tokens
+// at batch 1-4, 0-5% at 512 tokens on the 1.4B shape, 3% slower for 125M DIFF V1 at batch 1 with
+// 512 tokens; 128 was 2-21% slower than 256 at the 1.4B shape.
+constexpr int kRegisterThreads = 128;
+constexpr int kStagedThreads = 512;
 constexpr int kTile = 64;
 constexpr int kMaxRows = 8;
 constexpr int kMaxSplits = 64;
@@ -43,6 +54,8 @@ struct PagedParams {
   int group_rows;    // query components per key/value head (G)
   int row_groups;    // blocks per key/value head (ceil(G / R))
   int num_splits;
+  int groups;        // block rows per sequence: v_heads * row_groups
+  bool split_major;  // the grid's order (above)
   int out_heads;
   float scale_log2;
   unsigned long long* timeline;  // diagnostics: (blocks, kStamps) global-timer stamps, or null
@@ -69,6 +82,15 @@ __device__ __forceinline__ void stamp(const PagedParams& p, Stamp s) {
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   const i64 block = (i64(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
   p.timeline[block * kStamps + s] = t;
+}
+
+// The block's split (token range), block row (key/value head x row group) and sequence.
+struct BlockCoords {
+  int split, gy, b;
+};
+__device__ __forceinline__ BlockCoords block_coords(const PagedParams& p) {
+  if (p.split_major) return {int(blockIdx.z), int(blockIdx.x), int(blockIdx.y)};
+  return {int(blockIdx.x), int(blockIdx.y), int(blockIdx.z)};
 }
 
 // Tokens per split of a sequence of ctx tokens: a multiple of the tile.
@@ -126,11 +148,11 @@ __device__ __forceinline__ void score_chunk(const uint4& raw, QAt q_at, int comp
 // B. Online softmax of a tile's scores, one warp per row, base 2 (q was scaled by scale * log2
 // e): s becomes the probabilities; m and l are the rows' running max and sum, alpha the factor
 // that rescales what was accumulated before this tile (0 on the first tile).
-template <int R>
+template <int kT, int R>
 __device__ __forceinline__ void softmax_tile(float (*s)[kTile], float* m, float* l, float* alpha) {
   static_assert(kTile == 64, "two scores per lane");
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int r = warp; r < R; r += kThreads / 32) {
+  for (int r = warp; r < R; r += kT / 32) {
     const float v0 = s[r][lane], v1 = s[r][lane + 32];
     const float m_old = m[r];
     const float m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
@@ -204,20 +226,20 @@ __device__ __forceinline__ BlockConstants<kDv, kDiff> load_block_constants(const
 // = 2 hh for DIFF V1 (the first map's row) and hh otherwise; rounded to bf16, then, with a head
 // norm (DIFF V1 only), out = bf16(scale * x * rstd * gain) with rstd over the rounded values
 // (rmsnorm_forward's arithmetic).
-template <int kDv, bool kDiff>
+template <int kT, int kDv, bool kDiff>
 __device__ void write_output(const PagedParams& p, const BlockConstants<kDv, kDiff>& kc,
                              const float* vals, int b, int head0, int heads) {
   constexpr int kRowStep = kDiff ? 2 : 1;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   bf16* out = p.out + (i64(b) * p.out_heads + head0) * kDv;
   if (!kDiff || !p.norm_w) {
-    for (int i = tid; i < heads * kDv; i += kThreads) {
+    for (int i = tid; i < heads * kDv; i += kT) {
       out[i] = __float2bfloat16(vals[(i / kDv) * kRowStep * kDv + i % kDv]);
     }
     return;
   }
   if constexpr (kDiff) {
-    for (int hh = warp; hh < heads; hh += kThreads / 32) {
+    for (int hh = warp; hh < heads; hh += kT / 32) {
       const float* v = vals + hh * kRowStep * kDv;
       float x[kDv / 32];
       float ss = 0.f;
@@ -242,13 +264,13 @@ __device__ void write_output(const PagedParams& p, const BlockConstants<kDv, kDi
 // before they are needed: the (max, sum) pairs of all splits together with the first 8 splits'
 // partial outputs of the thread's first two channels, then the partial outputs 8 splits at a
 // time. One warp per row turns the pairs into each split's weight; the sums run in split order.
-template <int kDv, int R, bool kDiff>
+template <int kT, int kDv, int R, bool kDiff>
 __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, kDiff>& kc, i64 row,
                                int used, int heads, float* vals) {
   __shared__ float ml_s[kMaxSplits * R * 2];  // (split, row, {max, sum})
   __shared__ float scale_s[kMaxSplits][R];    // exp2(m_s - M) / L per split and row
   constexpr int kBatch = 8;
-  constexpr int kItems = ((kDiff ? R / 2 : R) * kDv + kThreads - 1) / kThreads;  // per thread
+  constexpr int kItems = ((kDiff ? R / 2 : R) * kDv + kT - 1) / kT;  // per thread
   constexpr int kEarly = kItems < 2 ? kItems : 2;  // items whose first batch is loaded early
   static_assert(kMaxSplits <= 64, "two splits per lane");
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -266,13 +288,13 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
   float early0[kEarly][kBatch], early1[kEarly][kBatch];
 #pragma unroll
   for (int k = 0; k < kEarly; ++k) {
-    if (tid + k * kThreads < heads * kDv) load_batch(tid + k * kThreads, 0, early0[k], early1[k]);
+    if (tid + k * kT < heads * kDv) load_batch(tid + k * kT, 0, early0[k], early1[k]);
   }
-  for (int i = tid; i < used * R * 2; i += kThreads) {
+  for (int i = tid; i < used * R * 2; i += kT) {
     ml_s[i] = __ldcg(&p.ws_ml[base * R * 2 + i]);
   }
   __syncthreads();
-  for (int r = warp; r < R; r += kThreads / 32) {
+  for (int r = warp; r < R; r += kT / 32) {
     const bool in0 = lane < used, in1 = lane + 32 < used;
     const float m0 = in0 ? ml_s[(lane * R + r) * 2] : -INFINITY;
     const float m1 = in1 ? ml_s[((lane + 32) * R + r) * 2] : -INFINITY;
@@ -309,20 +331,19 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
   };
 #pragma unroll
   for (int k = 0; k < kEarly; ++k) {
-    if (tid + k * kThreads < heads * kDv)
-      combine_channel(tid + k * kThreads, early0[k], early1[k], true);
+    if (tid + k * kT < heads * kDv) combine_channel(tid + k * kT, early0[k], early1[k], true);
   }
-  for (int i = tid + kEarly * kThreads; i < heads * kDv; i += kThreads) {
+  for (int i = tid + kEarly * kT; i < heads * kDv; i += kT) {
     combine_channel(i, early0[0], early1[0], false);
   }
 }
 
 // The block's query rows (R of d elements from component qc0 of sequence b; rows past rows_here
 // zero) into q, scaled by scale * log2 e.
-template <int R, int D>
+template <int kT, int R, int D>
 __device__ __forceinline__ void load_query(const PagedParams& p, float (*q)[D], int b, int qc0,
                                            int rows_here) {
-  for (int i = threadIdx.x; i < R * D; i += kThreads) {
+  for (int i = threadIdx.x; i < R * D; i += kT) {
     const int r = i / D, e = i % D;
     q[r][e] = r < rows_here
                   ? __bfloat162float(p.q[i64(b) * p.q_stride + i64(qc0 + r) * D + e]) * p.scale_log2
@@ -331,13 +352,13 @@ __device__ __forceinline__ void load_query(const PagedParams& p, float (*q)[D], 
 }
 
 // A sequence with nothing to attend: a zero output, written by its first split's blocks.
-template <int R, int kDv, bool kDiff>
+template <int kT, int R, int kDv, bool kDiff>
 __device__ void write_empty_output(const PagedParams& p, const BlockConstants<kDv, kDiff>& kc,
                                    float (*red)[kDv], int b, int head0, int heads) {
-  if (blockIdx.x != 0) return;
-  for (int i = threadIdx.x; i < R * kDv; i += kThreads) red[i / kDv][i % kDv] = 0.f;
+  if (block_coords(p).split != 0) return;
+  for (int i = threadIdx.x; i < R * kDv; i += kT) red[i / kDv][i % kDv] = 0.f;
   __syncthreads();
-  write_output<kDv, kDiff>(p, kc, red[0], b, head0, heads);
+  write_output<kT, kDv, kDiff>(p, kc, red[0], b, head0, heads);
 }
 
 // A block's end, once red (R, kDv) holds its un-normalized outputs and m / l its rows' (max,
@@ -345,18 +366,18 @@ __device__ void write_empty_output(const PagedParams& p, const BlockConstants<kD
 // partial rows to the workspace, an arrival on the (sequence, block row)'s counter, and, in the
 // last block to arrive, the combine of the splits (in split order, so the result does not depend
 // on which block that is) and the counter's reset.
-template <int D, int R, bool kDiff, bool kFinal>
+template <int kT, int D, int R, bool kDiff, bool kFinal>
 __device__ void finish_block(const PagedParams& p,
                              const BlockConstants<kDiff ? 2 * D : D, kDiff>& kc,
                              float (*red)[kDiff ? 2 * D : D], const float* m, const float* l,
                              int ctx, int per, int heads, int head0) {
   constexpr int kDv = kDiff ? 2 * D : D;
   const int tid = threadIdx.x;
-  const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
+  const auto [split, gy, b] = block_coords(p);
   const int used = (ctx + per - 1) / per;  // splits with tokens
   if (kFinal || used == 1) {
     const float lambda = kDiff ? kc.lambda : 0.f;
-    for (int i = tid; i < heads * kDv; i += kThreads) {  // in place: row 2hh (hh) of head hh
+    for (int i = tid; i < heads * kDv; i += kT) {  // in place: row 2hh (hh) of head hh
       const int hh = i / kDv, c = i % kDv;
       if (kDiff) {
         red[2 * hh][c] = red[2 * hh][c] / l[2 * hh] - lambda * (red[2 * hh + 1][c] / l[2 * hh + 1]);
@@ -365,13 +386,13 @@ __device__ void finish_block(const PagedParams& p,
       }
     }
     __syncthreads();
-    write_output<kDv, kDiff>(p, kc, red[0], b, head0, heads);
+    write_output<kT, kDv, kDiff>(p, kc, red[0], b, head0, heads);
     stamp(p, kStampDone);
     return;
   }
-  const i64 base = (i64(b) * gridDim.y + gy) * p.num_splits + split;
-  for (int i = tid; i < R * kDv; i += kThreads)
-    p.ws_acc[base * R * kDv + i] = red[i / kDv][i % kDv];
+  const i64 row = i64(b) * p.groups + gy;  // the (sequence, block row)
+  const i64 base = row * p.num_splits + split;
+  for (int i = tid; i < R * kDv; i += kT) p.ws_acc[base * R * kDv + i] = red[i / kDv][i % kDv];
   if (tid < R) {
     p.ws_ml[(base * R + tid) * 2] = m[tid];
     p.ws_ml[(base * R + tid) * 2 + 1] = l[tid];
@@ -380,7 +401,7 @@ __device__ void finish_block(const PagedParams& p,
   __shared__ bool last_s;
   __threadfence();
   __syncthreads();
-  unsigned* counter = p.counters_end - 1 - (i64(b) * gridDim.y + gy);
+  unsigned* counter = p.counters_end - 1 - row;
   if (tid == 0) last_s = atomicAdd(counter, 1u) == unsigned(used - 1);
   __syncthreads();
   stamp(p, kStampArrived);
@@ -390,9 +411,9 @@ __device__ void finish_block(const PagedParams& p,
   }
   __threadfence();
   if (tid == 0) *counter = 0u;  // ready for the next call
-  combine_splits<kDv, R, kDiff>(p, kc, i64(b) * gridDim.y + gy, used, heads, red[0]);
+  combine_splits<kT, kDv, R, kDiff>(p, kc, row, used, heads, red[0]);
   __syncthreads();
-  write_output<kDv, kDiff>(p, kc, red[0], b, head0, heads);
+  write_output<kT, kDv, kDiff>(p, kc, red[0], b, head0, heads);
   stamp(p, kStampDone);
 }
 

@@ -15,14 +15,14 @@
 // (held in registers) and reducing by shuffles; online softmax, one warp per row; lanes keep
 // (R, 8) accumulators of their value channels and token slice. The lanes' accumulators are
 // summed by shuffles within a warp, then over the warps in order, in the freed tile buffers.
+#include <cstdlib>
+
 #include "difftx/cuda/common/async_copy.cuh"
 #include "paged_attention_common.cuh"
 #include "pdl.cuh"
 
 namespace difftx::cuda::paged {
 namespace {
-
-constexpr int kWarps = kThreads / 32;
 
 template <int D, bool kDiff>
 struct StagedShape {
@@ -32,20 +32,21 @@ struct StagedShape {
   static constexpr std::size_t kDynamicBytes = 2 * kStage * sizeof(bf16);
 };
 
-template <int D, int R, bool kDiff, bool kFinal>
-__global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const PagedParams p) {
+template <int kT, int D, int R, bool kDiff, bool kFinal>
+__global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedParams p) {
+  constexpr int kWarps = kT / 32;
   if (p.early_trigger) pdl_launch_dependents();
   using S = StagedShape<D, kDiff>;
   constexpr int kDv = S::kDv, kSeg = S::kSeg;
   constexpr int kKch = kSeg / 8;  // 16-byte chunks per key segment
   constexpr int kLpc = D / 8;     // lanes per d-sized component
-  constexpr int kTppK = kThreads / kKch;
+  constexpr int kTppK = kT / kKch;
   constexpr int kPassK = kTile / kTppK;
   constexpr int kVch = kDv / 8;
-  constexpr int kTppV = kThreads / kVch;
+  constexpr int kTppV = kT / kVch;
   constexpr int kPassV = kTile / kTppV;
   constexpr int kRowsPerComp = kDiff ? R / 2 : R;
-  static_assert(kThreads % kKch == 0 && kTile % kTppK == 0 && kTile % kTppV == 0, "tiling");
+  static_assert(kT % kKch == 0 && kTile % kTppK == 0 && kTile % kTppV == 0, "tiling");
   static_assert(kVch <= 32 && 32 % kVch == 0, "a warp holds whole token slices");
   static_assert(kWarps * R * kDv * sizeof(float) <= S::kDynamicBytes, "reduction scratch");
 
@@ -58,7 +59,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
   __shared__ float m_s[R], l_s[R], alpha_s[R];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int split = blockIdx.x, gy = blockIdx.y, b = blockIdx.z;
+  const auto [split, gy, b] = block_coords(p);
   const int j = gy / p.row_groups, rg = gy % p.row_groups;
   const int rows_here = min(R, p.group_rows - rg * R);
   const int qc0 = j * p.group_rows + rg * R;  // first query component of the block
@@ -67,17 +68,18 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
 
   // ---- before the wait: lengths and tables (written at the step's start), older tokens' K/V
   stamp(p, kStampStart);
-  const BlockConstants<kDv, kDiff> consts = load_block_constants<kDv, kDiff>(p);
   const int ctx = p.lens[b];
+  const int per = split_tokens(ctx, p.num_splits);
+  const int start = split * per;
+  // Past the sequence's end: the whole block leaves together, before it loads anything else.
+  if (ctx > 0 && start >= ctx) return;
+  const BlockConstants<kDv, kDiff> consts = load_block_constants<kDv, kDiff>(p);
   if (ctx == 0) {  // nothing to attend
     pdl_wait();
     if (!p.early_trigger) pdl_launch_dependents();
-    write_empty_output<R, kDv, kDiff>(p, consts, red_s, b, head0, heads);
+    write_empty_output<kT, R, kDv, kDiff>(p, consts, red_s, b, head0, heads);
     return;
   }
-  const int per = split_tokens(ctx, p.num_splits);
-  const int start = split * per;
-  if (start >= ctx) return;  // the whole block leaves together
   const int end = min(ctx, start + per);
   const int newest = ctx - 1;  // written by the kernel just before this one
 
@@ -108,7 +110,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
   };
   // The copies of the tile at t0 into stage s, without the newest token unless `newest_too`.
   auto issue_tile = [&](int s, int t0, bool newest_too) {
-    for (int i = tid; i < kTile * (kKch + kVch); i += kThreads) {
+    for (int i = tid; i < kTile * (kKch + kVch); i += kT) {
       const int tt = i / (kKch + kVch), c = i % (kKch + kVch);
       if (!newest_too && t0 + tt == newest) continue;
       copy_chunk(s, tt, c);
@@ -126,10 +128,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
   if (!p.early_trigger) pdl_launch_dependents();
   stamp(p, kStampWaited);
   if (newest < start + kTile) {  // the newest token is in the first tile
-    for (int c = tid; c < kKch + kVch; c += kThreads) copy_chunk(0, newest - start, c);
+    for (int c = tid; c < kKch + kVch; c += kT) copy_chunk(0, newest - start, c);
   }
   cp_async_commit();
-  load_query<R, D>(p, q_s, b, qc0, rows_here);
+  load_query<kT, R, D>(p, q_s, b, qc0, rows_here);
   if (tid < R) {
     m_s[tid] = -INFINITY;
     l_s[tid] = 0.f;
@@ -176,7 +178,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
     __syncthreads();
 
     // B. online softmax per row
-    softmax_tile<R>(s_s, m_s, l_s, alpha_s);
+    softmax_tile<kT, R>(s_s, m_s, l_s, alpha_s);
     __syncthreads();
 
     // C. probabilities times V
@@ -211,7 +213,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
     }
   }
   __syncthreads();
-  for (int i = tid; i < R * kDv; i += kThreads) {
+  for (int i = tid; i < R * kDv; i += kT) {
     float total = 0.f;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) total += scratch[w * R * kDv + i];
@@ -219,27 +221,50 @@ __global__ void __launch_bounds__(kThreads) paged_decode_staged_kernel(const Pag
   }
   __syncthreads();
   stamp(p, kStampReduced);
-  finish_block<D, R, kDiff, kFinal>(p, consts, red_s, m_s, l_s, ctx, per, heads, head0);
+  finish_block<kT, D, R, kDiff, kFinal>(p, consts, red_s, m_s, l_s, ctx, per, heads, head0);
 }
 
-template <int D, int R, bool kDiff, bool kFinal>
+template <int kT, int D, int R, bool kDiff, bool kFinal>
 void launch_kernel(const PagedParams& p, dim3 grid, cudaStream_t stream) {
   constexpr std::size_t bytes = StagedShape<D, kDiff>::kDynamicBytes;
   static const cudaError_t attribute =
-      cudaFuncSetAttribute(paged_decode_staged_kernel<D, R, kDiff, kFinal>,
+      cudaFuncSetAttribute(paged_decode_staged_kernel<kT, D, R, kDiff, kFinal>,
                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
   DIFFTX_CUDA_CHECK("paged_attention_decode (shared memory size)", attribute);
   DIFFTX_CUDA_CHECK("paged_attention_decode",
-                    launch_pdl(paged_decode_staged_kernel<D, R, kDiff, kFinal>, grid,
-                               dim3(kThreads), bytes, stream, pdl_enabled("attention"), p));
+                    launch_pdl(paged_decode_staged_kernel<kT, D, R, kDiff, kFinal>, grid, dim3(kT),
+                               bytes, stream, pdl_enabled("attention"), p));
+}
+
+// Whether DIFFTX_PAGED_STAGED_THREADS=256 asks for 256 threads per block (read once).
+bool staged_threads_256() {
+  static const bool forced = [] {
+    const char* env = std::getenv("DIFFTX_PAGED_STAGED_THREADS");
+    return env && std::atoi(env) == 256;
+  }();
+  return forced;
+}
+
+// kStagedThreads per block, but 256 for blocks of 8 query rows (at 512 threads, which caps a
+// thread at 128 registers, their accumulators spill) or when asked for.
+template <int D, int R, bool kDiff, bool kFinal>
+void launch_threads(const PagedParams& p, dim3 grid, cudaStream_t stream) {
+  static_assert(kStagedThreads == 512, "the launcher's two block sizes");
+  if constexpr (R <= 4) {
+    if (!staged_threads_256()) {
+      launch_kernel<512, D, R, kDiff, kFinal>(p, grid, stream);
+      return;
+    }
+  }
+  launch_kernel<256, D, R, kDiff, kFinal>(p, grid, stream);
 }
 
 template <int D, int R, bool kDiff>
 void launch_rows(const PagedParams& p, dim3 grid, cudaStream_t stream) {
   if (p.num_splits == 1) {
-    launch_kernel<D, R, kDiff, true>(p, grid, stream);
+    launch_threads<D, R, kDiff, true>(p, grid, stream);
   } else {
-    launch_kernel<D, R, kDiff, false>(p, grid, stream);
+    launch_threads<D, R, kDiff, false>(p, grid, stream);
   }
 }
 
