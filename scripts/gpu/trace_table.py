@@ -53,6 +53,23 @@ def between_steps(trace, decode, marks):
             f"step's first; copies in it per step: {parts or 'none'}")
 
 
+def steady_marks(decode, marks):
+    """The markers bounding the longest run of steps whose wall time (marker end to marker end)
+    is at most twice the median step's."""
+    ends = [decode[i][0] + decode[i][1] for i in marks]
+    walls = [b - a for a, b in zip(ends, ends[1:])]
+    if not walls:
+        return marks
+    limit = 2 * sorted(walls)[len(walls) // 2]
+    best, start = (0, 0), 0
+    for i, w in enumerate(walls + [float("inf")]):
+        if w > limit:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = i + 1
+    return marks[best[0]: best[1] + 1]
+
+
 def main(path, step_regex):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(l for l in f if l.strip() and not l.startswith("Processing")))
@@ -75,9 +92,13 @@ def main(path, step_regex):
     steps = sum(1 for k in decode if step_re.search(k[2]))
     if steps == 0:
         sys.exit(f"{path}: no kernel matches {step_regex!r}")
-    # the window from the first step marker's end to the last one's end: whole steps, each with
-    # the gap before its first kernel
+    # the window from a step marker's end to a later one's end: whole steps, each with the gap
+    # before its first kernel; the longest run of steps none of which took over twice the median
+    # step (a run may hold a pause between phases of the benchmark: tens of ms that would swamp
+    # the per-kernel times)
     marks = [i for i, k in enumerate(decode) if step_re.search(k[2])]
+    marks = steady_marks(decode, marks)
+    steps = len(marks)
     window = decode[marks[0] + 1: marks[-1] + 1]
     origin = decode[marks[0]][0] + decode[marks[0]][1]
     wall = window[-1][0] + window[-1][1] - origin

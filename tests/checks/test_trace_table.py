@@ -2,8 +2,8 @@
 """scripts/gpu/trace_table.py on a synthetic kernel trace: the decode window starts after the last
 prefill kernel, each kernel's added time is its end minus the latest end before it (overlapping
 PDL spans add only what sticks out), the added times sum to the step's wall time, and names are
-shortened; the time between steps and the copies in it are reported. Exits non-zero on the first
-mismatch."""
+shortened; the time between steps and the copies in it are reported; a pause between steps (a
+benchmark's phases) is left out of the window. Exits non-zero on the first mismatch."""
 import os
 import subprocess
 import sys
@@ -20,13 +20,22 @@ for step in range(3):
              (t + 7500, t + 8000, "sample_final_kernel"), (t + 8500, t + 9000, "memcpy_HtoD")]
     t += 10000  # 2 us between steps, a 0.5 us copy in them
 
-with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
-    f.write("start_ns,end_ns,name\n")
-    for s, e, n in rows:
-        f.write(f"{s},{e},{n}\n")
-    path = f.name
-out = subprocess.run([sys.executable, SCRIPT, path], capture_output=True, text=True, check=True).stdout
-os.unlink(path)
+
+
+def table(trace):
+    """trace_table.py's output over the (start, end, name) rows."""
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+        f.write("start_ns,end_ns,name\n")
+        for s, e, n in trace:
+            f.write(f"{s},{e},{n}\n")
+        path = f.name
+    text = subprocess.run([sys.executable, SCRIPT, path], capture_output=True, text=True,
+                          check=True).stdout
+    os.unlink(path)
+    return text
+
+
+out = table(rows)
 lines = out.splitlines()
 
 
@@ -51,4 +60,19 @@ if added.get("attention") != (4.0, 4.0, 5.0):
     fail(f"attention row {added.get('attention')}")
 if abs(sum(a[0] for a in added.values()) - 10.0) > 1e-9:
     fail("added times do not sum to the step")
+
+# Two runs of 10 us steps with a 1 ms pause between them (2 steps, then 4): the window is the
+# longer run, so the pause does not count and the per-step figures stay those of one step.
+rows = [(0, 5000, "nvjet_sm90_prefill")]
+t = 10000
+for step in range(7):
+    if step == 3:
+        t += 1_000_000
+    rows += [(t, t + 3000, "_Z4gemvv"), (t + 2000, t + 7000, "_Z9attentionv"),
+             (t + 7500, t + 8000, "sample_final_kernel")]
+    t += 10000
+out = table(rows)
+lines = out.splitlines()
+if not lines[0].startswith("3 decode steps, 10.0 us per step"):
+    fail("a pause between steps was not left out")
 print("test_trace_table: ok")
