@@ -89,14 +89,13 @@ def main(path, step_regex):
     if not decode:
         sys.exit(f"{path}: no kernels after the last prefill kernel")
     step_re = re.compile(step_regex)
-    steps = sum(1 for k in decode if step_re.search(k[2]))
-    if steps == 0:
-        sys.exit(f"{path}: no kernel matches {step_regex!r}")
     # the window from a step marker's end to a later one's end: whole steps, each with the gap
     # before its first kernel; the longest run of steps none of which took over twice the median
     # step (a run may hold a pause between phases of the benchmark: tens of ms that would swamp
     # the per-kernel times)
     marks = [i for i, k in enumerate(decode) if step_re.search(k[2])]
+    if not marks:
+        sys.exit(f"{path}: no kernel matches {step_regex!r}")
     marks = steady_marks(decode, marks)
     steps = len(marks)
     window = decode[marks[0] + 1: marks[-1] + 1]
