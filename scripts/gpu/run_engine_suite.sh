@@ -122,6 +122,11 @@ if [[ $what == tests || $what == all ]]; then
   # The staged variant's other block size (256 threads) and the grid's former order.
   op_cases_with staged256 DIFFTX_PAGED_STAGED_THREADS=256 '*Paged*:*CapturedGraph*'
   op_cases_with grid-before DIFFTX_PAGED_SPLIT_MAJOR=0 '*Paged*:*CapturedGraph*'
+  # One-row GEMVs with K >= 2,048 take the split-K kernel; the row-per-warp kernel on them instead.
+  op_cases_with gemv-rows DIFFTX_GEMV_SPLITK=0 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
+  # ... below 4 MiB of weights only; split-K without the QKV kernel's table of rotations.
+  op_cases_with gemv-splitk-4mb DIFFTX_GEMV_SPLITK_MIN_MB=4 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
+  op_cases_with gemv-rope-inline DIFFTX_GEMV_ROPE_TABLE=0 '*RmsnormQkv*:*CapturedGraph*'
   # The GEMV kernel takes up to 4 rows by default; its 5-8 row kernels against the same CPU ops.
   op_cases_with gemv8 DIFFTX_GEMV_MAX_ROWS=8 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
   # At one row the GEMV loads ahead only when a weight row is one batch; forced for every length.

@@ -279,6 +279,20 @@ TEST_F(CudaOps, EmbeddingForwardMarksInvalidIdsWithNaN) {
     EXPECT_TRUE(std::isnan(v[std::size_t(2 * e + c)]));
     EXPECT_TRUE(std::isfinite(v[std::size_t(3 * e + c)]));
   }
+  // A table and output of one type with rows of whole 16-byte chunks take the copy kernel.
+  for (const DType t : {DType::bf16, DType::f32}) {
+    const std::int64_t e2 = 16;
+    Tensor table2 = dev({5, e2}, normal(5 * e2), t);
+    Tensor out2 = Tensor::empty({4, e2}, t, Device::cuda);
+    gpu().embedding_forward(ids, table2, out2);
+    const auto v2 = out2.to_double_vector(), t2 = table2.to_double_vector();
+    for (std::int64_t c = 0; c < e2; ++c) {
+      EXPECT_EQ(v2[std::size_t(c)], t2[std::size_t(c)]);
+      EXPECT_TRUE(std::isnan(v2[std::size_t(e2 + c)]));
+      EXPECT_TRUE(std::isnan(v2[std::size_t(2 * e2 + c)]));
+      EXPECT_EQ(v2[std::size_t(3 * e2 + c)], t2[std::size_t(2 * e2 + c)]);
+    }
+  }
 }
 
 TEST_F(CudaOps, CrossEntropyTargetOutsideVocabularyGivesNaN) {

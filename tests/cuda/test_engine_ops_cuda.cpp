@@ -18,7 +18,8 @@
 //     in f64: up to 4 rows the GEMV kernel, more cuBLASLt and the unfused ops
 //     (scripts/gpu/run_engine_suite.sh runs them again with DIFFTX_GEMV_MAX_ROWS=8, where 5 and
 //     8 rows take the GEMV too), and at 1 and 2 rows on widths that give each warp several
-//     column groups of several weight batches; relative L2 error and worst element;
+//     column groups of several weight batches; at one row with K >= 2,048 the split-K GEMV
+//     (K 2,048-8,192: one to four input chunks per thread); relative L2 error and worst element;
 //   - sampling: greedy and log-probabilities against the CPU op; seeded draws identical to the
 //     CPU op's in nearly every row (f32 vs f64 Gumbel scores can differ only at near-ties) and
 //     always inside the CPU kept set;
@@ -388,50 +389,57 @@ void expect_close(const Tensor& gpu_out, const Tensor& ref, const Tensor& naive,
 TEST(EngineOpsCuda, RmsnormQkvRopeKvWriteEqualsTheUnfusedOps) {
   REQUIRE_GPU();
   Backend& b = *gpu();
-  const int d = 64, q_heads = 4, k_heads = 2, v_width = 128, k = 264, slots_total = 40;
+  const int d = 64, q_heads = 4, k_heads = 2, v_width = 128, slots_total = 40;
   const int width = (q_heads + k_heads) * d + v_width;
-  for (const int n : {1, 3, 4, 5, 8, 12}) {  // over 4 rows (by default): the unfused fallback
-    for (RopeStyle style : {RopeStyle::interleaved, RopeStyle::half_split}) {
-      SCOPED_TRACE(::testing::Message() << n << " rows, style " << int(style));
-      const std::uint64_t seed = 77 + n;
-      auto cuda = [](const Tensor& t) { return t.to_dtype(DType::bf16).to(Device::cuda); };
-      const Tensor x = cuda(random_bf16(n, k, seed, 1.0));
-      const Tensor gain =
-          random_bf16(1, k, seed + 1, 0.2, 1.0).reshape({k}).to_dtype(DType::f32).to(Device::cuda);
-      const Tensor wq = cuda(random_bf16(q_heads * d, k, seed + 2, 0.05)),
-                   wk = cuda(random_bf16(k_heads * d, k, seed + 3, 0.05)),
-                   wv = cuda(random_bf16(v_width, k, seed + 4, 0.05));
-      Tensor pos = Tensor::empty({n}, DType::i32), slots = Tensor::empty({n}, DType::i32);
-      for (int r = 0; r < n; ++r) {
-        pos.data<std::int32_t>()[r] = 37 * r + 5;
-        slots.data<std::int32_t>()[r] = r == 1 ? -1 : 3 * r + 1;  // row 1: padding
+  // K 8,192: the one-row calls take the split-K GEMV (the fused op, with its table of rotations,
+  // and the projection alike).
+  for (const int k : {264, 8192}) {
+    for (const int n : {1, 3, 4, 5, 8, 12}) {  // over 4 rows (by default): the unfused fallback
+      for (RopeStyle style : {RopeStyle::interleaved, RopeStyle::half_split}) {
+        SCOPED_TRACE(::testing::Message() << n << " rows, K " << k << ", style " << int(style));
+        const std::uint64_t seed = 77 + n;
+        auto cuda = [](const Tensor& t) { return t.to_dtype(DType::bf16).to(Device::cuda); };
+        const Tensor x = cuda(random_bf16(n, k, seed, 1.0));
+        const Tensor gain = random_bf16(1, k, seed + 1, 0.2, 1.0)
+                                .reshape({k})
+                                .to_dtype(DType::f32)
+                                .to(Device::cuda);
+        const Tensor wq = cuda(random_bf16(q_heads * d, k, seed + 2, 0.05)),
+                     wk = cuda(random_bf16(k_heads * d, k, seed + 3, 0.05)),
+                     wv = cuda(random_bf16(v_width, k, seed + 4, 0.05));
+        Tensor pos = Tensor::empty({n}, DType::i32), slots = Tensor::empty({n}, DType::i32);
+        for (int r = 0; r < n; ++r) {
+          pos.data<std::int32_t>()[r] = 37 * r + 5;
+          slots.data<std::int32_t>()[r] = r == 1 ? -1 : 3 * r + 1;  // row 1: padding
+        }
+        const Tensor pos_d = pos.to(Device::cuda), slots_d = slots.to(Device::cuda);
+        struct Out {
+          Tensor qkv, xn, rstd, k_pool, v_pool;
+        };
+        auto make = [&] {
+          Out o{Tensor::empty({n, width}, DType::bf16, Device::cuda),
+                Tensor::empty({n, k}, DType::bf16, Device::cuda),
+                Tensor::empty({n}, DType::f32, Device::cuda),
+                Tensor::empty({slots_total, k_heads * d}, DType::bf16, Device::cuda),
+                Tensor::empty({slots_total, v_width}, DType::bf16, Device::cuda)};
+          b.fill(o.qkv, std::nan(""));
+          b.fill(o.k_pool, 0.5);
+          b.fill(o.v_pool, 0.5);
+          return o;
+        };
+        Out want = make(), got = make();
+        b.rmsnorm_linear_forward_concat(x, gain, 1e-5, {&wq, &wk, &wv}, want.xn, want.rstd,
+                                        want.qkv);
+        b.rope_kv_cache_write(want.qkv, width, pos_d, q_heads, k_heads, d, 10000.0, style, slots_d,
+                              want.k_pool, want.v_pool);
+        b.rmsnorm_qkv_rope_kv_write(x, gain, 1e-5, wq, wk, wv, got.xn, got.rstd, got.qkv, pos_d, d,
+                                    10000.0, style, slots_d, got.k_pool, got.v_pool);
+        EXPECT_EQ(got.qkv.to_double_vector(), want.qkv.to_double_vector()) << "qkv";
+        EXPECT_EQ(got.xn.to_double_vector(), want.xn.to_double_vector()) << "xn";
+        EXPECT_EQ(got.rstd.to_double_vector(), want.rstd.to_double_vector()) << "rstd";
+        EXPECT_EQ(got.k_pool.to_double_vector(), want.k_pool.to_double_vector()) << "k pool";
+        EXPECT_EQ(got.v_pool.to_double_vector(), want.v_pool.to_double_vector()) << "v pool";
       }
-      const Tensor pos_d = pos.to(Device::cuda), slots_d = slots.to(Device::cuda);
-      struct Out {
-        Tensor qkv, xn, rstd, k_pool, v_pool;
-      };
-      auto make = [&] {
-        Out o{Tensor::empty({n, width}, DType::bf16, Device::cuda),
-              Tensor::empty({n, k}, DType::bf16, Device::cuda),
-              Tensor::empty({n}, DType::f32, Device::cuda),
-              Tensor::empty({slots_total, k_heads * d}, DType::bf16, Device::cuda),
-              Tensor::empty({slots_total, v_width}, DType::bf16, Device::cuda)};
-        b.fill(o.qkv, std::nan(""));
-        b.fill(o.k_pool, 0.5);
-        b.fill(o.v_pool, 0.5);
-        return o;
-      };
-      Out want = make(), got = make();
-      b.rmsnorm_linear_forward_concat(x, gain, 1e-5, {&wq, &wk, &wv}, want.xn, want.rstd, want.qkv);
-      b.rope_kv_cache_write(want.qkv, width, pos_d, q_heads, k_heads, d, 10000.0, style, slots_d,
-                            want.k_pool, want.v_pool);
-      b.rmsnorm_qkv_rope_kv_write(x, gain, 1e-5, wq, wk, wv, got.xn, got.rstd, got.qkv, pos_d, d,
-                                  10000.0, style, slots_d, got.k_pool, got.v_pool);
-      EXPECT_EQ(got.qkv.to_double_vector(), want.qkv.to_double_vector()) << "qkv";
-      EXPECT_EQ(got.xn.to_double_vector(), want.xn.to_double_vector()) << "xn";
-      EXPECT_EQ(got.rstd.to_double_vector(), want.rstd.to_double_vector()) << "rstd";
-      EXPECT_EQ(got.k_pool.to_double_vector(), want.k_pool.to_double_vector()) << "k pool";
-      EXPECT_EQ(got.v_pool.to_double_vector(), want.v_pool.to_double_vector()) << "v pool";
     }
   }
 }
@@ -530,6 +538,19 @@ TEST(EngineOpsCuda, FusedProjectionsMatchTheCpuOps) {
 TEST(EngineOpsCuda, FusedProjectionsOfNarrowInputs) {
   REQUIRE_GPU();
   expect_projections_match_the_cpu({{1800, 1000, 602, 3301, {1}, {72}}});
+}
+
+// One row with K from 2,048 on: the split-K GEMV, with one to four input chunks per thread (K
+// 2,048, 5,504: 688 chunks, 8,192), exclusive (under 4 MiB of weights) or not, blocks of under
+// one batch of units (the first shape) and of several (the second, K 5,504: ~19 units a block,
+// batches of 4 rows); two rows: the row-per-warp kernel on the same shapes.
+// (scripts/gpu/run_engine_suite.sh runs the projection cases again with DIFFTX_GEMV_SPLITK=0,
+// where the row-per-warp kernel takes every call, with DIFFTX_GEMV_SPLITK_MIN_MB=4, where it
+// takes the one-row calls under 4 MiB, and without the QKV kernel's table of rotations.)
+TEST(EngineOpsCuda, FusedProjectionsOfLongInputs) {
+  REQUIRE_GPU();
+  expect_projections_match_the_cpu(
+      {{520, 264, 136, 1100, {1, 2}, {2048, 5504, 8192}}, {3000, 1000, 1000, 3000, {1}, {5504}}});
 }
 
 struct Sampled {

@@ -81,6 +81,11 @@ std::int64_t elements(const OpCase& c) {
 void add_shared(std::vector<OpCase>& v) {
   v.push_back(embedding_case(7, 11, 5, DType::f32, DType::bf16));
   v.push_back(embedding_case(13, 5, 7, DType::bf16, DType::bf16));
+  // rows of whole 16-byte chunks of one type: the CUDA copy kernel (one, two and five chunks a
+  // thread)
+  v.push_back(embedding_case(6, 9, 64, DType::bf16, DType::bf16));
+  v.push_back(embedding_case(3, 7, 264, DType::f32, DType::f32));
+  v.push_back(embedding_case(2, 3, 4112, DType::bf16, DType::bf16));
   v.push_back(rmsnorm_case(5, 13, Gain::f32, 1.0));
   v.push_back(rmsnorm_case(7, 8, Gain::none, 0.8));
   v.push_back(rmsnorm_case(3, 16, Gain::f32, 0.2));

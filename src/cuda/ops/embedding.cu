@@ -25,6 +25,35 @@ __global__ void embedding_forward_kernel(const std::int32_t* __restrict__ ids,
   }
 }
 
+// The same, for a table and output of one element type and rows of whole 16-byte chunks: a
+// thread issues its loads of up to four chunks of a row before its stores, so a row costs one
+// memory round trip rather than one per element (a batch-1 decode step's 1.4B embedding: 6.4 us
+// with the kernel above, on an H200). `invalid` is a chunk of NaNs in that type.
+__global__ void embedding_copy_kernel(const std::int32_t* __restrict__ ids,
+                                      const uint4* __restrict__ table, uint4* __restrict__ out,
+                                      i64 n, i64 vocab, i64 chunks, uint4 invalid) {
+  constexpr int kAhead = 4;
+  for (i64 row = blockIdx.x; row < n; row += gridDim.x) {
+    const std::int32_t id = ids[row];
+    const bool valid = id >= 0 && id < vocab;
+    const uint4* src = table + (valid ? i64(id) * chunks : 0);
+    uint4* dst = out + row * chunks;
+    for (i64 c0 = threadIdx.x; c0 < chunks; c0 += kAhead * i64(blockDim.x)) {
+      uint4 v[kAhead];
+#pragma unroll
+      for (int u = 0; u < kAhead; ++u) {
+        const i64 c = c0 + u * i64(blockDim.x);
+        if (c < chunks) v[u] = valid ? src[c] : invalid;
+      }
+#pragma unroll
+      for (int u = 0; u < kAhead; ++u) {
+        const i64 c = c0 + u * i64(blockDim.x);
+        if (c < chunks) dst[c] = v[u];
+      }
+    }
+  }
+}
+
 __global__ void iota_kernel(std::int32_t* __restrict__ p, i64 n) {
   for (i64 i = blockIdx.x * i64(blockDim.x) + threadIdx.x; i < n;
        i += i64(gridDim.x) * blockDim.x) {
@@ -75,6 +104,16 @@ void launch_embedding_forward(const std::int32_t* ids, const void* table, Scalar
                               std::int64_t e, cudaStream_t stream) {
   if (n == 0 || e == 0) return;
   const unsigned blocks = grid_blocks(n, 1, INT_MAX);
+  const std::int64_t row_bytes = e * (table_type == ScalarType::f32 ? 4 : 2);
+  if (table_type == out_type && (table_type == ScalarType::f32 || table_type == ScalarType::bf16) &&
+      row_bytes % 16 == 0 && aligned16(table) && aligned16(out)) {
+    const std::uint32_t nan_word = table_type == ScalarType::f32 ? 0x7fc00000u : 0x7fc07fc0u;
+    embedding_copy_kernel<<<blocks, kThreads, 0, stream>>>(
+        ids, static_cast<const uint4*>(table), static_cast<uint4*>(out), n, vocab, row_bytes / 16,
+        make_uint4(nan_word, nan_word, nan_word, nan_word));
+    DIFFTX_CUDA_CHECK_LAUNCH("embedding_forward", "embedding_copy_kernel");
+    return;
+  }
   DIFFTX_DISPATCH_F32_BF16("embedding_forward", table_type, W,
                            {DIFFTX_DISPATCH_F32_BF16("embedding_forward", out_type, O, {
                              embedding_forward_kernel<W, O><<<blocks, kThreads, 0, stream>>>(

@@ -1,104 +1,32 @@
-// Decode-step matrix-vector products: kernel and launcher (see gemv.cuh). A warp owns kCols
-// output columns (weight rows) at a time: its lanes stream those rows in 16-byte chunks (several
-// in flight), dot each chunk with the n input rows (read through L1 once per chunk, shared by
-// the kCols rows) and reduce by shuffles; lanes then apply the epilogue to their (column, row)
-// outputs. Columns per warp: 4, 2 or 1, the most that keeps the grid (2 blocks per
-// multiprocessor) full and balanced. SwiGLU pairs each gate row with its up row. Column groups
-// of all weights go to warps round-robin over the blocks. With a norm, every block first computes
-// the rows' rstd (one warp per row, from L2) and normalizes each input chunk as it reads it; block
-// 0 writes xn. Each warp loads its first batch of weights before it waits on the previous kernel
-// (PDL), and the residual it accumulates into before its products. At one row, where a weight row
-// is one batch, a warp loads its next column group's weights before it computes the current one.
+// Decode-step matrix-vector products: the row-per-warp kernel, and the launcher of both kernels
+// (see gemv.cuh; one-row calls with K >= 2,048 go to the split-K kernel of gemv_splitk.cu unless
+// DIFFTX_GEMV_SPLITK=0). A warp owns kCols output columns (weight rows) at a time: its lanes
+// stream those rows in 16-byte chunks (several in flight), dot each chunk with the n input rows
+// (read through L1 once per chunk, shared by the kCols rows) and reduce by shuffles; lanes then
+// apply the epilogue to their (column, row) outputs. Columns per warp: 4, 2 or 1, the most that
+// keeps the grid (2 blocks per multiprocessor) full and balanced. SwiGLU pairs each gate row with
+// its up row. Column groups of all weights go to warps round-robin over the blocks. With a norm,
+// every block first computes the rows' rstd (one warp per row, from L2) and normalizes each input
+// chunk as it reads it; block 0 writes xn. Each warp loads its first batch of weights before it
+// waits on the previous kernel (PDL), and the residual it accumulates into before its products.
+// At one row, where a weight row is one batch, a warp loads its next column group's weights
+// before it computes the current one.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include "device_util.cuh"
 #include "gemv.cuh"
+#include "gemv_device.cuh"
 #include "pdl.cuh"
-#include "rope_math.cuh"
 
 namespace difftx::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+using namespace gemv_detail;
+
+constexpr int kThreads = kGemvThreads;
 constexpr int kWarps = kThreads / 32;
-
-__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
-  const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&a);
-  const __nv_bfloat162* y = reinterpret_cast<const __nv_bfloat162*>(&b);
-  float s = 0.f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 u = __bfloat1622float2(x[i]), v = __bfloat1622float2(y[i]);
-    s = fmaf(u.x, v.x, s);
-    s = fmaf(u.y, v.y, s);
-  }
-  return s;
-}
-
-// The gain of input chunk [k0, k0 + 8) as floats.
-__device__ __forceinline__ void load_gain8(const GemvArgs& a, int k0, float g[8]) {
-  if (a.norm_w_f32) {
-    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(a.norm_w) + k0);
-    const float4 u = __ldg(p), v = __ldg(p + 1);
-    g[0] = u.x, g[1] = u.y, g[2] = u.z, g[3] = u.w, g[4] = v.x, g[5] = v.y, g[6] = v.z, g[7] = v.w;
-  } else {
-    const uint4 raw =
-        __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.norm_w) + k0));
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 f = __bfloat1622float2(h[i]);
-      g[2 * i] = f.x, g[2 * i + 1] = f.y;
-    }
-  }
-}
-
-// x * r * g per element, rounded to bf16: rmsnorm_forward's arithmetic (scale 1).
-__device__ __forceinline__ uint4 normalize8(const uint4& x, float r, const float g[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&x);
-  uint4 out;
-  __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(&out);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    o[i] = __floats2bfloat162_rn(f.x * r * g[2 * i], f.y * r * g[2 * i + 1]);
-  }
-  return out;
-}
-
-// The norm prologue: rstd of each of the n rows into `rstd` (shared), warp r computing row r;
-// block 0 then writes the normalized rows and rstd to the outputs.
-__device__ void norm_prologue(const GemvArgs& a, float* rstd) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (warp < a.n) {
-    const bf16* xr = a.x + i64(warp) * a.ldx;
-    float ss = 0.f;
-    for (int k0 = lane * 8; k0 < a.k; k0 += 256) {
-      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(xr + k0));
-      const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float2 f = __bfloat1622float2(h[i]);
-        ss += f.x * f.x + f.y * f.y;
-      }
-    }
-    ss = warp_sum(ss);
-    if (lane == 0) rstd[warp] = 1.f / sqrtf(ss / float(a.k) + a.norm_eps);
-  }
-  __syncthreads();
-  if (blockIdx.x != 0) return;
-  if (threadIdx.x < a.n) a.rstd[threadIdx.x] = rstd[threadIdx.x];
-  for (int r = 0; r < a.n; ++r) {
-    for (int k0 = threadIdx.x * 8; k0 < a.k; k0 += kThreads * 8) {
-      float g[8];
-      load_gain8(a, k0, g);
-      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(a.x + i64(r) * a.ldx + k0));
-      *reinterpret_cast<uint4*>(a.xn + i64(r) * a.k + k0) = normalize8(raw, rstd[r], g);
-    }
-  }
-}
 
 // Weight rows a warp streams per column group (SwiGLU: a gate and an up row per column).
 template <GemvMode kMode, int kCols>
@@ -112,69 +40,6 @@ constexpr int weight_rows() {
 template <GemvMode kMode, int kCols>
 constexpr int unroll_of() {
   return weight_rows<kMode, kCols>() >= 4 ? 2 : 4;
-}
-
-// A 16-byte weight load that skips L1 (the weights are read once; L1 keeps the input rows).
-__device__ __forceinline__ uint4 load_weight16(const bf16* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
-
-// The output column (weight row) that a warp's raw column jr computes: jr itself, except in
-// qkv_rope mode with half-split RoPE, where raw columns 2P and 2P + 1 are the two columns of q/k
-// rotation pair P (interleaved pairs are adjacent already; v columns keep their order).
-template <GemvMode kMode>
-__device__ __forceinline__ int mapped_column(const GemvArgs& a, int jr) {
-  if constexpr (kMode != GemvMode::qkv_rope) {
-    return jr;
-  } else {
-    const GemvRopeKv& e = a.rope;
-    const int half = e.head_dim / 2, pair = jr >> 1;
-    if (e.interleaved || pair >= (e.q_heads + e.k_heads) * half) return jr;
-    return (pair / half) * e.head_dim + pair % half + ((jr & 1) ? half : 0);
-  }
-}
-
-// The qkv_rope epilogue for row r and the pair of raw columns (jr, jr + 1) with dot products v0,
-// v1: rounded to bf16 (what the plain projection stores), rotated when they are a q or k pair
-// (what RoPE at positions computes from the stored values), stored, and k / v copied to the
-// pools.
-__device__ void qkv_rope_store(const GemvArgs& a, int r, int jr, float v0, float v1) {
-  const GemvRopeKv& e = a.rope;
-  const int d = e.head_dim, half = d / 2, pair = jr >> 1;
-  const int c0 = mapped_column<GemvMode::qkv_rope>(a, jr);
-  const int c1 = mapped_column<GemvMode::qkv_rope>(a, jr + 1);
-  float x0 = __bfloat162float(__float2bfloat16_rn(v0));
-  float x1 = __bfloat162float(__float2bfloat16_rn(v1));
-  const int q_width = e.q_heads * d, k_width = e.k_heads * d;
-  if (pair < (e.q_heads + e.k_heads) * half) {
-    rope_rotate(x0, x1, pair % half, d, e.positions[r], e.log_theta);
-  }
-  const bf16 b0 = __float2bfloat16_rn(x0), b1 = __float2bfloat16_rn(x1);
-  bf16* o = static_cast<bf16*>(a.out) + i64(r) * a.ldo;
-  o[c0] = b0;
-  o[c1] = b1;
-  const i64 slot = e.slots[r];
-  if (slot < 0 || c0 < q_width) return;
-  if (c0 < q_width + k_width) {
-    e.k_pool[slot * k_width + (c0 - q_width)] = b0;
-    e.k_pool[slot * k_width + (c1 - q_width)] = b1;
-  } else {
-    const i64 v_width = a.ldo - q_width - k_width;
-    e.v_pool[slot * v_width + (c0 - q_width - k_width)] = b0;
-    e.v_pool[slot * v_width + (c1 - q_width - k_width)] = b1;
-  }
-}
-
-// Total output columns of the call.
-__device__ __forceinline__ int total_columns(const GemvArgs& a) {
-  if (a.mode == GemvMode::swiglu) return a.m[0];
-  int total = 0;
-  for (int i = 0; i < a.count; ++i) total += a.m[i];
-  return total;
 }
 
 // The kRows weight rows of the column group at raw column j0 (kCols columns; SwiGLU: a gate and
@@ -342,32 +207,6 @@ __global__ void __launch_bounds__(kThreads, NR == 1 ? 2 : 1) gemv_kernel(const G
   }
 }
 
-int sm_count() {
-  static const int count = [] {
-    int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) return 132;
-    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-      return 132;
-    return n;
-  }();
-  return count;
-}
-
-// A profiling setting from the environment: the integer in `name` if it lies in [lo, hi], else
-// `fallback`.
-int env_int_or(const char* name, int lo, int hi, int fallback) {
-  const char* env = std::getenv(name);
-  const int v = env ? std::atoi(env) : 0;
-  return env && v >= lo && v <= hi ? v : fallback;
-}
-
-// Blocks per multiprocessor the grid is capped at (DIFFTX_GEMV_BLOCKS_PER_SM=1..8 for profiling,
-// default 2: 16 warps per multiprocessor, each with 8 weight loads in flight).
-int blocks_per_sm() {
-  static const int blocks = env_int_or("DIFFTX_GEMV_BLOCKS_PER_SM", 1, 8, 2);
-  return blocks;
-}
-
 // Whether a one-row call takes the look-ahead loop (DIFFTX_GEMV_AHEAD: 0 never; 2 in every mode
 // but the QKV projection; 1, the default, there only when a weight row is one batch, so that what
 // is loaded ahead is the next column group). Chosen by measurement on an H200 (batch-1 steps,
@@ -395,25 +234,6 @@ int depth_for() {
   int d = depth == 3 ? 2 : depth;
   while (d > 1 && loads * d > 16) d /= 2;
   return d;
-}
-
-// Shared memory per block that fills a multiprocessor's between the grid's blocks_per_sm()
-// blocks of a GEMV (H200: ~113 KB), so that no block of another kernel fits beside them.
-std::size_t exclusive_smem() {
-  static const std::size_t bytes = [] {
-    int device = 0, per_sm = 0, per_block = 0, reserved = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) !=
-            cudaSuccess ||
-        cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
-            cudaSuccess ||
-        cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device) !=
-            cudaSuccess)
-      return std::size_t(0);
-    const int fill = per_sm / blocks_per_sm() - reserved - 256;  // 256: the kernel's own
-    return std::size_t(std::clamp(fill, 0, per_block));
-  }();
-  return bytes;
 }
 
 // Dynamic shared memory a GEMV block reserves and does not use, so that no block of the kernel
@@ -622,9 +442,15 @@ void launch_gemv(const GemvArgs& args, cudaStream_t stream) {
   if (!gemv_supported(args)) throw_op_error("gemv", "operands the kernel does not take");
   GemvArgs a = args;
   a.preload = preload_enabled();
+  static const bool rope_table = env_int_or("DIFFTX_GEMV_ROPE_TABLE", 0, 1, 1) == 1;
+  a.rope.table = rope_table;
   int total = a.m[0];
   if (a.mode != GemvMode::swiglu) {
     for (int i = 1; i < a.count; ++i) total += a.m[i];
+  }
+  if (gemv_splitk_takes(a)) {
+    launch_gemv_splitk(a, stream);
+    return;
   }
   const bool norm = a.norm_w != nullptr;
   switch (a.mode) {

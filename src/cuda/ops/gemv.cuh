@@ -45,6 +45,9 @@ struct GemvRopeKv {
   int q_heads = 0, k_heads = 0, head_dim = 0;
   double log_theta = 0.0;
   bool interleaved = true;
+  // Set by launch_gemv: whether the split-K kernel computes its blocks' rotations before its
+  // products (on unless the environment sets DIFFTX_GEMV_ROPE_TABLE=0, for measurement).
+  bool table = true;
 };
 
 struct GemvArgs {

@@ -8,18 +8,29 @@
 
 namespace difftx::cuda {
 
-// Rotates (x0, x1), pair i of a head_dim-sized component, by `position`.
-__device__ __forceinline__ void rope_rotate(float& x0, float& x1, int i, int head_dim,
-                                            std::int32_t position, double log_theta) {
+// The cosine and sine of pair i's angle at `position`.
+__device__ __forceinline__ void rope_angle(int i, int head_dim, std::int32_t position,
+                                           double log_theta, float& c, float& s) {
   constexpr double kTwoPi = 6.283185307179586476925286766559;
   const double inv_freq = exp(-2.0 * i / head_dim * log_theta);
   double angle = double(position) * inv_freq;
   angle -= kTwoPi * rint(angle / kTwoPi);
-  float s, c;
   sincosf(static_cast<float>(angle), &s, &c);
+}
+
+// Rotates (x0, x1) by the angle of cosine c and sine s.
+__device__ __forceinline__ void rope_apply(float& x0, float& x1, float c, float s) {
   const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
   x0 = y0;
   x1 = y1;
+}
+
+// Rotates (x0, x1), pair i of a head_dim-sized component, by `position`.
+__device__ __forceinline__ void rope_rotate(float& x0, float& x1, int i, int head_dim,
+                                            std::int32_t position, double log_theta) {
+  float c, s;
+  rope_angle(i, head_dim, position, log_theta, c, s);
+  rope_apply(x0, x1, c, s);
 }
 
 // The element offsets within a component of pair i: interleaved (2i, 2i + 1), half-split

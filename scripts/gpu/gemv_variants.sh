@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Decode GEMV variants on the device machine in one call: the engine's GPU tests (and the
+# projection cases again under each variant's settings), then batch-1 and batch-4 decode steps of
+# the 125M preset and the 1.4B shape with the matched baseline, one `difftx bench` process per
+# variant, alternating the variants over ROUNDS rounds so that drift between runs shows, then the
+# kernel trace of the first variant at batch 1. Needs the staged engine binaries
+# (scripts/gpu/run_engine_suite.sh --stage, repacked as .carry/c.tar.xz); everything comes back
+# as $OUT/gemv.tar.gz.
+#   scripts/gpu/gemv_variants.sh [tests|times|trace|all]   (default all)
+# Environment: VARIANTS, space-separated LABEL=SETTINGS where SETTINGS is "-" (the defaults) or
+# VAR:VALUE,VAR:VALUE (default "splitk=- rows=DIFFTX_GEMV_SPLITK:0"); BATCHES (default 1,4),
+# CONTEXTS (default 512,4096), ROUNDS (default 2).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+what=${1:-all}
+mkdir -p .carry/engine
+[[ -f .carry/c.tar.xz && ! -x .carry/engine/bin/difftx ]] && tar -C .carry/engine -xJf .carry/c.tar.xz
+export LD_LIBRARY_PATH=$root/.carry/engine/lib:${LD_LIBRARY_PATH:-}
+B=.carry/engine/bin
+o=/tmp/gemv
+out=${OUT:-$root/gpu-out}
+mkdir -p "$o" "$out"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee $o/gpu.txt
+variants=${VARIANTS:-"splitk=- rows=DIFFTX_GEMV_SPLITK:0"}
+# settings SETTINGS: VAR=VALUE words for env.
+settings() { [[ $1 == - ]] || tr ',:' ' =' <<< "$1"; }
+summary() {
+  grep -E "^\[  (PASSED|FAILED) +\]|^\[  FAILED" "$o/$1.log" | tail -n 8
+  grep -q "^\[  FAILED" "$o/$1.log" && grep -B3 -A12 "Failure" "$o/$1.log" | head -n 40
+}
+
+if [[ $what == tests || $what == all ]]; then
+  for t in test_engine_ops_cuda test_engine_cuda test_cuda_backend_ops; do
+    timeout 200 $B/$t > $o/$t.log 2>&1
+    echo "== $t exit $?"
+    summary $t
+  done
+  for v in $variants; do
+    label=${v%%=*}
+    # shellcheck disable=SC2046
+    env $(settings "${v#*=}") timeout 150 $B/test_engine_ops_cuda \
+      --gtest_filter='*Fused*:*RmsnormQkv*:*CapturedGraph*' > $o/ops-$label.log 2>&1
+    echo "== projection cases, $label exit $?"
+    summary ops-$label
+  done
+  if command -v compute-sanitizer > /dev/null; then
+    timeout 150 compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
+      $B/test_engine_ops_cuda --gtest_filter='*LongInputs*:*RmsnormQkv*' > $o/memcheck.log 2>&1
+    echo "== memcheck (split-K cases) exit $?; $(grep -E 'ERROR SUMMARY' $o/memcheck.log | tail -n 1)"
+    timeout 150 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \
+      $B/test_engine_ops_cuda --gtest_filter='*LongInputs*' > $o/racecheck.log 2>&1
+    echo "== racecheck (split-K cases) exit $?; $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' $o/racecheck.log | tail -n 1)"
+  fi
+fi
+
+if [[ $what == times || $what == all ]]; then
+  for round in $(seq 1 "${ROUNDS:-2}"); do
+    for n in 125m 1.4b; do
+      c=configs/gpt-125m-diff-v1.json
+      [[ $n == 1.4b ]] && c=bench/engine/diff-1.4b.json
+      for v in $variants; do
+        label=${v%%=*}
+        # shellcheck disable=SC2046
+        env $(settings "${v#*=}") timeout 150 $B/difftx bench --config $c --device cuda --baseline \
+          --batch "${BATCHES:-1,4}" --context "${CONTEXTS:-512,4096}" --gen 64 \
+          --json $o/times-$n-$label-r$round.json > $o/times-$n-$label-r$round.md \
+          2> $o/times-$n-$label-r$round.log
+        echo "== $n, $label, round $round (exit $?)"
+        grep -E "^\[bench\] (diff|softmax)|batch [0-9]+ context" $o/times-$n-$label-r$round.log
+      done
+    done
+  done
+fi
+
+if [[ $what == trace || $what == all ]]; then
+  first=${variants%% *}
+  # shellcheck disable=SC2046
+  OUT=$o BATCHES=1 TRACE_ENV="$(settings "${first#*=}")" TAG=-${first%%=*} \
+    scripts/gpu/trace_decode.sh 2>&1 | tail -n 40
+fi
+
+tar -C /tmp -czf "$out/gemv.tar.gz" gemv
