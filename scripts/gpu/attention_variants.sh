@@ -25,19 +25,11 @@ mkdir -p "$o" "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee $o/gpu.txt
 variants=${VARIANTS:-"default=- threads128=DIFFTX_PAGED_STAGED_THREADS:128 threads512=DIFFTX_PAGED_STAGED_THREADS:512"}
 extra=${EXTRA-"forced-staged=DIFFTX_PAGED_LOADS:staged"}
-# settings SETTINGS: VAR=VALUE words for env.
-settings() { [[ $1 == - ]] || tr ',:' ' =' <<< "$1"; }
-summary() {
-  grep -E "^\[  (PASSED|FAILED) +\]|^\[  FAILED" "$o/$1.log" | tail -n 8
-  grep -q "^\[  FAILED" "$o/$1.log" && grep -B3 -A12 "Failure" "$o/$1.log" | head -n 40
-}
+# shellcheck source=scripts/gpu/variants_lib.sh
+source "$root/scripts/gpu/variants_lib.sh"
 
 if [[ $what == tests || $what == all ]]; then
-  for t in test_engine_ops_cuda test_engine_cuda test_cuda_backend_ops; do
-    timeout 200 $B/$t > $o/$t.log 2>&1
-    echo "== $t exit $?"
-    summary $t
-  done
+  engine_tests
   for v in $variants; do
     label=${v%%=*}
     # shellcheck disable=SC2046
