@@ -13,20 +13,13 @@
 # forced at batch 8).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 what=${1:-all}
-mkdir -p .carry/engine
-[[ -f .carry/c.tar.xz ]] && tar -C .carry/engine -xJf .carry/c.tar.xz
-export LD_LIBRARY_PATH=$root/.carry/engine/lib:${LD_LIBRARY_PATH:-}
-B=.carry/engine/bin
-o=/tmp/variants
-out=${OUT:-$root/gpu-out}
-mkdir -p "$o" "$out"
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee $o/gpu.txt
-variants=${VARIANTS:-"default=- threads128=DIFFTX_PAGED_STAGED_THREADS:128 threads512=DIFFTX_PAGED_STAGED_THREADS:512"}
-extra=${EXTRA-"forced-staged=DIFFTX_PAGED_LOADS:staged"}
 # shellcheck source=scripts/gpu/variants_lib.sh
 source "$root/scripts/gpu/variants_lib.sh"
+use_staged_engine /tmp/variants
+variants=${VARIANTS:-"default=- threads128=DIFFTX_PAGED_STAGED_THREADS:128 threads512=DIFFTX_PAGED_STAGED_THREADS:512"}
+extra=${EXTRA-"forced-staged=DIFFTX_PAGED_LOADS:staged"}
 
 if [[ $what == tests || $what == all ]]; then
   engine_tests

@@ -14,17 +14,10 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
 what=${1:-all}
-mkdir -p .carry/engine
-[[ -f .carry/c.tar.xz && ! -x .carry/engine/bin/difftx ]] && tar -C .carry/engine -xJf .carry/c.tar.xz
-export LD_LIBRARY_PATH=$root/.carry/engine/lib:${LD_LIBRARY_PATH:-}
-B=.carry/engine/bin
-o=/tmp/gemv
-out=${OUT:-$root/gpu-out}
-mkdir -p "$o" "$out"
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee $o/gpu.txt
-variants=${VARIANTS:-"splitk=- rows=DIFFTX_GEMV_SPLITK:0"}
 # shellcheck source=scripts/gpu/variants_lib.sh
 source "$root/scripts/gpu/variants_lib.sh"
+use_staged_engine /tmp/gemv
+variants=${VARIANTS:-"splitk=- rows=DIFFTX_GEMV_SPLITK:0"}
 
 if [[ $what == tests || $what == all ]]; then
   engine_tests

@@ -1,7 +1,24 @@
-# Helpers shared by the variant scripts (attention_variants.sh, gemv_variants.sh), sourced after
-# they set B (the staged binaries' folder) and o (the log folder): a variant's settings as env
-# words, a gtest log's summary, and the engine's three GPU test binaries in one pass.
+# Helpers shared by the variant scripts (attention_variants.sh, gemv_variants.sh), sourced from
+# the repository root with `root` set: the staged engine binaries unpacked and the log folders
+# made, a variant's settings as env words, a gtest log's summary, and the engine's three GPU test
+# binaries in one pass.
 # shellcheck shell=bash
+
+# use_staged_engine LOGDIR: unpacks .carry/c.tar.xz into .carry/engine (every call: a warm machine
+# keeps the folder from the call before, whose build may be older), puts its libraries
+# on the loader path, sets B (its binaries), o (LOGDIR) and out ($OUT, or gpu-out), and records
+# the GPU and its clocks in $o/gpu.txt.
+use_staged_engine() {
+  mkdir -p .carry/engine
+  [[ -f .carry/c.tar.xz ]] && tar -C .carry/engine -xJf .carry/c.tar.xz
+  # shellcheck disable=SC2154 # root: set by the sourcing script
+  export LD_LIBRARY_PATH=$root/.carry/engine/lib:${LD_LIBRARY_PATH:-}
+  B=.carry/engine/bin
+  o=$1
+  out=${OUT:-$root/gpu-out}
+  mkdir -p "$o" "$out"
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee "$o/gpu.txt"
+}
 
 # settings SETTINGS: VAR=VALUE words for env ("-": none; else VAR:VALUE,VAR:VALUE).
 settings() { [[ $1 == - ]] || tr ',:' ' =' <<< "$1"; }

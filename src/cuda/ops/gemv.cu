@@ -54,9 +54,7 @@ __device__ __forceinline__ void group_rows(const GemvArgs& a, int j0, int total,
       w[2 * c] = a.w[0] + i64(j) * a.k;
       w[2 * c + 1] = a.w[1] + i64(j) * a.k;
     } else {
-      int i = 0, local = j;
-      while (local >= a.m[i]) local -= a.m[i++];
-      w[c] = a.w[i] + i64(local) * a.k;
+      w[c] = concat_row(a, j);
     }
   }
 }
@@ -251,7 +249,7 @@ std::size_t reserved_smem(const GemvArgs& a, int total) {
   static const int forced = env_int_or("DIFFTX_GEMV_SMEM_KB", 0, 200, -1);
   if (forced < 0) {
     const i64 rows = kMode == GemvMode::swiglu ? 2 * i64(total) : i64(total);
-    return NR == 1 && rows * a.k * 2 < (i64(4) << 20) ? exclusive_smem() : 0;
+    return NR == 1 && rows * a.k * 2 < kExclusiveBelowBytes ? exclusive_smem() : 0;
   }
   static const unsigned mask = [] {  // bit m: mode m reserves
     const char* env = std::getenv("DIFFTX_GEMV_SMEM_MODES");
@@ -449,7 +447,7 @@ void launch_gemv(const GemvArgs& args, cudaStream_t stream) {
     for (int i = 1; i < a.count; ++i) total += a.m[i];
   }
   if (gemv_splitk_takes(a)) {
-    launch_gemv_splitk(a, stream);
+    launch_gemv_splitk(a, total, stream);
     return;
   }
   const bool norm = a.norm_w != nullptr;

@@ -161,6 +161,16 @@ __device__ __forceinline__ int total_columns(const GemvArgs& a) {
   return total;
 }
 
+// Row j of the call's weights side by side (store, accumulate, QKV): its first element.
+__device__ __forceinline__ const bf16* concat_row(const GemvArgs& a, int j) {
+  int i = 0;
+  while (j >= a.m[i]) j -= a.m[i++];
+  return a.w[i] + i64(j) * a.k;
+}
+
+// Weight bytes under which a one-row call runs exclusive (reserved shared memory, below).
+inline constexpr i64 kExclusiveBelowBytes = i64(4) << 20;
+
 // Multiprocessors of the current device (132 if it cannot be asked).
 inline int sm_count() {
   static const int count = [] {
@@ -210,8 +220,9 @@ inline std::size_t exclusive_smem() {
 
 // The split-K kernel (gemv_splitk.cu): whether it takes a call that gemv_supported accepts, and
 // its launch.
+// `total`: the call's output columns.
 bool gemv_splitk_takes(const GemvArgs& a);
-void launch_gemv_splitk(const GemvArgs& a, cudaStream_t stream);
+void launch_gemv_splitk(const GemvArgs& a, int total, cudaStream_t stream);
 
 }  // namespace gemv_detail
 }  // namespace difftx::cuda

@@ -16,7 +16,6 @@
 // dependent batches of one warp's loads; here a block's share is balanced to one unit and read in
 // one to six batches of the whole block.
 #include <algorithm>
-#include <cstring>
 
 #include "gemv_device.cuh"
 #include "pdl.cuh"
@@ -44,10 +43,7 @@ __device__ __forceinline__ const bf16* unit_row(const GemvArgs& a, int u, int r)
   if constexpr (kMode == GemvMode::swiglu) {
     return a.w[r] + i64(u) * a.k;
   } else {
-    int local = kMode == GemvMode::qkv_rope ? mapped_column<kMode>(a, 2 * u + r) : u;
-    int i = 0;
-    while (local >= a.m[i]) local -= a.m[i++];
-    return a.w[i] + i64(local) * a.k;
+    return concat_row(a, kMode == GemvMode::qkv_rope ? mapped_column<kMode>(a, 2 * u + r) : u);
   }
 }
 
@@ -265,10 +261,7 @@ i64 min_bytes() {
 // On unless the environment sets DIFFTX_GEMV_SPLITK=0 (then the row-per-warp kernel takes every
 // call, for measurement).
 bool splitk_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("DIFFTX_GEMV_SPLITK");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
+  static const bool enabled = env_int_or("DIFFTX_GEMV_SPLITK", 0, 1, 1) == 1;
   return enabled;
 }
 
@@ -289,16 +282,12 @@ bool gemv_splitk_takes(const GemvArgs& a) {
   return false;
 }
 
-void launch_gemv_splitk(const GemvArgs& a, cudaStream_t stream) {
-  int total = a.m[0];
-  if (a.mode != GemvMode::swiglu) {
-    for (int i = 1; i < a.count; ++i) total += a.m[i];
-  }
+void launch_gemv_splitk(const GemvArgs& a, int total, cudaStream_t stream) {
   const int units = units_of(a.mode, total);
   const unsigned blocks = unsigned(std::min<i64>(units, i64(sm_count()) * blocks_per_sm()));
   // Under 4 MiB the call runs exclusive, as the row-per-warp kernel's do: shared memory reserved
   // so that no block of another kernel fits beside it.
-  const std::size_t smem = weight_bytes(a) < (i64(4) << 20) ? exclusive_smem() : 0;
+  const std::size_t smem = weight_bytes(a) < kExclusiveBelowBytes ? exclusive_smem() : 0;
   const bool norm = a.norm_w != nullptr;
   switch (a.mode) {
     case GemvMode::store:
