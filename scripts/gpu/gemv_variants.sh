@@ -8,8 +8,10 @@
 # as $OUT/gemv.tar.gz.
 #   scripts/gpu/gemv_variants.sh [tests|times|trace|all]   (default all)
 # Environment: VARIANTS, space-separated LABEL=SETTINGS where SETTINGS is "-" (the defaults) or
-# VAR:VALUE,VAR:VALUE (default "splitk=- rows=DIFFTX_GEMV_SPLITK:0"); BATCHES (default 1,4),
-# CONTEXTS (default 512,4096), ROUNDS (default 2).
+# VAR:VALUE,VAR:VALUE, BIN:ref among them for the reference build's difftx (variants_lib.sh;
+# default "splitk=- rows=DIFFTX_GEMV_SPLITK:0"); BATCHES (default 1,4),
+# CONTEXTS (default 512,4096), ROUNDS (default 2), TRACE (labels of the variants to trace, default
+# the first), TRACE_CONFIGS (trace_decode.sh's CONFIGS).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
@@ -47,7 +49,7 @@ if [[ $what == times || $what == all ]]; then
       for v in $variants; do
         label=${v%%=*}
         # shellcheck disable=SC2046
-        env $(settings "${v#*=}") timeout 150 $B/difftx bench --config $c --device cuda --baseline \
+        env $(settings "${v#*=}") timeout 150 "$(bin_for "${v#*=}")"/difftx bench --config $c --device cuda --baseline \
           --batch "${BATCHES:-1,4}" --context "${CONTEXTS:-512,4096}" --gen 64 \
           --json $o/times-$n-$label-r$round.json > $o/times-$n-$label-r$round.md \
           2> $o/times-$n-$label-r$round.log
@@ -59,10 +61,13 @@ if [[ $what == times || $what == all ]]; then
 fi
 
 if [[ $what == trace || $what == all ]]; then
-  first=${variants%% *}
-  # shellcheck disable=SC2046
-  OUT=$o BATCHES=1 TRACE_ENV="$(settings "${first#*=}")" TAG=-${first%%=*} \
-    scripts/gpu/trace_decode.sh 2>&1 | tail -n 40
+  for v in $variants; do
+    label=${v%%=*}
+    [[ " ${TRACE:-${variants%%=*}} " == *" $label "* ]] || continue
+    # shellcheck disable=SC2046
+    OUT=$o BATCHES=1 TRACE_ENV="$(settings "${v#*=}")" TAG=-$label BIN="$(bin_for "${v#*=}")/difftx" \
+      CONFIGS=${TRACE_CONFIGS:-} scripts/gpu/trace_decode.sh 2>&1 | tail -n 40
+  done
 fi
 
 tar -C /tmp -czf "$out/gemv.tar.gz" gemv

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The inference engine's GPU suite in one call on the device machine: the engine's GPU tests
 # (CUDA ops against the CPU oracle, the engine end to end, graph vs eager; the paged cases with
-# each attention variant forced, the staged one at 256 threads, the grid in its former order; the
-# projection cases with the GEMV taking up to 8 rows, loading ahead at every row length, at the
-# deepest batches and not exclusive),
+# each attention variant forced, the staged one at 256 threads, the grid in its former order, the
+# splits without the one-wave cap; the projection cases with the GEMV taking up to 8 rows, loading
+# ahead at every row length, at the deepest batches and not exclusive),
 # compute-sanitizer racecheck and memcheck on the op tests, then `difftx bench` (125M DIFF V1 +
 # matched baseline + V2, and the paper's 1.4B DIFF V1 shape + baseline, random weights) beside
 # HF transformers generate on the same weights. Logs and tables go to $OUT (default ./gpu-out).
@@ -122,6 +122,8 @@ if [[ $what == tests || $what == all ]]; then
   # The staged variant's other block size (256 threads) and the grid's former order.
   op_cases_with staged256 DIFFTX_PAGED_STAGED_THREADS=256 '*Paged*:*CapturedGraph*'
   op_cases_with grid-before DIFFTX_PAGED_SPLIT_MAJOR=0 '*Paged*:*CapturedGraph*'
+  # The staged variant's splits without the one-wave cap (DIFF V1 at d = 128 then runs two waves).
+  op_cases_with two-waves DIFFTX_PAGED_ONE_WAVE=0 '*Paged*:*CapturedGraph*'
   # One-row GEMVs with K >= 2,048 take the split-K kernel; the row-per-warp kernel on them instead.
   op_cases_with gemv-rows DIFFTX_GEMV_SPLITK=0 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
   # ... below 4 MiB of weights only; split-K without the QKV kernel's table of rotations.

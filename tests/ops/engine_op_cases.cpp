@@ -49,6 +49,10 @@ std::vector<PagedCase> paged_attention_cases() {
   cases.push_back(make_case(K::diff, 2, 2, 64, 16, {3000}));  // split-K over many blocks
   cases.push_back(make_case(K::softmax, 2, 2, 128, 16, {2049}));
   cases.push_back(make_case(K::diff, 2, 1, 64, 8, {77, 9}));  // another block size
+  // DIFF V1 at d = 128 with long contexts: the staged kernel's splits held to one wave (a
+  // multiprocessor holds one of its blocks; 8 heads want 33 splits, get 16, and at batch 2 8)
+  cases.push_back(make_case(K::diff, 8, 8, 128, 16, {4100}));
+  cases.push_back(make_case(K::diff, 8, 8, 128, 16, {4100, 3}));
   return cases;
 }
 

@@ -255,12 +255,36 @@ PagedAttentionLoads paged_attention_loads(const PagedAttentionGeometry& g, int n
                                                               : PagedAttentionLoads::registers;
 }
 
+// Whether the staged variant's splits are held to one wave of blocks (below); on unless
+// DIFFTX_PAGED_ONE_WAVE=0 (for measurement).
+static bool one_wave() {
+  static const bool on = [] {
+    const char* env = std::getenv("DIFFTX_PAGED_ONE_WAVE");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  return on;
+}
+
 int paged_attention_splits(const PagedAttentionGeometry& g, int num_sms) {
   const int blocks = std::max(1, g.batch * groups_per_sequence(g));
   const i64 max_context = i64(g.max_blocks) * g.block_size;
-  const int useful = static_cast<int>(std::max<i64>(1, (max_context + kTile - 1) / kTile));
-  const int want = (2 * num_sms + blocks - 1) / blocks;
-  return std::clamp(want, 1, std::min(useful, kMaxSplits));
+  const int tiles = static_cast<int>(std::max<i64>(1, (max_context + kTile - 1) / kTile));
+  const int most = std::min(tiles, kMaxSplits);
+  const int want = std::clamp((2 * num_sms + blocks - 1) / blocks, 1, most);
+  if (!one_wave() || paged_attention_loads(g, num_sms) != PagedAttentionLoads::staged) return want;
+  // The staged variant's two tiles of shared memory can leave room for few blocks on a
+  // multiprocessor (DIFF V1 at d = 128: one). When a call's blocks would need well over one wave
+  // (more than 1.5 times what fits), the last ones would start only as the first ones end, each
+  // with its own start-up latency, so the splits are capped where every block fits in one wave.
+  // Measured on an H200 (bench/engine/results/2026-12-02-h200-e, call 3), 1.4B DIFF V1 steps:
+  // 33 splits (two waves of 2-tile blocks) -> 16, batch 1 with 4K tokens 1.351 -> 1.288 ms;
+  // batch 4 (9 -> 4) 2.315 -> 2.137 (512 tokens), 3.303 -> 3.164 (4K); batch 1 with 512 tokens
+  // ~1% slower (0.999 -> 1.011). Capping a slight excess lost (call 1: the 1.4B baseline's 17
+  // splits -> 16, blocks of 5 tiles at 4,160 tokens against 4 and a 1-tile tail, 1.296 -> 1.330).
+  const i64 room = i64(num_sms) * paged::staged_resident_blocks(g.head_dim, rows_per_block(g),
+                                                                g.kind == PagedAttentionKind::diff);
+  if (2 * i64(want) * blocks <= 3 * room) return want;
+  return std::clamp(int(room / blocks), 1, want);
 }
 
 std::size_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g, int num_sms) {

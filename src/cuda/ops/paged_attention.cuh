@@ -33,7 +33,8 @@ enum class PagedAttentionLoads { staged, registers };
 PagedAttentionLoads paged_attention_loads(const PagedAttentionGeometry& g, int num_sms);
 
 // Token ranges per (sequence, key/value head) for a batch of g.batch sequences on a GPU with
-// `num_sms` multiprocessors: enough blocks to fill the GPU twice, at least 64 tokens each.
+// `num_sms` multiprocessors: enough blocks to fill the GPU twice, at least 64 tokens each; for
+// the staged variant no more than fit on the GPU at once (DIFFTX_PAGED_ONE_WAVE=0: as many).
 int paged_attention_splits(const PagedAttentionGeometry& g, int num_sms);
 // Scratch bytes for the partial results and arrival counters of any batch of up to g.batch
 // sequences. The workspace must be zeroed before its first use; every call leaves the counters

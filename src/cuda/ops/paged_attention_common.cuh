@@ -427,5 +427,8 @@ void report_timeline(unsigned long long* timeline, dim3 grid, const char* varian
 // (paged_attention_staged.cu); same grid and parameters as the register variant.
 void launch_staged(const PagedParams& p, int head_dim, int rows, bool diff, dim3 grid,
                    cudaStream_t stream);
+// Blocks of the staged kernel for this shape that one multiprocessor holds at once (its two tiles
+// of shared memory bound it: one for DIFF V1 at d = 128, whose tiles take 128 KiB).
+int staged_resident_blocks(int head_dim, int rows, bool diff);
 
 }  // namespace difftx::cuda::paged

@@ -15,6 +15,7 @@
 // (held in registers) and reducing by shuffles; online softmax, one warp per row; lanes keep
 // (R, 8) accumulators of their value channels and token slice. The lanes' accumulators are
 // summed by shuffles within a warp, then over the warps in order, in the freed tile buffers.
+#include <algorithm>
 #include <cstdlib>
 
 #include "difftx/cuda/common/async_copy.cuh"
@@ -224,13 +225,19 @@ __global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedPara
   finish_block<kT, D, R, kDiff, kFinal>(p, consts, red_s, m_s, l_s, ctx, per, heads, head0);
 }
 
+// The kernel's dynamic shared memory limit raised to its two tiles, once per process.
+template <int kT, int D, int R, bool kDiff, bool kFinal>
+void allow_tiles() {
+  static const cudaError_t attribute = cudaFuncSetAttribute(
+      paged_decode_staged_kernel<kT, D, R, kDiff, kFinal>,
+      cudaFuncAttributeMaxDynamicSharedMemorySize, int(StagedShape<D, kDiff>::kDynamicBytes));
+  DIFFTX_CUDA_CHECK("paged_attention_decode (shared memory size)", attribute);
+}
+
 template <int kT, int D, int R, bool kDiff, bool kFinal>
 void launch_kernel(const PagedParams& p, dim3 grid, cudaStream_t stream) {
   constexpr std::size_t bytes = StagedShape<D, kDiff>::kDynamicBytes;
-  static const cudaError_t attribute =
-      cudaFuncSetAttribute(paged_decode_staged_kernel<kT, D, R, kDiff, kFinal>,
-                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-  DIFFTX_CUDA_CHECK("paged_attention_decode (shared memory size)", attribute);
+  allow_tiles<kT, D, R, kDiff, kFinal>();
   DIFFTX_CUDA_CHECK("paged_attention_decode",
                     launch_pdl(paged_decode_staged_kernel<kT, D, R, kDiff, kFinal>, grid, dim3(kT),
                                bytes, stream, pdl_enabled("attention"), p));
@@ -257,6 +264,40 @@ void launch_threads(const PagedParams& p, dim3 grid, cudaStream_t stream) {
     }
   }
   launch_kernel<256, D, R, kDiff, kFinal>(p, grid, stream);
+}
+
+// Blocks of the kernel launch_threads picks that fit on one multiprocessor at once (the split
+// kernel's: the one-split kernel differs only in its end). Read from the runtime once per shape.
+template <int D, int R, bool kDiff>
+int resident_blocks() {
+  static const int blocks = [] {
+    const bool wide = R <= 4 && !staged_threads_256();
+    const int threads = wide ? 512 : 256;
+    const auto kernel = wide ? paged_decode_staged_kernel<512, D, R, kDiff, false>
+                             : paged_decode_staged_kernel<256, D, R, kDiff, false>;
+    wide ? allow_tiles<512, D, R, kDiff, false>() : allow_tiles<256, D, R, kDiff, false>();
+    int n = 0;
+    DIFFTX_CUDA_CHECK("paged_attention_decode (occupancy)",
+                      cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                          &n, kernel, threads, StagedShape<D, kDiff>::kDynamicBytes));
+    return std::max(1, n);
+  }();
+  return blocks;
+}
+
+template <int D, bool kDiff>
+int resident_blocks_of(int rows) {
+  switch (rows) {
+    case 1:
+      if constexpr (!kDiff) return resident_blocks<D, 1, kDiff>();
+      return resident_blocks<D, 2, kDiff>();
+    case 2:
+      return resident_blocks<D, 2, kDiff>();
+    case 4:
+      return resident_blocks<D, 4, kDiff>();
+    default:
+      return resident_blocks<D, 8, kDiff>();
+  }
 }
 
 template <int D, int R, bool kDiff>
@@ -287,6 +328,12 @@ void dispatch_rows(const PagedParams& p, int rows, dim3 grid, cudaStream_t strea
 }
 
 }  // namespace
+
+int staged_resident_blocks(int head_dim, int rows, bool diff) {
+  if (head_dim == 64)
+    return diff ? resident_blocks_of<64, true>(rows) : resident_blocks_of<64, false>(rows);
+  return diff ? resident_blocks_of<128, true>(rows) : resident_blocks_of<128, false>(rows);
+}
 
 void launch_staged(const PagedParams& p, int head_dim, int rows, bool diff, dim3 grid,
                    cudaStream_t stream) {
