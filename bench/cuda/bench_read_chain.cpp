@@ -8,11 +8,21 @@
 //               waits on the one before, then reading a token that kernel wrote);
 //   chain       the same without PDL;
 //   persistent  one cooperative kernel that passes a grid barrier between weights, loading the
-//               next weight's first batch before the barrier.
+//               next weight's first batch before the barrier;
+//   ring        one cooperative kernel, a block per multiprocessor, whose producer warp streams
+//               the block's slice of every weight into a ring of shared memory (bulk copies)
+//               without waiting for any dependency, while its consumer warps follow the chain:
+//               wait for every block to finish the stage before, read back the 4 KB vector it
+//               wrote (a GEMV input's round trip), fold their pieces, write, arrive (sm_90 only;
+//               read_ring_kernel.cu). Its time is about max(the reads at full rate, the chain's
+//               latency): the floor of a megakernel with whole-grid dependencies between ops;
+//   ring-lsu    the same ring filled by the consumers' own cp.async loads, 12 pieces ahead,
+//               instead of a producer warp's bulk copies (--ring-kb does not apply).
 // With --stand-in, each layer gets a stage of no bytes where the attention runs (a kernel that
 // waits and passes the token on; a barrier in the persistent kernel), for the latency of one more
-// dependent launch. It says how near the copy bandwidth (measured in the same run) a step built
-// of one kernel per op can come at best, and what a persistent kernel gains on the reads alone.
+// dependent launch. --empty leaves only the structure (no bytes read). It says how near the copy
+// bandwidth (measured in the same run) a step built of one kernel per op can come at best, and what
+// a persistent kernel gains on the reads alone.
 //
 //   bench_read_chain --config bench/engine/diff-1.4b.json [--stand-in] [--json out.json]
 #include <cuda_runtime.h>
@@ -98,13 +108,18 @@ int main(int argc, char** argv) {
   CLI::App app{"The floor of a batch-1 decode step's weight reads, by kernel structure"};
   std::string config_path, json_path;
   bool stand_in = false, ahead = false, empty = false, early_stand_in = false;
-  int reps = 20, rounds = 7, blocks_per_sm = 2, smem_kb = 0;
+  bool stand_in_plain = false, after_stand_in_plain = false;
+  int reps = 20, rounds = 7, blocks_per_sm = 2, smem_kb = 0, ring_kb = 192, piece_kb = 16;
   app.add_option("--config", config_path, "model config (JSON) whose decode step is read")
       ->required()
       ->check(CLI::ExistingFile);
   app.add_flag("--stand-in", stand_in, "a stage of no bytes per layer where the attention runs");
   app.add_flag("--early-stand-in", early_stand_in,
                "the stand-ins let the next kernel launch before they wait (chain-pdl)");
+  app.add_flag("--stand-in-plain", stand_in_plain,
+               "chain-pdl: the stand-ins are launched without PDL (after the kernel before ends)");
+  app.add_flag("--after-stand-in-plain", after_stand_in_plain,
+               "chain-pdl: the kernel after each stand-in is launched without PDL");
   app.add_flag("--empty", empty,
                "stages of no bytes (the same launches and barriers): the structure's own cost");
   app.add_flag("--ahead", ahead, "each thread loads its next batch before it uses the current one");
@@ -117,6 +132,11 @@ int main(int argc, char** argv) {
                  "blocks of a kernel and of the next one that fit on a multiprocessor, as the "
                  "decode GEMV's registers do)")
       ->check(CLI::Range(0, 200));
+  app.add_option("--ring-kb", ring_kb, "ring mode: shared memory per block for the streamed pieces")
+      ->check(CLI::Range(32, 224));
+  app.add_option("--piece-kb", piece_kb,
+                 "ring modes: KB per copy (the ring holds ring/piece pieces; ring-lsu 12)")
+      ->check(CLI::Range(1, 64));
   app.add_option("--json", json_path, "also write the rows to this JSON file");
   CLI11_PARSE(app, argc, argv);
 
@@ -158,8 +178,30 @@ int main(int argc, char** argv) {
         "copy stages");
   check(cudaMalloc(&tokens, (stages.size() + 1) * sizeof(unsigned)), "cudaMalloc");
   check(cudaMemset(tokens, 0, (stages.size() + 1) * sizeof(unsigned)), "memset");
-  check(cudaMalloc(&sink, std::size_t(cap) * difftx::bench::kReadThreads * sizeof(unsigned)),
+  const std::size_t sink_words = std::max(
+      std::size_t(cap) * difftx::bench::kReadThreads,
+      std::size_t(prop.multiProcessorCount) * (difftx::bench::kRingConsumerWarps + 1) * 32);
+  check(cudaMalloc(&sink, sink_words * sizeof(unsigned)), "cudaMalloc");
+
+  // ring mode: a counter per stage and the activation vectors (two, alternating by stage)
+  const int ring_slots = ring_kb / piece_kb;
+  if (ring_slots < 2 || ring_slots > 32) {
+    std::fprintf(stderr, "bench_read_chain: --ring-kb / --piece-kb gives %d pieces; use 2 to 32\n",
+                 ring_slots);
+    return 1;
+  }
+  const bool ring_ok = prop.major >= 9;
+  unsigned* ring_arrivals = nullptr;
+  std::uint32_t* activations = nullptr;
+  check(cudaMalloc(&ring_arrivals, stages.size() * sizeof(unsigned)), "cudaMalloc");
+  check(cudaMalloc(&activations, 2 * difftx::bench::kRingActivationWords * sizeof(std::uint32_t)),
         "cudaMalloc");
+  check(cudaMemset(activations, 0, 2 * difftx::bench::kRingActivationWords * sizeof(std::uint32_t)),
+        "memset");
+  if (ring_ok)
+    check(difftx::bench::allow_read_ring_smem(std::size_t(ring_slots) *
+                                              (std::size_t(piece_kb) << 10)),
+          "ring shared memory");
 
   cudaStream_t stream;
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
@@ -181,7 +223,7 @@ int main(int argc, char** argv) {
     const char* name;
     std::function<void()> record;
   };
-  const std::vector<Mode> modes = {
+  std::vector<Mode> modes = {
       {"one-kernel",
        [&] {
          check(difftx::bench::launch_read_stage({weights, read / 16}, cap, false, ahead, false,
@@ -190,11 +232,15 @@ int main(int argc, char** argv) {
        }},
       {"chain-pdl",
        [&] {
-         for (std::size_t s = 0; s < stages.size(); ++s)
-           check(difftx::bench::launch_read_stage(stages[s], cap, true, ahead,
-                                                  early_stand_in && stages[s].n == 0, smem, stream,
+         for (std::size_t s = 0; s < stages.size(); ++s) {
+           const bool is_stand_in = layout.bytes[s] == 0;
+           const bool after = s > 0 && layout.bytes[s - 1] == 0;
+           const bool pdl = !(is_stand_in && stand_in_plain) && !(after && after_stand_in_plain);
+           check(difftx::bench::launch_read_stage(stages[s], cap, pdl, ahead,
+                                                  early_stand_in && is_stand_in, smem, stream,
                                                   tokens + s, tokens + s + 1, sink),
                  "stage launch");
+         }
        }},
       {"chain",
        [&] {
@@ -211,12 +257,45 @@ int main(int argc, char** argv) {
                "persistent launch");
        }},
   };
+  if (ring_ok) {
+    modes.push_back(
+        {"ring", [&] {
+           check(cudaMemsetAsync(ring_arrivals, 0, stages.size() * sizeof(unsigned), stream),
+                 "memset (ring arrivals)");
+           check(difftx::bench::launch_read_ring(
+                     stages_dev, int(stages.size()), unsigned(prop.multiProcessorCount), ring_slots,
+                     piece_kb << 10, stream, ring_arrivals, activations, sink),
+                 "ring launch");
+         }});
+  } else {
+    std::printf("ring mode skipped: it needs sm_90 (bulk copies)\n");
+  }
+  const std::size_t lsu_smem =
+      std::size_t(difftx::bench::read_ring_lsu_pieces()) * (std::size_t(piece_kb) << 10);
+  if (lsu_smem <= std::size_t(prop.sharedMemPerBlockOptin)) {
+    check(difftx::bench::allow_read_ring_lsu_smem(lsu_smem), "ring-lsu shared memory");
+    modes.push_back(
+        {"ring-lsu", [&] {
+           check(cudaMemsetAsync(ring_arrivals, 0, stages.size() * sizeof(unsigned), stream),
+                 "memset (ring arrivals)");
+           check(difftx::bench::launch_read_ring_lsu(
+                     stages_dev, int(stages.size()), unsigned(prop.multiProcessorCount),
+                     piece_kb << 10, stream, ring_arrivals, activations, sink),
+                 "ring-lsu launch");
+         }});
+  } else {
+    std::printf("ring-lsu mode skipped: %d pieces of %d KB exceed a block's shared memory\n",
+                difftx::bench::read_ring_lsu_pieces(), piece_kb);
+  }
 
   std::printf("device: %s, %d SMs; config %s: %d layers, %zu stages, %.1f MiB read per step%s%s\n",
               prop.name, prop.multiProcessorCount, config_path.c_str(), config.n_layers,
               stages.size(), double(read) / (1 << 20), stand_in ? " (attention stand-ins)" : "",
               ahead ? "; loads issued a batch ahead" : "");
   if (early_stand_in) std::printf("the stand-ins let the next kernel launch before they wait\n");
+  if (stand_in_plain) std::printf("chain-pdl: the stand-ins are launched without PDL\n");
+  if (after_stand_in_plain)
+    std::printf("chain-pdl: the kernels after the stand-ins are launched without PDL\n");
   if (smem_kb > 0) std::printf("%d KB of shared memory per block of the stage kernels\n", smem_kb);
   std::printf("copy bandwidth (read + write): %.0f GB/s\n\n", copy * 1e-9);
   std::printf(
@@ -256,9 +335,13 @@ int main(int argc, char** argv) {
                                 {"ahead", ahead},
                                 {"empty", empty},
                                 {"early_stand_in", early_stand_in},
+                                {"stand_in_plain", stand_in_plain},
+                                {"after_stand_in_plain", after_stand_in_plain},
                                 {"smem_kb", smem_kb},
                                 {"blocks_per_sm", blocks_per_sm},
                                 {"persistent_blocks", persistent_blocks},
+                                {"ring_kb", ring_kb},
+                                {"piece_kb", piece_kb},
                                 {"copy_bandwidth", copy},
                                 {"reps", reps},
                                 {"rounds", rounds},

@@ -1,5 +1,6 @@
 // Kernels of bench_read_chain (see bench_read_chain.cpp): streaming a weight's bytes with no
-// arithmetic as one stage of a chain of kernels, or every stage in one persistent kernel.
+// arithmetic as one stage of a chain of kernels, or every stage in one persistent kernel (with a
+// grid barrier between stages, or with the reads streamed ahead through shared memory: the ring).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -37,5 +38,29 @@ cudaError_t allow_read_stage_smem(std::size_t bytes);
 
 // Blocks of the persistent kernel that fit on one multiprocessor.
 int read_persistent_blocks_per_sm(bool ahead);
+
+// The ring mode (read_ring_kernel.cu, sm_90): consumer warps per block (plus one producer warp),
+// and the words (4 bytes) of the activation vector each stage writes and the next reads back.
+constexpr int kRingConsumerWarps = 8;
+constexpr int kRingActivationWords = 1024;
+
+// All `count` stages in one cooperative kernel of `blocks` blocks (one per multiprocessor), each
+// streaming its slice of every stage through `slots` pieces of `piece_bytes` of shared memory
+// ahead of the stages' dependencies. `arrivals` (one counter per stage) must be zero at launch;
+// `activations` holds 2 x kRingActivationWords words; `sink` a word per thread of every block.
+cudaError_t launch_read_ring(const ReadStage* stages, int count, unsigned blocks, int slots,
+                             int piece_bytes, cudaStream_t stream, unsigned* arrivals,
+                             std::uint32_t* activations, unsigned* sink);
+
+// Lets the ring kernel take `bytes` of dynamic shared memory per block.
+cudaError_t allow_read_ring_smem(std::size_t bytes);
+
+// The ring with the consumers' own 16-byte cp.async loads instead of a producer's bulk copies
+// (read_ring_lsu_pieces() pieces of `piece_bytes` in flight per block); same arguments.
+cudaError_t launch_read_ring_lsu(const ReadStage* stages, int count, unsigned blocks,
+                                 int piece_bytes, cudaStream_t stream, unsigned* arrivals,
+                                 std::uint32_t* activations, unsigned* sink);
+cudaError_t allow_read_ring_lsu_smem(std::size_t bytes);
+int read_ring_lsu_pieces();
 
 }  // namespace difftx::bench
