@@ -1,5 +1,6 @@
-// bench_read_chain's "ring" mode (read_chain_kernels.h): one persistent kernel in which weight
-// streaming is decoupled from the step's dependencies, as a decode megakernel would do it.
+// bench_read_chain's "ring" and "ring-lsu" modes (read_chain_kernels.h): one persistent kernel in
+// which weight streaming is decoupled from the step's dependencies, as a decode megakernel would
+// do it.
 //
 // Each block (one per multiprocessor) has a producer warp and kRingConsumerWarps consumer warps.
 // The producer walks the block's slice of every stage's weight, in step order, and streams it into
@@ -9,8 +10,9 @@
 // chain: before stage s they wait until every block has finished stage s - 1 (an arrival counter
 // per stage) and read the 4 KB activation vector the blocks wrote in stage s - 1 (the round trip
 // a GEMV's input takes), then fold their slice's pieces, write their part of stage s's vector,
-// and arrive. So a step costs about max(the reads at full rate, the chain's latency), and with
-// --empty only the chain remains: what whole-grid dependencies cost once the reads are hidden.
+// and arrive. If the stream and the chain overlapped, a step would cost about max(the reads at
+// full rate, the chain's latency); with --empty only the chain remains. Measured on an H200
+// (bench/engine/results/2026-12-03-h200) a step cost about their sum instead, in both modes.
 #include <cuda_runtime.h>
 
 #include <cstdint>
