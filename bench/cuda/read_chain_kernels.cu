@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "pdl.cuh"  // the engine's PDL primitives (src/cuda/ops)
+#include "read_chain_device.cuh"
 #include "read_chain_kernels.h"
 
 namespace difftx::bench {
@@ -41,7 +42,7 @@ __device__ __forceinline__ void load_batch(const uint4* w, i64 n, i64 base, i64 
 
 __device__ __forceinline__ unsigned fold(const uint4 (&v)[kBatch], unsigned acc) {
 #pragma unroll
-  for (int u = 0; u < kBatch; ++u) acc ^= v[u].x + v[u].y * 3u + v[u].z * 5u + v[u].w * 7u;
+  for (int u = 0; u < kBatch; ++u) acc = fold16(v[u], acc);
   return acc;
 }
 
@@ -84,12 +85,6 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (n > 0) acc = stream_rest<kAhead>(w, n, t, T, v, acc);
   if (acc == 0x9e3779b9u) sink[t] = acc;
   if (t == 0) *token_out = *token_in + 1;
-}
-
-__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
 }
 
 // All stages in one kernel: before the barrier that ends stage s, each thread loads its first
@@ -135,17 +130,8 @@ cudaError_t launch_read_stage(const ReadStage& s, int cap, bool pdl, bool ahead,
 
 cudaError_t launch_read_persistent(const ReadStage* stages, int count, unsigned blocks, bool ahead,
                                    cudaStream_t stream, unsigned* arrivals, unsigned* sink) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(blocks);
-  config.blockDim = dim3(kThreads);
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeCooperative;
-  attribute.val.cooperative = 1;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, ahead ? persistent_kernel<true> : persistent_kernel<false>,
-                            stages, count, arrivals, sink);
+  return launch_cooperative(ahead ? persistent_kernel<true> : persistent_kernel<false>, blocks,
+                            kThreads, 0, stream, stages, count, arrivals, sink);
 }
 
 cudaError_t allow_read_stage_smem(std::size_t bytes) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "difftx/cuda/common/async_copy.cuh"  // smem_addr
+#include "read_chain_device.cuh"
 #include "read_chain_kernels.h"
 #include "tma.cuh"  // mbarriers and bulk copies (src/cuda/attention)
 
@@ -37,10 +38,38 @@ __device__ __forceinline__ void block_slice(i64 n, int b, int g, i64& begin, i64
   end = n * (b + 1) / g;
 }
 
-__device__ __forceinline__ unsigned load_acquire_gpu(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
+// The consumers' side of a stage boundary, shared by both kernels; `sync` is a barrier of the
+// block's consumer threads. Before stage s > 0: thread 0 waits until every block has arrived on
+// stage s - 1, then each thread folds its share of the vector stage s - 1 wrote (read from L2).
+template <typename Sync>
+__device__ __forceinline__ unsigned enter_stage(int s, const unsigned* arrivals,
+                                                const std::uint32_t* activations, int g, Sync sync,
+                                                unsigned acc) {
+  if (threadIdx.x == 0) {
+    while (load_acquire(arrivals + s - 1) < unsigned(g)) {
+    }
+  }
+  sync();
+  const uint4* in =
+      reinterpret_cast<const uint4*>(activations + (s - 1) % 2 * kRingActivationWords);
+  for (int i = threadIdx.x; i < kRingActivationWords / 4; i += kConsumerThreads)
+    acc = fold16(__ldcg(in + i), acc);
+  return acc;
+}
+
+// After stage s: block b's part of the vector stage s writes, then the block's arrival.
+template <typename Sync>
+__device__ __forceinline__ void leave_stage(int s, unsigned* arrivals, std::uint32_t* activations,
+                                            int b, int g, Sync sync, unsigned acc) {
+  constexpr int kWords = kRingActivationWords;
+  std::uint32_t* out = activations + s % 2 * kWords;
+  for (int i = kWords * b / g + int(threadIdx.x); i < kWords * (b + 1) / g; i += kConsumerThreads)
+    out[i] = acc + i;
+  sync();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(arrivals + s, 1u);
+  }
 }
 
 __global__ void __launch_bounds__(kRingThreads, 1)
@@ -82,23 +111,11 @@ __global__ void __launch_bounds__(kRingThreads, 1)
   }
 
   // The consumers.
+  const auto consumers_sync = [] { attn::named_bar_sync(kConsumerBarrier, kConsumerThreads); };
   unsigned acc = 0;
   i64 use = 0;
-  constexpr int kWords = kRingActivationWords;
   for (int s = 0; s < count; ++s) {
-    if (s > 0) {  // stage s - 1 done everywhere; its activation vector read back
-      if (tid == 0) {
-        const unsigned target = unsigned(g);
-        while (load_acquire_gpu(arrivals + s - 1) < target) {
-        }
-      }
-      attn::named_bar_sync(kConsumerBarrier, kConsumerThreads);
-      const std::uint32_t* in = activations + (s - 1) % 2 * kWords;
-      for (int i = tid; i < kWords / 4; i += kConsumerThreads) {
-        const uint4 v = __ldcg(reinterpret_cast<const uint4*>(in) + i);
-        acc ^= v.x + v.y * 3u + v.z * 5u + v.w * 7u;
-      }
-    }
+    if (s > 0) acc = enter_stage(s, arrivals, activations, g, consumers_sync, acc);
     i64 begin, end;
     block_slice(stages[s].n, b, g, begin, end);
     for (i64 c = begin; c < end; c += piece_chunks, ++use) {
@@ -106,22 +123,11 @@ __global__ void __launch_bounds__(kRingThreads, 1)
       attn::mbar_wait(cuda::smem_addr(&full[slot]), unsigned((use / slots) & 1));
       const int n = int(min(i64(piece_chunks), end - c));
       const uint4* piece = ring + i64(slot) * piece_chunks;
-      for (int i = tid; i < n; i += kConsumerThreads) {
-        const uint4 v = piece[i];
-        acc ^= v.x + v.y * 3u + v.z * 5u + v.w * 7u;
-      }
+      for (int i = tid; i < n; i += kConsumerThreads) acc = fold16(piece[i], acc);
       __syncwarp();
       if (lane == 0) attn::mbar_arrive(cuda::smem_addr(&empty[slot]));
     }
-    // This block's part of stage s's activation vector, then its arrival.
-    std::uint32_t* out = activations + s % 2 * kWords;
-    for (int i = kWords * b / g + tid; i < kWords * (b + 1) / g; i += kConsumerThreads)
-      out[i] = acc + i;
-    attn::named_bar_sync(kConsumerBarrier, kConsumerThreads);
-    if (tid == 0) {
-      __threadfence();
-      atomicAdd(arrivals + s, 1u);
-    }
+    leave_stage(s, arrivals, activations, b, g, consumers_sync, acc);
   }
   if (acc == 0x9e3779b9u) sink[i64(b) * kRingThreads + tid] = acc;
 #endif
@@ -165,42 +171,21 @@ __global__ void __launch_bounds__(kConsumerThreads, 1)
   };
   for (int k = 0; k < kLsuLag; ++k) issue_one();
 
+  const auto block_sync = [] { __syncthreads(); };
   unsigned acc = 0;
   i64 use = 0;
-  constexpr int kWords = kRingActivationWords;
   for (int s = 0; s < count; ++s) {
-    if (s > 0) {
-      if (tid == 0) {
-        while (load_acquire_gpu(arrivals + s - 1) < unsigned(g)) {
-        }
-      }
-      __syncthreads();
-      const std::uint32_t* in = activations + (s - 1) % 2 * kWords;
-      for (int i = tid; i < kWords / 4; i += kConsumerThreads) {
-        const uint4 v = __ldcg(reinterpret_cast<const uint4*>(in) + i);
-        acc ^= v.x + v.y * 3u + v.z * 5u + v.w * 7u;
-      }
-    }
+    if (s > 0) acc = enter_stage(s, arrivals, activations, g, block_sync, acc);
     i64 begin, end;
     block_slice(stages[s].n, b, g, begin, end);
     for (i64 c = begin; c < end; c += piece_chunks, ++use) {
       cuda::cp_async_wait<kLsuLag - 1>();  // this thread's copies of piece `use` have landed
       const int n = int(min(i64(piece_chunks), end - c));
       const uint4* piece = ring + (use % kLsuLag) * piece_chunks;
-      for (int i = tid; i < n; i += kConsumerThreads) {
-        const uint4 v = piece[i];
-        acc ^= v.x + v.y * 3u + v.z * 5u + v.w * 7u;
-      }
+      for (int i = tid; i < n; i += kConsumerThreads) acc = fold16(piece[i], acc);
       issue_one();  // into the slot just read (by this thread only)
     }
-    std::uint32_t* out = activations + s % 2 * kWords;
-    for (int i = kWords * b / g + tid; i < kWords * (b + 1) / g; i += kConsumerThreads)
-      out[i] = acc + i;
-    __syncthreads();
-    if (tid == 0) {
-      __threadfence();
-      atomicAdd(arrivals + s, 1u);
-    }
+    leave_stage(s, arrivals, activations, b, g, block_sync, acc);
   }
   cuda::cp_async_wait<0>();
   if (acc == 0x9e3779b9u) sink[i64(b) * kRingThreads + tid] = acc;
@@ -221,18 +206,9 @@ cudaError_t launch_read_ring_lsu(const ReadStage* stages, int count, unsigned bl
                                  int piece_bytes, cudaStream_t stream, unsigned* arrivals,
                                  std::uint32_t* activations, unsigned* sink) {
   if (piece_bytes < 16 || piece_bytes % 16 != 0) return cudaErrorInvalidValue;
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(blocks);
-  config.blockDim = dim3(kConsumerThreads);
-  config.dynamicSmemBytes = std::size_t(kLsuLag) * std::size_t(piece_bytes);
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeCooperative;
-  attribute.val.cooperative = 1;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, ring_lsu_kernel, stages, count, piece_bytes / 16, arrivals,
-                            activations, sink);
+  return launch_cooperative(ring_lsu_kernel, blocks, kConsumerThreads,
+                            std::size_t(kLsuLag) * std::size_t(piece_bytes), stream, stages, count,
+                            piece_bytes / 16, arrivals, activations, sink);
 }
 
 cudaError_t allow_read_ring_smem(std::size_t bytes) {
@@ -244,18 +220,10 @@ cudaError_t launch_read_ring(const ReadStage* stages, int count, unsigned blocks
                              std::uint32_t* activations, unsigned* sink) {
   if (slots < 2 || slots > kMaxSlots || piece_bytes < 16 || piece_bytes % 16 != 0)
     return cudaErrorInvalidValue;
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(blocks);
-  config.blockDim = dim3(kRingThreads);
-  config.dynamicSmemBytes = std::size_t(slots) * std::size_t(piece_bytes);
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeCooperative;  // every block resident: the consumers spin
-  attribute.val.cooperative = 1;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, ring_kernel, stages, count, slots, piece_bytes / 16, arrivals,
-                            activations, sink);
+  // cooperative: every block resident, since the consumers spin on each other
+  return launch_cooperative(ring_kernel, blocks, kRingThreads,
+                            std::size_t(slots) * std::size_t(piece_bytes), stream, stages, count,
+                            slots, piece_bytes / 16, arrivals, activations, sink);
 }
 
 }  // namespace difftx::bench
