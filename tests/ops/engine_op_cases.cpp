@@ -53,6 +53,10 @@ std::vector<PagedCase> paged_attention_cases() {
   // multiprocessor holds one of its blocks; 8 heads want 33 splits, get 16, and at batch 2 8)
   cases.push_back(make_case(K::diff, 8, 8, 128, 16, {4100}));
   cases.push_back(make_case(K::diff, 8, 8, 128, 16, {4100, 3}));
+  // The batch-1 shapes of the 1.4B benchmark (DIFF V1 and its matched baseline) near 512 tokens:
+  // on an H200 one-tile splits per head, combined by the last block to finish (staged variant)
+  cases.push_back(make_case(K::diff, 8, 8, 128, 16, {512}));
+  cases.push_back(make_case(K::softmax, 16, 16, 128, 16, {509}));
   return cases;
 }
 

@@ -10,8 +10,12 @@
 //      for their channels and tokens, rescaled by the row's correction factor each tile.
 // At the end the lanes' accumulators are summed in shared memory, in a fixed order.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <tuple>
 
 #include "device_util.cuh"
 #include "paged_attention.cuh"
@@ -287,6 +291,23 @@ int paged_attention_splits(const PagedAttentionGeometry& g, int num_sms) {
   return std::clamp(int(room / blocks), 1, want);
 }
 
+// Diagnostics: with DIFFTX_PAGED_PLAN=1, the variant and splits of each batch size, kind and
+// shape the first time it is launched, on stderr.
+static void report_plan(const PagedAttentionGeometry& g, bool staged, int splits) {
+  static const bool on = [] {
+    const char* env = std::getenv("DIFFTX_PAGED_PLAN");
+    return env && std::strcmp(env, "1") == 0;
+  }();
+  if (!on) return;
+  static std::mutex mutex;
+  static std::set<std::tuple<int, int, int, int>> seen;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (!seen.insert({g.batch, int(g.kind), g.head_dim, g.q_heads}).second) return;
+  std::fprintf(stderr, "paged attention plan: %s d=%d q_heads=%d batch %d: %s, %d splits\n",
+               g.kind == PagedAttentionKind::diff ? "diff" : "softmax", g.head_dim, g.q_heads,
+               g.batch, staged ? "staged" : "registers", splits);
+}
+
 std::size_t paged_attention_workspace_bytes(const PagedAttentionGeometry& g, int num_sms) {
   // Partial rows of the batch that needs most, then one arrival counter per (sequence, block
   // row) of the largest batch with splits, counted from the end: every batch size's partial rows
@@ -366,6 +387,7 @@ void launch_paged_attention_decode(const PagedAttentionGeometry& g, const bf16* 
   p.timeline = paged::timeline_for_call(std::size_t(grid.x) * grid.y * grid.z, stream);
   p.early_trigger = early_trigger();
   const bool staged = paged_attention_loads(g, num_sms) == PagedAttentionLoads::staged;
+  report_plan(g, staged, p.num_splits);
   if (staged) {
     paged::launch_staged(p, g.head_dim, rows, diff, grid, stream);
   } else if (g.head_dim == 64) {
