@@ -10,8 +10,9 @@
 # Environment: VARIANTS, space-separated LABEL=SETTINGS where SETTINGS is "-" (the defaults) or
 # VAR:VALUE,VAR:VALUE, BIN:ref among them for the reference build's difftx (variants_lib.sh;
 # default "splitk=- rows=DIFFTX_GEMV_SPLITK:0"); BATCHES (default 1,4),
-# CONTEXTS (default 512,4096), ROUNDS (default 2), TRACE (labels of the variants to trace, default
-# the first), TRACE_CONFIGS (trace_decode.sh's CONFIGS).
+# CONTEXTS (default 512,4096), ROUNDS (default 2), MODELS (default "125m 1.4b"), TRACE (labels of the variants to trace, default
+# the first), TRACE_CONFIGS (trace_decode.sh's CONFIGS), OPS_FILTER (the gtest filter of the op
+# cases run again under each variant; default the projection and graph cases).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
@@ -27,7 +28,7 @@ if [[ $what == tests || $what == all ]]; then
     label=${v%%=*}
     # shellcheck disable=SC2046
     env $(settings "${v#*=}") timeout 150 $B/test_engine_ops_cuda \
-      --gtest_filter='*Fused*:*RmsnormQkv*:*CapturedGraph*' > $o/ops-$label.log 2>&1
+      --gtest_filter="${OPS_FILTER:-*Fused*:*RmsnormQkv*:*CapturedGraph*}" > $o/ops-$label.log 2>&1
     echo "== projection cases, $label exit $?"
     summary ops-$label
   done
@@ -43,7 +44,7 @@ fi
 
 if [[ $what == times || $what == all ]]; then
   for round in $(seq 1 "${ROUNDS:-2}"); do
-    for n in 125m 1.4b; do
+    for n in ${MODELS:-125m 1.4b}; do
       c=configs/gpt-125m-diff-v1.json
       [[ $n == 1.4b ]] && c=bench/engine/diff-1.4b.json
       for v in $variants; do

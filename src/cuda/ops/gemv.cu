@@ -13,7 +13,6 @@
 // before it computes the current one.
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #include "device_util.cuh"
 #include "gemv.cuh"
@@ -241,35 +240,13 @@ int depth_for() {
 // (0.303 -> 0.287 ms; its projections read 1.2-3.4 MB, the head 77 MB), most of it from the QKV
 // projection, and the 1.4B shape's 9% slower (1.306 -> 1.425; 8-45 MB per projection): there the
 // blocks of the next kernel that start early and load their first data while a long GEMV runs
-// are worth more than they cost, at 125M less. DIFFTX_GEMV_SMEM_KB=0..200 forces that many KB
-// instead (0: never exclusive), on the modes in DIFFTX_GEMV_SMEM_MODES (comma-separated: store,
-// accumulate, swiglu, qkv; default all), for measurement.
+// are worth more than they cost, at 125M less. DIFFTX_GEMV_SMEM_KB overrides it for measurement
+// (forced_reserve_bytes, gemv_device.cuh).
 template <int NR, GemvMode kMode>
 std::size_t reserved_smem(const GemvArgs& a, int total) {
-  static const int forced = env_int_or("DIFFTX_GEMV_SMEM_KB", 0, 200, -1);
-  if (forced < 0) {
-    const i64 rows = kMode == GemvMode::swiglu ? 2 * i64(total) : i64(total);
-    return NR == 1 && rows * a.k * 2 < kExclusiveBelowBytes ? exclusive_smem() : 0;
-  }
-  static const unsigned mask = [] {  // bit m: mode m reserves
-    const char* env = std::getenv("DIFFTX_GEMV_SMEM_MODES");
-    if (!env) return ~0u;
-    const char* names[] = {"store", "accumulate", "swiglu", "qkv"};
-    const GemvMode modes[] = {GemvMode::store, GemvMode::accumulate, GemvMode::swiglu,
-                              GemvMode::qkv_rope};
-    unsigned m = 0;
-    for (const char* p = env; *p;) {
-      const char* end = std::strchr(p, ',');
-      const std::size_t len = end ? std::size_t(end - p) : std::strlen(p);
-      for (int i = 0; i < 4; ++i) {
-        if (std::strlen(names[i]) == len && std::strncmp(p, names[i], len) == 0)
-          m |= 1u << int(modes[i]);
-      }
-      p += len + (end ? 1 : 0);
-    }
-    return m;
-  }();
-  return mask >> int(kMode) & 1u ? std::size_t(forced) << 10 : 0;
+  if (const int forced = forced_reserve_bytes(kMode); forced >= 0) return std::size_t(forced);
+  const i64 rows = kMode == GemvMode::swiglu ? 2 * i64(total) : i64(total);
+  return NR == 1 && rows * a.k * 2 < kExclusiveBelowBytes ? exclusive_smem() : 0;
 }
 
 // The kernel of a call: look-ahead or not, and its depth.

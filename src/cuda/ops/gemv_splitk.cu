@@ -16,6 +16,8 @@
 // dependent batches of one warp's loads; here a block's share is balanced to one unit and read in
 // one to six batches of the whole block.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "gemv_device.cuh"
 #include "pdl.cuh"
@@ -95,7 +97,7 @@ constexpr int log2_of() {
 // kR rows per batch (a power of two, a multiple of the unit's rows); kXC input chunks per
 // thread (chunks of the row = K / 8, at most 256 * kXC).
 template <GemvMode kMode, typename Out, bool kNorm, int kR, int kXC>
-__global__ void __launch_bounds__(kThreads, 2) gemv_splitk_kernel(const GemvArgs a) {
+__device__ __forceinline__ void gemv_splitk_body(const GemvArgs& a) {
   constexpr int kRU = rows_per_unit<kMode>();
   constexpr int kU = kR / kRU;  // units per batch
   static_assert(kU >= 1 && kU * kRU == kR);
@@ -198,6 +200,33 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_splitk_kernel(const GemvArgs
   }
 }
 
+template <GemvMode kMode, typename Out, bool kNorm, int kR, int kXC>
+__global__ void __launch_bounds__(kThreads, 2) gemv_splitk_kernel(const GemvArgs a) {
+  gemv_splitk_body<kMode, Out, kNorm, kR, kXC>(a);
+}
+
+// The QKV projection's kernel with its registers capped at 88, for measurement
+// (DIFFTX_GEMV_QKV=cap88): two of its 256-thread blocks (45,056 registers) then leave room on a
+// multiprocessor for one 256-thread paged-attention block of at most 80 registers (the 1.4B
+// shape's DIFF V1 and softmax blocks with DIFFTX_PAGED_STAGED_THREADS=256), which then starts
+// under PDL while the projection runs, and a third block of its own does not fit. Measured on an
+// H200 and not made the default (bench/engine/results/2026-12-03-h200-c): the 1.4B DIFF V1 step
+// 1.017 -> 0.978-0.982 ms at 512 tokens, but 1.296 -> 1.396-1.399 at 4K (the 256-thread blocks
+// are slower over several tiles) and the baseline 0.993 -> 1.050-1.055 at 512.
+template <GemvMode kMode, typename Out, bool kNorm, int kR, int kXC>
+__global__ void __maxnreg__(88) gemv_splitk_capped_kernel(const GemvArgs a) {
+  gemv_splitk_body<kMode, Out, kNorm, kR, kXC>(a);
+}
+
+// Whether DIFFTX_GEMV_QKV=cap88 asks for the capped QKV kernel (read once).
+bool qkv_capped() {
+  static const bool capped = [] {
+    const char* env = std::getenv("DIFFTX_GEMV_QKV");
+    return env && std::strcmp(env, "cap88") == 0;
+  }();
+  return capped;
+}
+
 // Rows per batch: 8 up to two input chunks per thread (8 or 16 loads in flight), 4 from three on
 // (12 or 16). Measured on an H200 and not kept (bench/engine/results/2026-12-02-h200-d): 16 rows
 // at one chunk (the 1.4B step 1.025 -> 1.361 ms; its kernels took 96-127 registers, so no block
@@ -211,7 +240,10 @@ constexpr int rows_for() {
 
 template <GemvMode kMode, typename Out, bool kNorm, int kXC>
 void launch_with(const GemvArgs& a, unsigned blocks, std::size_t smem, cudaStream_t stream) {
-  const auto kernel = gemv_splitk_kernel<kMode, Out, kNorm, rows_for<kXC>(), kXC>;
+  auto kernel = gemv_splitk_kernel<kMode, Out, kNorm, rows_for<kXC>(), kXC>;
+  if constexpr (kMode == GemvMode::qkv_rope && kXC == 1) {
+    if (qkv_capped()) kernel = gemv_splitk_capped_kernel<kMode, Out, kNorm, rows_for<kXC>(), kXC>;
+  }
   cudaError_t status = cudaSuccess;
   if (smem > 0) {
     status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
@@ -286,8 +318,11 @@ void launch_gemv_splitk(const GemvArgs& a, int total, cudaStream_t stream) {
   const int units = units_of(a.mode, total);
   const unsigned blocks = unsigned(std::min<i64>(units, i64(sm_count()) * blocks_per_sm()));
   // Under 4 MiB the call runs exclusive, as the row-per-warp kernel's do: shared memory reserved
-  // so that no block of another kernel fits beside it.
-  const std::size_t smem = weight_bytes(a) < kExclusiveBelowBytes ? exclusive_smem() : 0;
+  // so that no block of another kernel fits beside it (DIFFTX_GEMV_SMEM_KB overrides it).
+  const int forced = forced_reserve_bytes(a.mode);
+  const std::size_t smem = forced >= 0                                ? std::size_t(forced)
+                           : weight_bytes(a) < kExclusiveBelowBytes ? exclusive_smem()
+                                                                    : 0;
   const bool norm = a.norm_w != nullptr;
   switch (a.mode) {
     case GemvMode::store:
