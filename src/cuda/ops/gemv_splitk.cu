@@ -320,7 +320,7 @@ void launch_gemv_splitk(const GemvArgs& a, int total, cudaStream_t stream) {
   // Under 4 MiB the call runs exclusive, as the row-per-warp kernel's do: shared memory reserved
   // so that no block of another kernel fits beside it (DIFFTX_GEMV_SMEM_KB overrides it).
   const int forced = forced_reserve_bytes(a.mode);
-  const std::size_t smem = forced >= 0                                ? std::size_t(forced)
+  const std::size_t smem = forced >= 0                              ? std::size_t(forced)
                            : weight_bytes(a) < kExclusiveBelowBytes ? exclusive_smem()
                                                                     : 0;
   const bool norm = a.norm_w != nullptr;
