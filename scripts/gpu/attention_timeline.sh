@@ -6,7 +6,8 @@
 # Needs the staged engine binaries (run_engine_suite.sh --stage). Logs in $OUT.
 #   scripts/gpu/attention_timeline.sh
 # Environment: CONFIGS (default: the 125M DIFF V1 and softmax configs, the 1.4B shape),
-# VARIANTS (default "staged registers"), CONTEXT (default 512).
+# VARIANTS (default "staged registers"), CONTEXT (default 512), TIMELINE_ENV (extra environment
+# for the runs, e.g. DIFFTX_GEMV_QKV=cap88), TAG (log file suffix).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -22,11 +23,13 @@ for c in $configs; do
   name=$(basename "$c" .json)
   layers=$(python3 -c "import json,sys; d = json.load(open(sys.argv[1])); print(d.get('model', d)['n_layers'])" "$c")
   for variant in ${VARIANTS:-staged registers}; do
-    echo "==== $name, $variant, batch 1, context ${CONTEXT:-512}"
-    DIFFTX_PAGED_LOADS=$variant DIFFTX_PAGED_TIMELINE=$((layers * 9 + 6)) timeout 120 \
-      "$bin/difftx" bench --config "$c" --device cuda --batch 1 --context "${CONTEXT:-512}" \
-      --gen 16 --no-graphs > "$out/timeline-$name-$variant.log" 2>&1
+    log=$out/timeline-$name-$variant${TAG:-}.log
+    echo "==== $name, $variant, batch 1, context ${CONTEXT:-512} ${TIMELINE_ENV:-}"
+    # shellcheck disable=SC2086 # TIMELINE_ENV: VAR=VALUE words
+    env ${TIMELINE_ENV:-} DIFFTX_PAGED_LOADS=$variant DIFFTX_PAGED_TIMELINE=$((layers * 9 + 6)) \
+      timeout 120 "$bin/difftx" bench --config "$c" --device cuda --batch 1 \
+      --context "${CONTEXT:-512}" --gen 16 --no-graphs > "$log" 2>&1
     echo "exit $?"
-    grep -A10 "paged attention timeline" "$out/timeline-$name-$variant.log"
+    grep -A10 "paged attention timeline" "$log"
   done
 done

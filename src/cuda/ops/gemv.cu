@@ -13,6 +13,7 @@
 // before it computes the current one.
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "device_util.cuh"
 #include "gemv.cuh"
