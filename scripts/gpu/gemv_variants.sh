@@ -12,7 +12,8 @@
 # default "splitk=- rows=DIFFTX_GEMV_SPLITK:0"); BATCHES (default 1,4), CONTEXTS (default
 # 512,4096), ROUNDS (default 2), MODELS (default "125m 1.4b"), TRACE (labels of the variants to
 # trace, default the first), TRACE_CONFIGS (trace_decode.sh's CONFIGS), OPS_FILTER (the gtest
-# filter of the op cases run again under each variant; default the projection and graph cases).
+# filter of the op cases run again under each variant; default the projection and graph cases),
+# SANITIZE_ENV (VAR=VALUE words set for the memcheck and racecheck runs).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
@@ -33,10 +34,12 @@ if [[ $what == tests || $what == all ]]; then
     summary ops-$label
   done
   if command -v compute-sanitizer > /dev/null; then
-    timeout 150 compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
+    # shellcheck disable=SC2086
+    env ${SANITIZE_ENV:-} timeout 150 compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
       $B/test_engine_ops_cuda --gtest_filter='*LongInputs*:*RmsnormQkv*' > $o/memcheck.log 2>&1
     echo "== memcheck (split-K cases) exit $?; $(grep -E 'ERROR SUMMARY' $o/memcheck.log | tail -n 1)"
-    timeout 150 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \
+    # shellcheck disable=SC2086
+    env ${SANITIZE_ENV:-} timeout 150 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \
       $B/test_engine_ops_cuda --gtest_filter='*LongInputs*' > $o/racecheck.log 2>&1
     echo "== racecheck (split-K cases) exit $?; $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' $o/racecheck.log | tail -n 1)"
   fi
