@@ -137,12 +137,6 @@ if [[ $what == tests || $what == all ]]; then
   op_cases_with gemv-depth4 DIFFTX_GEMV_DEPTH=4 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
   # The test shapes are small, so one-row GEMVs run exclusive (shared memory reserved): without.
   op_cases_with gemv-shared0 DIFFTX_GEMV_SMEM_KB=0 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
-  # The split-K GEMV's weights through shared memory: one stage, and as many as fit (the slots
-  # reused over a block's batches).
-  op_cases_with gemv-stages1 DIFFTX_GEMV_STAGES=1 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
-  op_cases_with gemv-stages6 DIFFTX_GEMV_STAGES=6 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
-  # The staged attention reading its sequence's block-table row into shared memory.
-  op_cases_with table-smem DIFFTX_PAGED_TABLE_SMEM=1 '*Paged*:*CapturedGraph*'
   if command -v compute-sanitizer > /dev/null; then
     echo "==== compute-sanitizer racecheck: paged attention (shared-memory hazards)"
     run_step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \

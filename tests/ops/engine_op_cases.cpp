@@ -57,9 +57,6 @@ std::vector<PagedCase> paged_attention_cases() {
   // on an H200 one-tile splits per head, combined by the last block to finish (staged variant)
   cases.push_back(make_case(K::diff, 8, 8, 128, 16, {512}));
   cases.push_back(make_case(K::softmax, 16, 16, 128, 16, {509}));
-  // A table row longer than the staged kernel's shared-memory copy (kStagedTableCache, 512
-  // entries): read entry by entry instead
-  cases.push_back(make_case(K::diff, 8, 8, 128, 8, {4100}));
   return cases;
 }
 

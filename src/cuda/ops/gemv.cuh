@@ -77,9 +77,6 @@ struct GemvArgs {
   // caller reads weights written long before; x, the norm gain and the outputs are touched only
   // after the wait).
   bool preload = true;
-  // Set by the split-K launcher: batches of weight rows each thread keeps in flight through shared
-  // memory (cp.async) instead of registers, 0 for registers (DIFFTX_GEMV_STAGES, for measurement).
-  int stages = 0;
 };
 
 // Whether the kernel takes these operands: n <= kGemvDefaultRows (or DIFFTX_GEMV_MAX_ROWS), k % 8

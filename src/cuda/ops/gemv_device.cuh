@@ -219,34 +219,30 @@ inline std::size_t exclusive_smem() {
   return bytes;
 }
 
-// The GEMV modes named in the environment variable `name` (comma-separated: store, accumulate,
-// swiglu, qkv) as a mask with bit m for mode m; every mode when it is unset.
-inline unsigned env_mode_mask(const char* name) {
-  const char* env = std::getenv(name);
-  if (!env) return ~0u;
-  const char* names[] = {"store", "accumulate", "swiglu", "qkv"};
-  const GemvMode modes[] = {GemvMode::store, GemvMode::accumulate, GemvMode::swiglu,
-                            GemvMode::qkv_rope};
-  unsigned m = 0;
-  for (const char* p = env; *p;) {
-    const char* end = std::strchr(p, ',');
-    const std::size_t len = end ? std::size_t(end - p) : std::strlen(p);
-    for (int i = 0; i < 4; ++i) {
-      if (std::strlen(names[i]) == len && std::strncmp(p, names[i], len) == 0)
-        m |= 1u << int(modes[i]);
-    }
-    p += len + (end ? 1 : 0);
-  }
-  return m;
-}
-
 // The reservation forced for measurement, in bytes, or -1 when none is: DIFFTX_GEMV_SMEM_KB=0..200
-// (0: never exclusive) applies to the modes named in DIFFTX_GEMV_SMEM_MODES (default all), 0
-// bytes to the others. Both GEMV kernels honour it.
+// (0: never exclusive) applies to the modes named in DIFFTX_GEMV_SMEM_MODES (comma-separated:
+// store, accumulate, swiglu, qkv; default all), 0 bytes to the others. Both GEMV kernels honour it.
 inline int forced_reserve_bytes(GemvMode mode) {
   static const int forced = env_int_or("DIFFTX_GEMV_SMEM_KB", 0, 200, -1);
   if (forced < 0) return -1;
-  static const unsigned mask = env_mode_mask("DIFFTX_GEMV_SMEM_MODES");
+  static const unsigned mask = [] {  // bit m: mode m reserves
+    const char* env = std::getenv("DIFFTX_GEMV_SMEM_MODES");
+    if (!env) return ~0u;
+    const char* names[] = {"store", "accumulate", "swiglu", "qkv"};
+    const GemvMode modes[] = {GemvMode::store, GemvMode::accumulate, GemvMode::swiglu,
+                              GemvMode::qkv_rope};
+    unsigned m = 0;
+    for (const char* p = env; *p;) {
+      const char* end = std::strchr(p, ',');
+      const std::size_t len = end ? std::size_t(end - p) : std::strlen(p);
+      for (int i = 0; i < 4; ++i) {
+        if (std::strlen(names[i]) == len && std::strncmp(p, names[i], len) == 0)
+          m |= 1u << int(modes[i]);
+      }
+      p += len + (end ? 1 : 0);
+    }
+    return m;
+  }();
   return mask >> int(mode) & 1u ? forced << 10 : 0;
 }
 

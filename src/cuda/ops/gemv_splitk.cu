@@ -19,7 +19,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "difftx/cuda/common/async_copy.cuh"
 #include "gemv_device.cuh"
 #include "pdl.cuh"
 
@@ -67,62 +66,6 @@ __device__ __forceinline__ void load_rows(const GemvArgs& a, int ub, int end, in
   }
 }
 
-// The staged path (DIFFTX_GEMV_STAGES, for measurement): each thread copies the chunks it will
-// read of the next `stages` batches into shared memory with cp.async, one commit group per batch,
-// and reads a batch back into registers only when it computes it. A thread reads only what it
-// copied (slot (stage, q, c) holds its chunk c of row q at stage * kR * kXC + q * kXC + c, 16
-// bytes a thread, consecutive threads side by side), so no barrier guards the stages: a slot is
-// refilled by the thread that read it, after the products that used what it read.
-constexpr int kMaxStages = 6;
-
-template <int kR, int kXC>
-__device__ __forceinline__ uint4* stage_slot(uint4* stage_base, int stage, int q, int c) {
-  return stage_base + ((stage * kR + q) * kXC + c) * kThreads + threadIdx.x;
-}
-
-// load_rows into stage `stage` of shared memory (asynchronously; zero-filled past the row's end).
-template <GemvMode kMode, int kR, int kXC>
-__device__ __forceinline__ void stage_rows(const GemvArgs& a, int ub, int end, int chunks,
-                                           uint4* stage_base, int stage) {
-  constexpr int kRU = rows_per_unit<kMode>();
-#pragma unroll
-  for (int q = 0; q < kR; ++q) {
-    const bf16* row = unit_row<kMode>(a, min(ub + q / kRU, end - 1), q % kRU);
-#pragma unroll
-    for (int c = 0; c < kXC; ++c) {
-      const int chunk = int(threadIdx.x) + c * kThreads;
-      const bool in = chunk < chunks;
-      cp_async_16(stage_slot<kR, kXC>(stage_base, stage, q, c), in ? row + chunk * 8 : row,
-                  in ? 16 : 0);
-    }
-  }
-}
-
-// cp.async.wait_group with a count known only at run time (0 .. kMaxStages - 1).
-__device__ __forceinline__ void cp_async_wait_upto(int pending) {
-  switch (pending) {
-    case 0:
-      cp_async_wait<0>();
-      break;
-    case 1:
-      cp_async_wait<1>();
-      break;
-    case 2:
-      cp_async_wait<2>();
-      break;
-    case 3:
-      cp_async_wait<3>();
-      break;
-    case 4:
-      cp_async_wait<4>();
-      break;
-    default:
-      cp_async_wait<5>();
-      break;
-  }
-}
-static_assert(kMaxStages == 6, "cp_async_wait_upto's cases");
-
 // Sums each of kR values (a power of two, at most 32) over the warp. Returns this lane's sum:
 // that of value lane >> (5 - log2 kR). Each halving step trades half the values with the lane
 // `off` apart, so kR values take kR - 1 shuffles, then the last 5 - log2 kR steps one each.
@@ -152,9 +95,8 @@ constexpr int log2_of() {
 }
 
 // kR rows per batch (a power of two, a multiple of the unit's rows); kXC input chunks per
-// thread (chunks of the row = K / 8, at most 256 * kXC); kStaged: the weights come through
-// a.stages batches of shared memory (above) rather than one batch of registers ahead.
-template <GemvMode kMode, typename Out, bool kNorm, int kR, int kXC, bool kStaged = false>
+// thread (chunks of the row = K / 8, at most 256 * kXC).
+template <GemvMode kMode, typename Out, bool kNorm, int kR, int kXC>
 __device__ __forceinline__ void gemv_splitk_body(const GemvArgs& a) {
   constexpr int kRU = rows_per_unit<kMode>();
   constexpr int kU = kR / kRU;  // units per batch
@@ -179,32 +121,10 @@ __device__ __forceinline__ void gemv_splitk_body(const GemvArgs& a) {
       if (chunk < chunks) load_gain8(a, chunk * 8, gain[c]);
     }
   }
-  extern __shared__ uint4 gemv_stages[];  // (stages, kR, kXC, 256) 16-byte chunks
-  const int stages = kStaged ? a.stages : 0;
-  const int batches = (end - begin + kU - 1) / kU;
-  // The first `stages` batches, one commit group each (empty past the block's last batch).
-  auto stage_first = [&] {
-    for (int i = 0; i < stages; ++i) {
-      if (i < batches) stage_rows<kMode, kR, kXC>(a, begin + i * kU, end, chunks, gemv_stages, i);
-      cp_async_commit();
-    }
-  };
-  if (a.preload) {
-    if constexpr (kStaged) {
-      stage_first();
-    } else {
-      load_rows<kMode, kR, kXC>(a, begin, end, chunks, wv);
-    }
-  }
+  if (a.preload) load_rows<kMode, kR, kXC>(a, begin, end, chunks, wv);
   pdl_wait();
   pdl_launch_dependents();
-  if (!a.preload) {
-    if constexpr (kStaged) {
-      stage_first();
-    } else {
-      load_rows<kMode, kR, kXC>(a, begin, end, chunks, wv);
-    }
-  }
+  if (!a.preload) load_rows<kMode, kR, kXC>(a, begin, end, chunks, wv);
   // QKV: the rotations of the block's first pairs (up to 224), computed by warps 1-7 while warp 0
   // computes the norm's rstd, so that a batch's epilogue (on the block's critical path) applies
   // them rather than evaluating them (f64 exp and range reduction, sincosf).
@@ -235,21 +155,12 @@ __device__ __forceinline__ void gemv_splitk_body(const GemvArgs& a) {
   }
   Out* out = static_cast<Out*>(a.out);
   int parity = 0;
-  for (int ub = begin, i = 0; ub < end; ub += kU, ++i, parity ^= 1) {
+  for (int ub = begin; ub < end; ub += kU, parity ^= 1) {
     // thread i < kU finishes unit ub + i; the residual it adds to, read early (accumulate)
     const int mine = ub + int(threadIdx.x);
     Out old{};
     if constexpr (kMode == GemvMode::accumulate) {
       if (int(threadIdx.x) < kU && mine < end) old = out[mine];
-    }
-    if constexpr (kStaged) {  // batch i has landed once at most stages - 1 groups are pending
-      cp_async_wait_upto(stages - 1);
-#pragma unroll
-      for (int q = 0; q < kR; ++q) {
-#pragma unroll
-        for (int c = 0; c < kXC; ++c)
-          wv[q][c] = *stage_slot<kR, kXC>(gemv_stages, i % stages, q, c);
-      }
     }
     float acc[kR];
 #pragma unroll
@@ -258,14 +169,7 @@ __device__ __forceinline__ void gemv_splitk_body(const GemvArgs& a) {
 #pragma unroll
       for (int c = 0; c < kXC; ++c) acc[q] += dot8(wv[q][c], xv[c]);
     }
-    if constexpr (kStaged) {  // batch i + stages into the slot batch i has left
-      if (i + stages < batches) {
-        stage_rows<kMode, kR, kXC>(a, ub + stages * kU, end, chunks, gemv_stages, i % stages);
-      }
-      cp_async_commit();
-    } else if (ub + kU < end) {
-      load_rows<kMode, kR, kXC>(a, ub + kU, end, chunks, wv);
-    }
+    if (ub + kU < end) load_rows<kMode, kR, kXC>(a, ub + kU, end, chunks, wv);
     const float s = warp_sums<kR>(acc, lane);
     constexpr int kShift = 5 - log2_of<kR>();
     if ((lane & ((1 << kShift) - 1)) == 0) partial[parity][warp][lane >> kShift] = s;
@@ -301,12 +205,6 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_splitk_kernel(const GemvArgs
   gemv_splitk_body<kMode, Out, kNorm, kR, kXC>(a);
 }
 
-// The same with its weights staged in shared memory (DIFFTX_GEMV_STAGES, for measurement).
-template <GemvMode kMode, typename Out, bool kNorm, int kR, int kXC>
-__global__ void __launch_bounds__(kThreads, 2) gemv_splitk_staged_kernel(const GemvArgs a) {
-  gemv_splitk_body<kMode, Out, kNorm, kR, kXC, true>(a);
-}
-
 // The QKV projection's kernel with its registers capped at 88, for measurement
 // (DIFFTX_GEMV_QKV=cap88): two of its 256-thread blocks (45,056 registers) then leave room on a
 // multiprocessor for one 256-thread paged-attention block of at most 80 registers (the 1.4B
@@ -320,24 +218,13 @@ __global__ void __maxnreg__(88) gemv_splitk_capped_kernel(const GemvArgs a) {
   gemv_splitk_body<kMode, Out, kNorm, kR, kXC>(a);
 }
 
-// The staged QKV kernel capped at 64 registers (DIFFTX_GEMV_QKV=cap64 with DIFFTX_GEMV_STAGES, for
-// measurement): two of its blocks (32,768 registers) and one 512-thread paged-attention block of
-// 64 registers fill a multiprocessor's 65,536 exactly.
-template <GemvMode kMode, typename Out, bool kNorm, int kR, int kXC>
-__global__ void __maxnreg__(64) gemv_splitk_staged_capped_kernel(const GemvArgs a) {
-  gemv_splitk_body<kMode, Out, kNorm, kR, kXC, true>(a);
-}
-
-// The register cap DIFFTX_GEMV_QKV asks of the QKV kernel (read once): 88 for cap88 (the register
-// kernel), 64 for cap64 (the staged one), else 0.
-int qkv_cap() {
-  static const int cap = [] {
+// Whether DIFFTX_GEMV_QKV=cap88 asks for the capped QKV kernel (read once).
+bool qkv_capped() {
+  static const bool capped = [] {
     const char* env = std::getenv("DIFFTX_GEMV_QKV");
-    if (env && std::strcmp(env, "cap88") == 0) return 88;
-    if (env && std::strcmp(env, "cap64") == 0) return 64;
-    return 0;
+    return env && std::strcmp(env, "cap88") == 0;
   }();
-  return cap;
+  return capped;
 }
 
 // Rows per batch: 8 up to two input chunks per thread (8 or 16 loads in flight), 4 from three on
@@ -351,45 +238,11 @@ constexpr int rows_for() {
   return kXC <= 2 ? 8 : 4;
 }
 
-// Batches of weights staged in shared memory that DIFFTX_GEMV_STAGES=1..6 asks for, on the modes
-// in DIFFTX_GEMV_STAGES_MODES (default all); 0 (registers) when unset.
-int requested_stages(GemvMode mode) {
-  static const int stages = env_int_or("DIFFTX_GEMV_STAGES", 0, kMaxStages, 0);
-  static const unsigned mask = env_mode_mask("DIFFTX_GEMV_STAGES_MODES");
-  return mask >> int(mode) & 1u ? stages : 0;
-}
-
-// The stages a call takes: what was asked, but no more than a block's batches nor than fit in
-// the shared memory that still lets blocks_per_sm() blocks share a multiprocessor.
-template <GemvMode kMode, int kXC>
-int stages_for(int units, unsigned blocks) {
-  const int asked = requested_stages(kMode);
-  if (asked == 0) return 0;
-  constexpr int kR = rows_for<kXC>();
-  constexpr int kU = kR / rows_per_unit<kMode>();
-  const int per_block = (units + int(blocks) - 1) / int(blocks);
-  const int batches = (per_block + kU - 1) / kU;
-  const std::size_t stage_bytes = std::size_t(kR) * kXC * kThreads * sizeof(uint4);
-  const int fit = int(exclusive_smem() / stage_bytes);
-  return std::max(0, std::min({asked, batches, fit}));
-}
-
 template <GemvMode kMode, typename Out, bool kNorm, int kXC>
-void launch_with(const GemvArgs& args, int units, unsigned blocks, std::size_t smem,
-                 cudaStream_t stream) {
-  constexpr int kR = rows_for<kXC>();
-  constexpr bool kCappable = kMode == GemvMode::qkv_rope && kXC == 1;
-  GemvArgs a = args;
-  a.stages = stages_for<kMode, kXC>(units, blocks);
-  auto kernel = gemv_splitk_kernel<kMode, Out, kNorm, kR, kXC>;
-  if (a.stages > 0) {
-    kernel = gemv_splitk_staged_kernel<kMode, Out, kNorm, kR, kXC>;
-    if constexpr (kCappable) {
-      if (qkv_cap() == 64) kernel = gemv_splitk_staged_capped_kernel<kMode, Out, kNorm, kR, kXC>;
-    }
-    smem = std::max(smem, std::size_t(a.stages) * kR * kXC * kThreads * sizeof(uint4));
-  } else if constexpr (kCappable) {
-    if (qkv_cap() == 88) kernel = gemv_splitk_capped_kernel<kMode, Out, kNorm, kR, kXC>;
+void launch_with(const GemvArgs& a, unsigned blocks, std::size_t smem, cudaStream_t stream) {
+  auto kernel = gemv_splitk_kernel<kMode, Out, kNorm, rows_for<kXC>(), kXC>;
+  if constexpr (kMode == GemvMode::qkv_rope && kXC == 1) {
+    if (qkv_capped()) kernel = gemv_splitk_capped_kernel<kMode, Out, kNorm, rows_for<kXC>(), kXC>;
   }
   cudaError_t status = cudaSuccess;
   if (smem > 0) {
@@ -404,20 +257,19 @@ void launch_with(const GemvArgs& args, int units, unsigned blocks, std::size_t s
 }
 
 template <GemvMode kMode, typename Out, bool kNorm>
-void launch_chunks(const GemvArgs& a, int units, unsigned blocks, std::size_t smem,
-                   cudaStream_t stream) {
+void launch_chunks(const GemvArgs& a, unsigned blocks, std::size_t smem, cudaStream_t stream) {
   switch ((a.k / 8 + kThreads - 1) / kThreads) {
     case 1:
-      launch_with<kMode, Out, kNorm, 1>(a, units, blocks, smem, stream);
+      launch_with<kMode, Out, kNorm, 1>(a, blocks, smem, stream);
       break;
     case 2:
-      launch_with<kMode, Out, kNorm, 2>(a, units, blocks, smem, stream);
+      launch_with<kMode, Out, kNorm, 2>(a, blocks, smem, stream);
       break;
     case 3:
-      launch_with<kMode, Out, kNorm, 3>(a, units, blocks, smem, stream);
+      launch_with<kMode, Out, kNorm, 3>(a, blocks, smem, stream);
       break;
     default:
-      launch_with<kMode, Out, kNorm, 4>(a, units, blocks, smem, stream);
+      launch_with<kMode, Out, kNorm, 4>(a, blocks, smem, stream);
       break;
   }
 }
@@ -475,22 +327,22 @@ void launch_gemv_splitk(const GemvArgs& a, int total, cudaStream_t stream) {
   switch (a.mode) {
     case GemvMode::store:
       if (a.out_type == ScalarType::f32) {
-        norm ? launch_chunks<GemvMode::store, float, true>(a, units, blocks, smem, stream)
-             : launch_chunks<GemvMode::store, float, false>(a, units, blocks, smem, stream);
+        norm ? launch_chunks<GemvMode::store, float, true>(a, blocks, smem, stream)
+             : launch_chunks<GemvMode::store, float, false>(a, blocks, smem, stream);
       } else {
-        norm ? launch_chunks<GemvMode::store, bf16, true>(a, units, blocks, smem, stream)
-             : launch_chunks<GemvMode::store, bf16, false>(a, units, blocks, smem, stream);
+        norm ? launch_chunks<GemvMode::store, bf16, true>(a, blocks, smem, stream)
+             : launch_chunks<GemvMode::store, bf16, false>(a, blocks, smem, stream);
       }
       break;
     case GemvMode::accumulate:
-      launch_chunks<GemvMode::accumulate, bf16, false>(a, units, blocks, smem, stream);
+      launch_chunks<GemvMode::accumulate, bf16, false>(a, blocks, smem, stream);
       break;
     case GemvMode::swiglu:
-      norm ? launch_chunks<GemvMode::swiglu, bf16, true>(a, units, blocks, smem, stream)
-           : launch_chunks<GemvMode::swiglu, bf16, false>(a, units, blocks, smem, stream);
+      norm ? launch_chunks<GemvMode::swiglu, bf16, true>(a, blocks, smem, stream)
+           : launch_chunks<GemvMode::swiglu, bf16, false>(a, blocks, smem, stream);
       break;
     case GemvMode::qkv_rope:  // with the norm (gemv_supported)
-      launch_chunks<GemvMode::qkv_rope, bf16, true>(a, units, blocks, smem, stream);
+      launch_chunks<GemvMode::qkv_rope, bf16, true>(a, blocks, smem, stream);
       break;
   }
 }

@@ -235,17 +235,6 @@ static bool early_trigger() {
   return on;
 }
 
-// Whether a staged block reads its sequence's table row into shared memory with the length
-// (paged_attention_staged.cu), where the row fits (kStagedTableCache); off unless
-// DIFFTX_PAGED_TABLE_SMEM=1 (for measurement).
-static bool table_smem() {
-  static const bool on = [] {
-    const char* env = std::getenv("DIFFTX_PAGED_TABLE_SMEM");
-    return env && std::strcmp(env, "1") == 0;
-  }();
-  return on;
-}
-
 // The grid's order (paged_attention_common.cuh): split-major unless DIFFTX_PAGED_SPLIT_MAJOR=0.
 static bool split_major() {
   static const bool on = [] {
@@ -397,7 +386,6 @@ void launch_paged_attention_decode(const PagedAttentionGeometry& g, const bf16* 
                         : dim3(unsigned(p.num_splits), unsigned(groups), unsigned(g.batch));
   p.timeline = paged::timeline_for_call(std::size_t(grid.x) * grid.y * grid.z, stream);
   p.early_trigger = early_trigger();
-  p.table_in_smem = table_smem() && g.max_blocks <= paged::kStagedTableCache;
   const bool staged = paged_attention_loads(g, num_sms) == PagedAttentionLoads::staged;
   report_plan(g, staged, p.num_splits);
   if (staged) {

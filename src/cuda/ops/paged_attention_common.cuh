@@ -60,13 +60,7 @@ struct PagedParams {
   float scale_log2;
   unsigned long long* timeline;  // diagnostics: (blocks, kStamps) global-timer stamps, or null
   bool early_trigger;  // lets the next kernel launch before the wait (DIFFTX_ATTN_EARLY_TRIGGER)
-  bool table_in_smem;  // staged: the sequence's table row read with its length (kStagedTableCache)
 };
-
-// Block-table entries a staged block reads into shared memory together with its sequence's length
-// (max_blocks up to this; longer tables are read entry by entry once the length is known): 512
-// entries of 16 tokens cover 8,192 tokens.
-constexpr int kStagedTableCache = 512;
 
 // Diagnostics (DIFFTX_PAGED_TIMELINE, paged_attention.cu): thread 0 of each block records the
 // global timer (ns) at these points of one call, so a decode step's attention can be taken

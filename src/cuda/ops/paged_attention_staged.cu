@@ -8,9 +8,7 @@
 //     were written by earlier kernels or steps, which have completed by the time this block
 //     starts (every kernel waits on its predecessor before it lets its dependents launch). The
 //     newest token of each sequence (context_lens - 1) is the one the preceding QKV kernel
-//     writes; its copies are issued after the wait. The sequence's table row (up to
-//     kStagedTableCache entries) is copied into shared memory alongside the length's load, so
-//     that the first tile's slots take one round trip, not two;
+//     writes; its copies are issued after the wait;
 //   - a whole tile (K and V) is in flight at once, whatever its size, without registers for it;
 //   - the next tile's copies are issued before the current tile is used.
 // Per tile, as the register variant: scores by lanes dotting 8 key elements with the query rows
@@ -59,7 +57,6 @@ __global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedPara
   __shared__ float s_s[R][kTile];
   __shared__ float red_s[R][kDv];
   __shared__ int slot_s[2][kTile];
-  __shared__ std::int32_t table_s[kStagedTableCache];  // with p.table_in_smem: the table row
   __shared__ float m_s[R], l_s[R], alpha_s[R];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -72,28 +69,16 @@ __global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedPara
 
   // ---- before the wait: lengths and tables (written at the step's start), older tokens' K/V
   stamp(p, kStampStart);
-  const std::int32_t* table = p.tables + i64(b) * p.max_blocks;
-  // The whole table row is copied alongside the length's load (its own commit group, waited
-  // for before the first slots are read), so that the first tile's slots do not wait for a
-  // second round trip that could only start once the length is known.
-  if (p.table_in_smem) {
-    for (int i = tid; i < p.max_blocks; i += kT) cp_async_4(&table_s[i], table + i);
-    cp_async_commit();
-  }
   const int ctx = p.lens[b];
   const int per = split_tokens(ctx, p.num_splits);
   const int start = split * per;
   // Past the sequence's end: the whole block leaves together, before it loads anything else.
-  if (ctx > 0 && start >= ctx) {
-    cp_async_wait<0>();
-    return;
-  }
+  if (ctx > 0 && start >= ctx) return;
   const BlockConstants<kDv, kDiff> consts = load_block_constants<kDv, kDiff>(p);
   if (ctx == 0) {  // nothing to attend
     pdl_wait();
     if (!p.early_trigger) pdl_launch_dependents();
     write_empty_output<kT, R, kDv, kDiff>(p, consts, red_s, b, head0, heads);
-    cp_async_wait<0>();
     return;
   }
   const int end = min(ctx, start + per);
@@ -101,14 +86,13 @@ __global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedPara
 
   const bf16* k_base = p.k_pool + i64(kDiff ? 2 * j : j) * D;
   const bf16* v_base = p.v_pool + i64(j) * kDv;
+  const std::int32_t* table = p.tables + i64(b) * p.max_blocks;
 
   // Slots of the tile at t0 into slot_s[s] (-1 past the range's end).
   auto load_slots = [&](int s, int t0) {
     if (tid < kTile) {
       const int t = t0 + tid;
-      const int blk = t / p.block_size;
-      const int entry = t < end ? (p.table_in_smem ? table_s[blk] : table[blk]) : 0;
-      slot_s[s][tid] = t < end ? entry * p.block_size + t % p.block_size : -1;
+      slot_s[s][tid] = t < end ? table[t / p.block_size] * p.block_size + t % p.block_size : -1;
     }
   };
   // Copies of one token's K chunk (c < kKch) or V chunk (c - kKch) into stage s; tokens past the
@@ -134,10 +118,6 @@ __global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedPara
     }
   };
 
-  if (p.table_in_smem) {
-    cp_async_wait<0>();
-    __syncthreads();  // everyone's table_s copies have landed
-  }
   load_slots(0, start);
   __syncthreads();
   issue_tile(0, start, false);

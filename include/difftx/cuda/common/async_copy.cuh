@@ -1,6 +1,5 @@
 // Asynchronous global -> shared copies (cp.async, sm_80+), shared by the attention kernels and
-// the paged decode attention: 16 bytes per call (4 for scattered words), grouped and waited on by
-// commit groups.
+// the paged decode attention: 16 bytes per call, grouped and waited on by commit groups.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +15,6 @@ __device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem),
                "r"(src_bytes));
-}
-// 4-byte global -> shared copy through L1 (e.g. a row of block-table entries).
-__device__ __forceinline__ void cp_async_4(void* smem, const void* gmem) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(smem)), "l"(gmem));
 }
 // Closes the group of the copies issued since the last commit (an empty group is allowed).
 __device__ __forceinline__ void cp_async_commit() {
