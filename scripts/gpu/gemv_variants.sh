@@ -13,7 +13,8 @@
 # 512,4096), ROUNDS (default 2), MODELS (default "125m 1.4b"), TRACE (labels of the variants to
 # trace, default the first), TRACE_CONFIGS (trace_decode.sh's CONFIGS), OPS_FILTER (the gtest
 # filter of the op cases run again under each variant; default the projection and graph cases),
-# SANITIZE_ENV (VAR=VALUE words set for the memcheck and racecheck runs).
+# SANITIZE_ENV (VAR=VALUE words set for the memcheck and racecheck runs), ENGINE_TESTS=0 and
+# SANITIZE=0 (skip the whole engine test binaries, the sanitizer runs).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
@@ -24,7 +25,7 @@ use_staged_engine /tmp/gemv
 variants=${VARIANTS:-"splitk=- rows=DIFFTX_GEMV_SPLITK:0"}
 
 if [[ $what == tests || $what == all ]]; then
-  engine_tests
+  [[ ${ENGINE_TESTS:-1} == 0 ]] || engine_tests
   for v in $variants; do
     label=${v%%=*}
     # shellcheck disable=SC2046
@@ -33,7 +34,7 @@ if [[ $what == tests || $what == all ]]; then
     echo "== projection cases, $label exit $?"
     summary ops-$label
   done
-  if command -v compute-sanitizer > /dev/null; then
+  if [[ ${SANITIZE:-1} != 0 ]] && command -v compute-sanitizer > /dev/null; then
     # shellcheck disable=SC2086
     env ${SANITIZE_ENV:-} timeout 150 compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
       $B/test_engine_ops_cuda --gtest_filter='*LongInputs*:*RmsnormQkv*' > $o/memcheck.log 2>&1

@@ -124,6 +124,8 @@ if [[ $what == tests || $what == all ]]; then
   op_cases_with grid-before DIFFTX_PAGED_SPLIT_MAJOR=0 '*Paged*:*CapturedGraph*'
   # The staged variant's splits without the one-wave cap (DIFF V1 at d = 128 then runs two waves).
   op_cases_with two-waves DIFFTX_PAGED_ONE_WAVE=0 '*Paged*:*CapturedGraph*'
+  # The splits' arrival with every thread's fence (the code before the acquire-release atomic).
+  op_cases_with arrival-fence DIFFTX_ATTN_ARRIVAL=fence '*Paged*:*CapturedGraph*'
   # One-row GEMVs with K >= 2,048 take the split-K kernel; the row-per-warp kernel on them instead.
   op_cases_with gemv-rows DIFFTX_GEMV_SPLITK=0 '*Fused*:*RmsnormQkv*:*CapturedGraph*'
   # ... below 4 MiB of weights only; split-K without the QKV kernel's table of rotations.

@@ -235,6 +235,20 @@ static bool early_trigger() {
   return on;
 }
 
+// Whether a split's arrival is one acquire-release atomic of thread 0 after the block's barrier
+// (the default) or every thread's membar.gl before a relaxed one (DIFFTX_ATTN_ARRIVAL=fence, the
+// code before the seventeenth session, for measurement). Measured on an H200
+// (bench/engine/results/2026-12-03-h200-e): the release arrival 0.1-1.6% faster per batch-1
+// step in all 16 rows of call 1 (125M and 1.4B, DIFF V1 and softmax, 512 to 4K tokens); in call
+// 3, 1.4B DIFF V1 at 512 tokens 1.016 -> 0.997 ms, 125M 0.276 -> 0.271.
+static bool release_arrival() {
+  static const bool on = [] {
+    const char* env = std::getenv("DIFFTX_ATTN_ARRIVAL");
+    return !(env && std::strcmp(env, "fence") == 0);
+  }();
+  return on;
+}
+
 // The grid's order (paged_attention_common.cuh): split-major unless DIFFTX_PAGED_SPLIT_MAJOR=0.
 static bool split_major() {
   static const bool on = [] {
@@ -386,6 +400,7 @@ void launch_paged_attention_decode(const PagedAttentionGeometry& g, const bf16* 
                         : dim3(unsigned(p.num_splits), unsigned(groups), unsigned(g.batch));
   p.timeline = paged::timeline_for_call(std::size_t(grid.x) * grid.y * grid.z, stream);
   p.early_trigger = early_trigger();
+  p.release_arrival = release_arrival();
   const bool staged = paged_attention_loads(g, num_sms) == PagedAttentionLoads::staged;
   report_plan(g, staged, p.num_splits);
   if (staged) {

@@ -59,7 +59,8 @@ struct PagedParams {
   int out_heads;
   float scale_log2;
   unsigned long long* timeline;  // diagnostics: (blocks, kStamps) global-timer stamps, or null
-  bool early_trigger;  // lets the next kernel launch before the wait (DIFFTX_ATTN_EARLY_TRIGGER)
+  bool early_trigger;    // lets the next kernel launch before the wait (DIFFTX_ATTN_EARLY_TRIGGER)
+  bool release_arrival;  // one acquire-release atomic arrival (else DIFFTX_ATTN_ARRIVAL=fence)
 };
 
 // Diagnostics (DIFFTX_PAGED_TIMELINE, paged_attention.cu): thread 0 of each block records the
@@ -361,6 +362,16 @@ __device__ void write_empty_output(const PagedParams& p, const BlockConstants<kD
   write_output<kT, kDv, kDiff>(p, kc, red[0], b, head0, heads);
 }
 
+// A device-scope atomic add with acquire-release order; returns the old value.
+__device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned* address, unsigned value) {
+  unsigned old;
+  asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;"
+               : "=r"(old)
+               : "l"(address), "r"(value)
+               : "memory");
+  return old;
+}
+
 // A block's end, once red (R, kDv) holds its un-normalized outputs and m / l its rows' (max,
 // sum): with one split (kFinal, or a sequence short enough) the output itself; otherwise the
 // partial rows to the workspace, an arrival on the (sequence, block row)'s counter, and, in the
@@ -397,19 +408,29 @@ __device__ void finish_block(const PagedParams& p,
     p.ws_ml[(base * R + tid) * 2] = m[tid];
     p.ws_ml[(base * R + tid) * 2 + 1] = l[tid];
   }
-  // Arrive; the last of the `used` blocks with tokens combines.
+  // Arrive; the last of the `used` blocks with tokens combines. Either every thread fences its
+  // own stores (sequentially consistent, membar.gl) before thread 0 counts the arrival, or
+  // (release_arrival, the default) thread 0 counts it with one acquire-release atomic after
+  // the block's barrier: the barrier orders the other threads' stores before that release
+  // (cumulativity), and the barrier after it orders the acquire before the combine's loads, which
+  // read L2 (__ldcg), so no stale L1 line is read either way.
   __shared__ bool last_s;
-  __threadfence();
-  __syncthreads();
   unsigned* counter = p.counters_end - 1 - row;
-  if (tid == 0) last_s = atomicAdd(counter, 1u) == unsigned(used - 1);
+  if (p.release_arrival) {
+    __syncthreads();
+    if (tid == 0) last_s = atomic_add_acq_rel(counter, 1u) == unsigned(used - 1);
+  } else {
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last_s = atomicAdd(counter, 1u) == unsigned(used - 1);
+  }
   __syncthreads();
   stamp(p, kStampArrived);
   if (!last_s) {
     stamp(p, kStampDone);
     return;
   }
-  __threadfence();
+  if (!p.release_arrival) __threadfence();
   if (tid == 0) *counter = 0u;  // ready for the next call
   combine_splits<kT, kDv, R, kDiff>(p, kc, row, used, heads, red[0]);
   __syncthreads();
