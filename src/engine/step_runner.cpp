@@ -230,27 +230,28 @@ void StepRunner::submit(const StepPlan& plan) {
       ++k;
     }
   }
-  backend_.copy_async(inputs_.rows(0, l.total), slot.staging.rows(0, l.total));
-  const bool host_inputs = inputs_.device() == Device::cpu;
-  // Fed rows: the previous step's sampled tokens, still on the device (results_ holds them
-  // until this step samples), one copy per run of consecutive rows.
+  // The upload, its fed rows taking the previous step's sampled tokens, still on the device
+  // (results_ holds them until this step samples): one patch per run of consecutive rows.
+  std::vector<Backend::CopyPatch> patches;
   for (std::size_t i = 0; i < fed.size();) {
     std::size_t j = i + 1;
     while (j < fed.size() && fed[j].first == fed[j - 1].first + 1 &&
            fed[j].second == fed[j - 1].second + 1) {
       ++j;
     }
-    const std::int64_t len = static_cast<std::int64_t>(j - i);
-    backend_.copy_async(inputs_.rows(l.ids + fed[i].first, l.ids + fed[i].first + len),
-                        results_.rows(fed[i].second, fed[i].second + len));
-    if (host_inputs) {
-      // The CPU runs the step now: a -1 (invalid logits) of the previous step would stop it in
-      // the embedding before that step's completion names the problem. Its row is discarded
-      // anyway. (The CUDA embedding turns an invalid id into a NaN row.)
-      i32* ids = inputs_.data<i32>() + l.ids + fed[i].first;
-      for (std::int64_t r = 0; r < len; ++r) ids[r] = std::max(ids[r], 0);
-    }
+    patches.push_back({l.ids + fed[i].first, fed[i].second, static_cast<std::int64_t>(j - i)});
     i = j;
+  }
+  backend_.copy_async_patched(inputs_.rows(0, l.total), slot.staging.rows(0, l.total), patches,
+                              results_);
+  if (inputs_.device() == Device::cpu) {
+    // The CPU runs the step now: a -1 (invalid logits) of the previous step would stop it in
+    // the embedding before that step's completion names the problem. Its row is discarded
+    // anyway. (The CUDA embedding turns an invalid id into a NaN row.)
+    for (const Backend::CopyPatch& p : patches) {
+      i32* ids = inputs_.data<i32>() + p.at;
+      for (std::int64_t r = 0; r < p.count; ++r) ids[r] = std::max(ids[r], 0);
+    }
   }
 
   if (graph) {

@@ -4,11 +4,11 @@
 // download of the sampled tokens (with log-probabilities) on the backend's queue, and returns;
 // collect() waits for the oldest queued step. Two steps may be queued: the engine queues step
 // t + 1 before waiting for step t (look-ahead), its decode rows fed with step t's sampled tokens
-// by device-to-device copies, so the device does not idle while the host applies step t. Each
-// slot of the two has its own host buffers. Decode-only steps are padded to a batch-size bucket
-// (1, 2, 4, ... max_batch) and, where the backend captures work (CUDA graphs), replayed from a
-// graph captured per bucket. Every buffer is allocated at construction: a step allocates nothing
-// on the device.
+// on the device (patches of the upload), so the device does not idle while the host applies
+// step t. Each slot of the two has its own host buffers. Decode-only steps are padded to a
+// batch-size bucket (1, 2, 4, ... max_batch) and, where the backend captures work (CUDA graphs),
+// replayed from a graph captured per bucket. Every buffer is allocated at construction: a step
+// allocates nothing on the device.
 #pragma once
 
 #include <array>

@@ -666,6 +666,44 @@ TEST(EngineOpsCuda, SamplingFlagsInvalidRows) {
   EXPECT_GE(g.tokens[2], 0);
 }
 
+// The upload with fed rows: pinned host words into device memory, runs taken from a device
+// tensor, in one kernel; the same through the default path when the host side is not pinned or
+// there are more runs than the kernel takes.
+TEST(EngineOpsCuda, PatchedCopyTakesEachRunFromTheDevice) {
+  REQUIRE_GPU();
+  Backend& b = *gpu();
+  const int n = 1027;  // 16-byte chunks and a tail
+  Tensor src = Tensor::empty({n}, DType::i32);
+  for (int i = 0; i < n; ++i) src.data<std::int32_t>()[i] = 1000 + i;
+  std::vector<float> from_v(64);
+  for (int i = 0; i < 64; ++i) from_v[std::size_t(i)] = float(-1 - i);
+  Tensor from = Tensor::from_vector({64}, from_v, DType::i32).to(Device::cuda);
+  auto check = [&](const std::vector<Backend::CopyPatch>& patches, bool pinned) {
+    SCOPED_TRACE(::testing::Message() << patches.size() << " patches, pinned " << pinned);
+    std::shared_ptr<void> pin = pinned ? b.pin_host(src) : nullptr;
+    Tensor dst = Tensor::empty({n}, DType::i32, Device::cuda);
+    b.fill(dst, 0.0);
+    b.copy_async_patched(dst, src, patches, from);
+    b.mark_queue()->wait();
+    std::vector<int> want(n);
+    for (int i = 0; i < n; ++i) want[std::size_t(i)] = 1000 + i;
+    for (const auto& p : patches) {
+      for (std::int64_t j = 0; j < p.count; ++j)
+        want[std::size_t(p.at + j)] = int(-1 - (p.from + j));
+    }
+    const auto got = dst.to_double_vector();
+    for (int i = 0; i < n; ++i) ASSERT_EQ(int(got[std::size_t(i)]), want[std::size_t(i)]) << i;
+  };
+  const std::vector<Backend::CopyPatch> few = {{0, 5, 3}, {4, 0, 1}, {1020, 40, 7}, {513, 9, 0}};
+  check(few, true);
+  check(few, false);
+  std::vector<Backend::CopyPatch> many;
+  for (int k = 0; k < 12; ++k) many.push_back({std::int64_t(k) * 80 + 1, k, 2});
+  check(many, true);
+  check({}, true);
+  EXPECT_THROW(b.copy_async_patched(from, src.rows(0, 64), {{60, 0, 5}}, from), Error);
+}
+
 TEST(EngineOpsCuda, CapturedGraphReplaysTheEagerResult) {
   REQUIRE_GPU();
   Backend& b = *gpu();

@@ -271,5 +271,25 @@ TEST(SampleTokensCpu, Fp64LogitsDrawTheSameTokensAsFp32) {
   EXPECT_EQ(a.top_ids, c.top_ids);
 }
 
+// The default copy_async_patched: the copy, then each patch's words from the other tensor.
+TEST(CopyAsyncCpu, PatchedCopyTakesEachRunFromTheOtherTensor) {
+  auto b = make_cpu_backend(DType::f32);
+  std::vector<float> src_v(20), from_v(6);
+  for (int i = 0; i < 20; ++i) src_v[std::size_t(i)] = float(100 + i);
+  for (int i = 0; i < 6; ++i) from_v[std::size_t(i)] = float(-1 - i);
+  Tensor src = Tensor::from_vector({20}, src_v, DType::i32);
+  Tensor from = Tensor::from_vector({6}, from_v, DType::i32);
+  Tensor dst = Tensor::zeros({20}, DType::i32);
+  b->copy_async_patched(dst, src, {{2, 0, 2}, {10, 4, 1}, {19, 5, 1}}, from);
+  b->mark_queue()->wait();
+  std::vector<int> want(20);
+  for (int i = 0; i < 20; ++i) want[std::size_t(i)] = 100 + i;
+  want[2] = -1;
+  want[3] = -2;
+  want[10] = -5;
+  want[19] = -6;
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(dst.data<std::int32_t>()[i], want[std::size_t(i)]) << i;
+}
+
 }  // namespace
 }  // namespace difftx::testing

@@ -80,6 +80,22 @@ class Backend {
     Tensor d = dst;
     d.copy_from(src);
   }
+  // copy_async(dst, src) of i32 tensors, except that each patch's words of dst come from `from`
+  // (a tensor of this backend that the work queued before may still be writing, e.g. the tokens
+  // the step before samples): dst[at + j] = from[from + j] for j < count. The patches lie inside
+  // dst and do not overlap. The default queues the copy and then one copy per patch; CUDA does it
+  // in one kernel when src is pinned host memory (which no queued work writes) and there are at
+  // most 8 patches.
+  struct CopyPatch {
+    std::int64_t at = 0, from = 0, count = 0;
+  };
+  virtual void copy_async_patched(const Tensor& dst, const Tensor& src,
+                                  const std::vector<CopyPatch>& patches, const Tensor& from) {
+    copy_async(dst, src);
+    for (const CopyPatch& p : patches) {
+      copy_async(dst.rows(p.at, p.at + p.count), from.rows(p.from, p.from + p.count));
+    }
+  }
   // Marks the current end of the queue of device work.
   virtual std::unique_ptr<QueueMark> mark_queue() { return std::make_unique<ReachedMark>(); }
 

@@ -53,6 +53,9 @@ class StreamEventMark final : public QueueMark {
   cudaEvent_t event_ = nullptr;
 };
 
+// Transfers up to this size go through a copy kernel where both sides are device-addressable.
+constexpr std::size_t kKernelCopyMax = std::size_t(4) << 20;
+
 }  // namespace
 
 // Registered page-locked and mapped: copy_async moves small transfers to and from it with a
@@ -107,7 +110,6 @@ void CudaBackend::copy_async(const Tensor& dst, const Tensor& src) {
   };
   void* d = device_side(dst);
   void* s = device_side(src);
-  constexpr std::size_t kKernelCopyMax = std::size_t(4) << 20;
   const bool words = bytes % 4 == 0 && reinterpret_cast<std::uintptr_t>(d) % 4 == 0 &&
                      reinterpret_cast<std::uintptr_t>(s) % 4 == 0;
   if (d && s && words && bytes <= kKernelCopyMax) {
@@ -116,6 +118,41 @@ void CudaBackend::copy_async(const Tensor& dst, const Tensor& src) {
   }
   DIFFTX_CUDA_CHECK("copy_async",
                     cudaMemcpyAsync(dst.raw(), src.raw(), bytes, cudaMemcpyDefault, stream()));
+}
+
+// A step's upload with its fed tokens (the engine): one kernel instead of a copy per run.
+void CudaBackend::copy_async_patched(const Tensor& dst, const Tensor& src,
+                                     const std::vector<CopyPatch>& patches, const Tensor& from) {
+  const char* op = "copy_async_patched";
+  require(dst.shape() == src.shape() && dst.dtype() == DType::i32 && src.dtype() == DType::i32, op,
+          "dst and src must be i32 tensors of one shape");
+  require(from.defined() && from.dtype() == DType::i32, op, "from must be an i32 tensor");
+  const std::int64_t n = dst.numel();
+  for (const CopyPatch& p : patches) {
+    require(p.count >= 0 && p.at >= 0 && p.at + p.count <= n && p.from >= 0 &&
+                p.from + p.count <= from.numel(),
+            op, "a patch lies outside dst or from");
+  }
+  // The kernel reads src before it waits on the work queued before: host memory only.
+  void* d = dst.device() == Device::cuda ? dst.raw() : nullptr;
+  const void* s =
+      src.device() == Device::cpu ? mapped_device_pointer(src.raw(), src.nbytes()) : nullptr;
+  const bool one_kernel = d && s && from.device() == Device::cuda &&
+                          patches.size() <= std::size_t(kMaxWordPatches) &&
+                          dst.nbytes() <= kKernelCopyMax;
+  if (!one_kernel) {
+    Backend::copy_async_patched(dst, src, patches, from);
+    return;
+  }
+  WordPatches w;
+  for (const CopyPatch& p : patches) {
+    if (p.count == 0) continue;
+    w.at[w.count] = p.at;
+    w.from[w.count] = p.from;
+    w.len[w.count] = p.count;
+    ++w.count;
+  }
+  launch_copy_words_patched(d, s, n, static_cast<const std::uint32_t*>(from.raw()), w, stream());
 }
 
 std::unique_ptr<QueueMark> CudaBackend::mark_queue() {

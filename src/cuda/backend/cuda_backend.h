@@ -35,6 +35,8 @@ class CudaBackend final : public Backend {
   void* native_stream() override { return stream(); }
   std::shared_ptr<void> pin_host(const Tensor& host) override;
   void copy_async(const Tensor& dst, const Tensor& src) override;
+  void copy_async_patched(const Tensor& dst, const Tensor& src,
+                          const std::vector<CopyPatch>& patches, const Tensor& from) override;
   std::unique_ptr<QueueMark> mark_queue() override;
   void add(const Tensor& a, const Tensor& b, Tensor& out) override;
   void add_inplace(Tensor& acc, const Tensor& b) override;

@@ -4,6 +4,7 @@
 
 #include "device_util.cuh"
 #include "embedding.cuh"
+#include "pdl.cuh"
 
 namespace difftx::cuda {
 namespace {
@@ -33,6 +34,8 @@ __global__ void embedding_copy_kernel(const std::int32_t* __restrict__ ids,
                                       const uint4* __restrict__ table, uint4* __restrict__ out,
                                       i64 n, i64 vocab, i64 chunks, uint4 invalid) {
   constexpr int kAhead = 4;
+  pdl_wait();  // launched with PDL: the ids may come from the kernel before
+  pdl_launch_dependents();
   for (i64 row = blockIdx.x; row < n; row += gridDim.x) {
     const std::int32_t id = ids[row];
     const bool valid = id >= 0 && id < vocab;
@@ -108,10 +111,13 @@ void launch_embedding_forward(const std::int32_t* ids, const void* table, Scalar
   if (table_type == out_type && (table_type == ScalarType::f32 || table_type == ScalarType::bf16) &&
       row_bytes % 16 == 0 && aligned16(table) && aligned16(out)) {
     const std::uint32_t nan_word = table_type == ScalarType::f32 ? 0x7fc00000u : 0x7fc07fc0u;
-    embedding_copy_kernel<<<blocks, kThreads, 0, stream>>>(
-        ids, static_cast<const uint4*>(table), static_cast<uint4*>(out), n, vocab, row_bytes / 16,
-        make_uint4(nan_word, nan_word, nan_word, nan_word));
-    DIFFTX_CUDA_CHECK_LAUNCH("embedding_forward", "embedding_copy_kernel");
+    // With PDL the next kernel (a decode step's QKV GEMV) starts beside it and loads its
+    // first weights while the rows are copied.
+    DIFFTX_CUDA_CHECK("embedding_forward",
+                      launch_pdl(embedding_copy_kernel, dim3(blocks), dim3(kThreads), 0, stream,
+                                 pdl_enabled("embedding"), ids, static_cast<const uint4*>(table),
+                                 static_cast<uint4*>(out), n, vocab, row_bytes / 16,
+                                 make_uint4(nan_word, nan_word, nan_word, nan_word)));
     return;
   }
   DIFFTX_DISPATCH_F32_BF16("embedding_forward", table_type, W,

@@ -22,9 +22,11 @@ bool pdl_enabled() {
 }
 
 bool pdl_enabled(const char* op) {
-  static const std::string off = [] {  // ",a,b," or empty
+  static const std::string off = [] {  // ",a,b," or empty ('+' separates names too)
     const char* env = std::getenv("DIFFTX_PDL_OFF");
-    return env && *env ? std::string(",") + env + "," : std::string();
+    std::string names = env && *env ? std::string(",") + env + "," : std::string();
+    for (char& c : names) c = c == '+' ? ',' : c;
+    return names;
   }();
   if (!pdl_enabled()) return false;
   return off.empty() || off.find(std::string(",") + op + ",") == std::string::npos;

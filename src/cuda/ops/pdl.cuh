@@ -45,10 +45,10 @@ cudaError_t launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, std::si
 // environment sets DIFFTX_PDL=0. Asked once per process.
 bool pdl_enabled();
 
-// Whether the kernels of one op ("gemv", "attention", "sample", "rope", "kv_write") are launched
-// with PDL: pdl_enabled(), unless the op is named in DIFFTX_PDL_OFF (a comma-separated list, for
-// profiling what a kernel's early start gains or costs: its blocks then start only once the
-// kernel before it has completed).
+// Whether the kernels of one op ("gemv", "attention", "sample", "rope", "kv_write", "copy",
+// "embedding") are launched with PDL: pdl_enabled(), unless the op is named in DIFFTX_PDL_OFF (a
+// list separated by commas or '+', for profiling what a kernel's early start gains or costs: its
+// blocks then start only once the kernel before it has completed).
 bool pdl_enabled(const char* op);
 
 }  // namespace difftx::cuda
