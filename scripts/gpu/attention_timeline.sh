@@ -4,13 +4,14 @@
 # decode step (layer 5 of the 10th step) records its blocks' global-timer stamps and prints the
 # table of paged_attention_timeline.cu; once per config and kernel variant (DIFFTX_PAGED_LOADS).
 # Needs the staged engine binaries (run_engine_suite.sh --stage). Logs in $OUT.
-#   scripts/gpu/attention_timeline.sh
+#   scripts/gpu/attention_timeline.sh   (with CALLS=N: scripts/gpu/timeline_summary.py on its output)
 # Environment: CONFIGS (default: the 125M DIFF V1 and softmax configs, the 1.4B shape),
-# VARIANTS (default "staged registers"), CONTEXT (default 512), TIMELINE_ENV (extra environment
-# for the runs, e.g. DIFFTX_GEMV_QKV=cap88), TAG (log file suffix).
+# VARIANTS (default "staged registers"), CONTEXT (default 512), CALLS (attention calls recorded
+# from that one on, i.e. that many layers of the step; default 1), TIMELINE_ENV (extra
+# environment for the runs, e.g. DIFFTX_GEMV_QKV=cap88), TAG (log file suffix).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 out=${OUT:-$root/timeline-out}
 mkdir -p "$out"
 if [[ ! -d .carry/engine && -f .carry/engine.tar.gz ]]; then
@@ -27,9 +28,10 @@ for c in $configs; do
     echo "==== $name, $variant, batch 1, context ${CONTEXT:-512} ${TIMELINE_ENV:-}"
     # shellcheck disable=SC2086 # TIMELINE_ENV: VAR=VALUE words
     env ${TIMELINE_ENV:-} DIFFTX_PAGED_LOADS=$variant DIFFTX_PAGED_TIMELINE=$((layers * 9 + 6)) \
+      DIFFTX_PAGED_TIMELINE_CALLS=${CALLS:-1} \
       timeout 120 "$bin/difftx" bench --config "$c" --device cuda --batch 1 \
       --context "${CONTEXT:-512}" --gen 16 --no-graphs > "$log" 2>&1
     echo "exit $?"
-    grep -A10 "paged attention timeline" "$log"
+    grep -A13 "paged attention timeline" "$log"
   done
 done

@@ -4,17 +4,21 @@
 # binaries in one pass.
 # shellcheck shell=bash
 
-# use_staged_engine LOGDIR: unpacks .carry/c.tar.xz into .carry/engine and .carry/ref.tar.xz, if
-# there, into .carry/engine-ref (every call: a warm machine keeps the folders from the call
-# before, whose build may be older), puts the libraries on the loader path, sets B (its binaries), o (LOGDIR) and out ($OUT, or gpu-out), and records
-# the GPU and its clocks in $o/gpu.txt.
+# use_staged_engine LOGDIR: unpacks .carry/c.tar.xz into .carry/engine and every other
+# .carry/NAME.tar.xz (ref: the reference build; others: more builds to compare) into
+# .carry/engine-NAME (every call: a warm machine keeps the folders from the call before, whose
+# build may be older), puts the libraries on the loader path, sets B (its binaries), o (LOGDIR)
+# and out ($OUT, or gpu-out), and records the GPU and its clocks in $o/gpu.txt.
 use_staged_engine() {
   mkdir -p .carry/engine
   [[ -f .carry/c.tar.xz ]] && tar -C .carry/engine -xJf .carry/c.tar.xz
-  rm -rf .carry/engine-ref
-  if [[ -f .carry/ref.tar.xz ]]; then
-    mkdir -p .carry/engine-ref && tar -C .carry/engine-ref -xJf .carry/ref.tar.xz
-  fi
+  local archive name
+  for archive in .carry/*.tar.xz; do
+    name=$(basename "$archive" .tar.xz)
+    [[ -f $archive && $name != c ]] || continue
+    rm -rf ".carry/engine-$name"
+    mkdir -p ".carry/engine-$name" && tar -C ".carry/engine-$name" -xJf "$archive"
+  done
   # shellcheck disable=SC2154 # root: set by the sourcing script
   export LD_LIBRARY_PATH=$root/.carry/engine/lib:${LD_LIBRARY_PATH:-}
   B=.carry/engine/bin
@@ -24,15 +28,18 @@ use_staged_engine() {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee "$o/gpu.txt"
 }
 
-# settings SETTINGS: VAR=VALUE words for env ("-": none; else VAR:VALUE,VAR:VALUE; the word
-# BIN:ref is not a variable, see bin_for).
+# settings SETTINGS: VAR=VALUE words for env ("-": none; else VAR:VALUE,VAR:VALUE; a word
+# BIN:NAME is not a variable, see bin_for).
 settings() { [[ $1 == - ]] || tr ',' '\n' <<< "$1" | grep -v '^BIN:' | tr ':\n' '= '; }
 
-# bin_for SETTINGS: the folder of the binaries a variant runs: $B, or with BIN:ref among its
-# settings the reference build's (.carry/ref.tar.xz, binaries only, e.g. the commit before a
-# change, unpacked by use_staged_engine into .carry/engine-ref; it uses $B's libraries).
+# bin_for SETTINGS: the folder of the binaries a variant runs: $B, or with BIN:NAME among its
+# settings another build's (.carry/NAME.tar.xz, binaries only: BIN:ref for the commit before a
+# change, other names for more builds; unpacked by use_staged_engine into .carry/engine-NAME;
+# they use $B's libraries).
 bin_for() {
-  if [[ ,$1, == *,BIN:ref,* ]]; then echo .carry/engine-ref/bin; else echo "$B"; fi
+  local name
+  name=$(tr ',' '\n' <<< "$1" | sed -n 's/^BIN://p' | head -n 1)
+  if [[ -n $name ]]; then echo ".carry/engine-$name/bin"; else echo "$B"; fi
 }
 
 # summary NAME: the pass/fail lines of $o/NAME.log, and its failures if any.

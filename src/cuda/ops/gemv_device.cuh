@@ -220,8 +220,9 @@ inline std::size_t exclusive_smem() {
 }
 
 // The reservation forced for measurement, in bytes, or -1 when none is: DIFFTX_GEMV_SMEM_KB=0..200
-// (0: never exclusive) applies to the modes named in DIFFTX_GEMV_SMEM_MODES (comma-separated:
-// store, accumulate, swiglu, qkv; default all), 0 bytes to the others. Both GEMV kernels honour it.
+// (0: never exclusive) applies to the modes named in DIFFTX_GEMV_SMEM_MODES (separated by ',' or
+// '+': store, accumulate, swiglu, qkv; default all), 0 bytes to the others. Both GEMV kernels
+// honour it.
 inline int forced_reserve_bytes(GemvMode mode) {
   static const int forced = env_int_or("DIFFTX_GEMV_SMEM_KB", 0, 200, -1);
   if (forced < 0) return -1;
@@ -233,7 +234,7 @@ inline int forced_reserve_bytes(GemvMode mode) {
                               GemvMode::qkv_rope};
     unsigned m = 0;
     for (const char* p = env; *p;) {
-      const char* end = std::strchr(p, ',');
+      const char* end = std::strpbrk(p, ",+");
       const std::size_t len = end ? std::size_t(end - p) : std::strlen(p);
       for (int i = 0; i < 4; ++i) {
         if (std::strlen(names[i]) == len && std::strncmp(p, names[i], len) == 0)

@@ -68,6 +68,8 @@ struct PagedParams {
 // apart in place (PDL, the kernels around it) rather than in isolation.
 enum Stamp : int {
   kStampStart,    // the block runs
+  kStampLength,   // its sequence's length is known (staged)
+  kStampSlots,    // its first tile's slots are in shared memory (staged)
   kStampIssued,   // the first tile's copies are issued (staged) / the block is about to wait
   kStampWaited,   // the kernels before have completed (PDL wait returned)
   kStampLanded,   // the first tile is in shared memory (staged) / done (registers)
@@ -260,21 +262,49 @@ __device__ void write_output(const PagedParams& p, const BlockConstants<kDv, kDi
   }
 }
 
+// Thread groups of a kT-thread block that share the split combine (combine_splits): each group
+// has a thread per channel of the block's heads (DIFF V1's second map rides along with the
+// first) and loads its own batches of 8 splits, so that a wide block takes up to 8 x groups
+// splits in one round trip to L2 without more registers per thread. Taken from 4 groups on (the
+// staged variant at 512 threads: DIFF V1 at d = 64 and the softmax kinds with one row per head;
+// up to 32 splits at once, 64 with 8 groups); 1 otherwise. Two groups (DIFF V1 at d = 128) took
+// the kernel from 72 to 74 registers and made the 1.4B shape's step 0.7% slower on an H200
+// (bench/engine/results/2026-12-03-h200-g). The register variant passes 1 always.
+template <int kT, int kDv, int R, bool kDiff>
+constexpr int combine_groups() {
+  constexpr int span = (kDiff ? R / 2 : R) * kDv;
+  constexpr int groups = kT / span;
+  return groups < 4 ? 1 : (groups > kMaxSplits / 8 ? kMaxSplits / 8 : groups);
+}
+
 // The last block of a (sequence, block row) `row` combines the `used` splits' partial rows (read
 // from L2: other blocks wrote them) into vals, laid out as write_output reads them. Loads go out
 // before they are needed: the (max, sum) pairs of all splits together with the first 8 splits'
 // partial outputs of the thread's first two channels, then the partial outputs 8 splits at a
 // time. One warp per row turns the pairs into each split's weight; the sums run in split order.
-template <int kT, int kDv, int R, bool kDiff>
+// With kGroups > 1 (combine_groups) group g takes the batches of splits 8 g, 8 (g + kGroups), ...
+// of one channel per thread, its first batch loaded early as above, and group 0 adds the other
+// groups' sums to its own in group order (a fixed order: the result does not depend on timing).
+template <int kT, int kDv, int R, bool kDiff, int kGroups>
 __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, kDiff>& kc, i64 row,
                                int used, int heads, float* vals) {
-  __shared__ float ml_s[kMaxSplits * R * 2];  // (split, row, {max, sum})
-  __shared__ float scale_s[kMaxSplits][R];    // exp2(m_s - M) / L per split and row
   constexpr int kBatch = 8;
-  constexpr int kItems = ((kDiff ? R / 2 : R) * kDv + kT - 1) / kT;  // per thread
-  constexpr int kEarly = kItems < 2 ? kItems : 2;  // items whose first batch is loaded early
+  constexpr int kSpan = (kDiff ? R / 2 : R) * kDv;  // the block's channels at most
+  static_assert(kGroups == 1 || kGroups * kSpan <= kT, "a thread per channel in each group");
   static_assert(kMaxSplits <= 64, "two splits per lane");
+  constexpr int kThreads = kGroups == 1 ? kT : kSpan;        // threads per group
+  constexpr int kItems = (kSpan + kThreads - 1) / kThreads;  // channels per thread
+  constexpr int kEarly = kItems < 2 ? kItems : 2;  // items whose first batch is loaded early
+  __shared__ float ml_s[kMaxSplits * R * 2];       // (split, row, {max, sum})
+  __shared__ float scale_s[kMaxSplits][R];         // exp2(m_s - M) / L per split and row
+  __shared__ float part_s[kGroups > 1 ? kGroups - 1 : 1][kGroups > 1 ? kSpan : 1][2];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int group = kGroups == 1 ? 0 : tid / kThreads;
+  const int ch = kGroups == 1 ? tid : tid % kThreads;
+  const int first = group * kBatch;  // the group's first split
+  // threads past the groups only help with the weights
+  const bool grouped = kGroups == 1 || group < kGroups;
+  const int n = heads * kDv;  // channels of the block's heads
   const i64 base = row * p.num_splits;
   // One batch of partial outputs of channel i (rows r0 and r0 + 1) from split s0 on.
   auto load_batch = [&](int i, int s0, float(&a0)[kBatch], float(&a1)[kBatch]) {
@@ -289,7 +319,9 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
   float early0[kEarly][kBatch], early1[kEarly][kBatch];
 #pragma unroll
   for (int k = 0; k < kEarly; ++k) {
-    if (tid + k * kT < heads * kDv) load_batch(tid + k * kT, 0, early0[k], early1[k]);
+    if (grouped && ch + k * kThreads < n) {
+      load_batch(ch + k * kThreads, first, early0[k], early1[k]);
+    }
   }
   for (int i = tid; i < used * R * 2; i += kT) {
     ml_s[i] = __ldcg(&p.ws_ml[base * R * 2 + i]);
@@ -307,15 +339,15 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
     if (in1) scale_s[lane + 32][r] = e1 / total;
   }
   __syncthreads();
-  // Channel i from its partial outputs; `first` holds the batch of splits 0-7 when `have_first`.
-  auto combine_channel = [&](int i, const float(&first0)[kBatch], const float(&first1)[kBatch],
-                             bool have_first) {
-    const int hh = i / kDv, c = i % kDv;
-    const int r0 = kDiff ? 2 * hh : hh;
-    float o0 = 0.f, o1 = 0.f;
-    for (int s0 = 0; s0 < used; s0 += kBatch) {
+  // The group's sums (o0, o1) of channel i over its batches; `first` holds its first batch when
+  // `have_first`.
+  auto group_sums = [&](int i, const float(&first0)[kBatch], const float(&first1)[kBatch],
+                        bool have_first, float& o0, float& o1) {
+    const int r0 = kDiff ? 2 * (i / kDv) : i / kDv;
+    o0 = 0.f, o1 = 0.f;
+    for (int s0 = first; s0 < used; s0 += kBatch * kGroups) {
       float a0[kBatch], a1[kBatch];
-      if (have_first && s0 == 0) {
+      if (have_first && s0 == first) {
 #pragma unroll
         for (int u = 0; u < kBatch; ++u) a0[u] = first0[u], a1[u] = first1[u];
       } else {
@@ -328,14 +360,41 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
         if (kDiff) o1 = fmaf(scale_s[s0 + u][r0 + 1], a1[u], o1);
       }
     }
-    vals[r0 * kDv + c] = kDiff ? o0 - kc.lambda * o1 : o0;
   };
+  auto store = [&](int i, float o0, float o1) {
+    const int r0 = kDiff ? 2 * (i / kDv) : i / kDv;
+    vals[r0 * kDv + i % kDv] = kDiff ? o0 - kc.lambda * o1 : o0;
+  };
+  if constexpr (kGroups == 1) {
 #pragma unroll
-  for (int k = 0; k < kEarly; ++k) {
-    if (tid + k * kT < heads * kDv) combine_channel(tid + k * kT, early0[k], early1[k], true);
-  }
-  for (int i = tid + kEarly * kT; i < heads * kDv; i += kT) {
-    combine_channel(i, early0[0], early1[0], false);
+    for (int k = 0; k < kEarly; ++k) {
+      if (tid + k * kT < n) {
+        float o0, o1;
+        group_sums(tid + k * kT, early0[k], early1[k], true, o0, o1);
+        store(tid + k * kT, o0, o1);
+      }
+    }
+    for (int i = tid + kEarly * kT; i < n; i += kT) {
+      float o0, o1;
+      group_sums(i, early0[0], early1[0], false, o0, o1);
+      store(i, o0, o1);
+    }
+  } else {
+    float o0 = 0.f, o1 = 0.f;
+    if (grouped && ch < n) group_sums(ch, early0[0], early1[0], true, o0, o1);
+    if (grouped && group > 0 && ch < n) {
+      part_s[group - 1][ch][0] = o0;
+      part_s[group - 1][ch][1] = o1;
+    }
+    __syncthreads();
+    if (group == 0 && ch < n) {
+#pragma unroll
+      for (int g = 1; g < kGroups; ++g) {
+        o0 += part_s[g - 1][ch][0];
+        o1 += part_s[g - 1][ch][1];
+      }
+      store(ch, o0, o1);
+    }
   }
 }
 
@@ -376,8 +435,9 @@ __device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned* address, unsign
 // sum): with one split (kFinal, or a sequence short enough) the output itself; otherwise the
 // partial rows to the workspace, an arrival on the (sequence, block row)'s counter, and, in the
 // last block to arrive, the combine of the splits (in split order, so the result does not depend
-// on which block that is) and the counter's reset.
-template <int kT, int D, int R, bool kDiff, bool kFinal>
+// on which block that is; kCombineGroups thread groups share it, combine_groups) and the
+// counter's reset.
+template <int kT, int D, int R, bool kDiff, bool kFinal, int kCombineGroups = 1>
 __device__ void finish_block(const PagedParams& p,
                              const BlockConstants<kDiff ? 2 * D : D, kDiff>& kc,
                              float (*red)[kDiff ? 2 * D : D], const float* m, const float* l,
@@ -432,7 +492,7 @@ __device__ void finish_block(const PagedParams& p,
   }
   if (!p.release_arrival) __threadfence();
   if (tid == 0) *counter = 0u;  // ready for the next call
-  combine_splits<kT, kDv, R, kDiff>(p, kc, row, used, heads, red[0]);
+  combine_splits<kT, kDv, R, kDiff, kCombineGroups>(p, kc, row, used, heads, red[0]);
   __syncthreads();
   write_output<kT, kDv, kDiff>(p, kc, red[0], b, head0, heads);
   stamp(p, kStampDone);

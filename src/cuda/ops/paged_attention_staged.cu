@@ -74,6 +74,7 @@ __global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedPara
   const int start = split * per;
   // Past the sequence's end: the whole block leaves together, before it loads anything else.
   if (ctx > 0 && start >= ctx) return;
+  stamp(p, kStampLength);
   const BlockConstants<kDv, kDiff> consts = load_block_constants<kDv, kDiff>(p);
   if (ctx == 0) {  // nothing to attend
     pdl_wait();
@@ -120,6 +121,7 @@ __global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedPara
 
   load_slots(0, start);
   __syncthreads();
+  stamp(p, kStampSlots);
   issue_tile(0, start, false);
   cp_async_commit();
   stamp(p, kStampIssued);
@@ -222,7 +224,8 @@ __global__ void __launch_bounds__(kT) paged_decode_staged_kernel(const PagedPara
   }
   __syncthreads();
   stamp(p, kStampReduced);
-  finish_block<kT, D, R, kDiff, kFinal>(p, consts, red_s, m_s, l_s, ctx, per, heads, head0);
+  finish_block<kT, D, R, kDiff, kFinal, combine_groups<kT, kDv, R, kDiff>()>(
+      p, consts, red_s, m_s, l_s, ctx, per, heads, head0);
 }
 
 // The kernel's dynamic shared memory limit raised to its two tiles, once per process.
