@@ -9,8 +9,9 @@
 #   scripts/gpu/gemv_variants.sh [tests|times|trace|all]   (default all)
 # Environment: VARIANTS, space-separated LABEL=SETTINGS where SETTINGS is "-" (the defaults) or
 # VAR:VALUE,VAR:VALUE, BIN:ref (or BIN:NAME for .carry/NAME.tar.xz) among them for another
-# build's difftx (variants_lib.sh; default "splitk=- rows=DIFFTX_GEMV_SPLITK:0"); BATCHES (default 1,4), CONTEXTS (default
-# 512,4096), ROUNDS (default 2), MODELS (default "125m 1.4b"), TRACE (labels of the variants to
+# build's difftx (variants_lib.sh; default "splitk=- rows=DIFFTX_GEMV_SPLITK:0"); BATCHES
+# (default 1,4), CONTEXTS (default 512,4096), ROUNDS (default 2), MODELS (default
+# "125m 1.4b"), TRACE (labels of the variants to
 # trace, default the first), TRACE_CONFIGS (trace_decode.sh's CONFIGS), OPS_FILTER (the gtest
 # filter of the op cases run again under each variant; default the projection and graph cases),
 # SANITIZE_ENV (VAR=VALUE words set for the memcheck and racecheck runs), ENGINE_TESTS=0 and
