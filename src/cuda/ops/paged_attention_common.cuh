@@ -301,7 +301,7 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int group = kGroups == 1 ? 0 : tid / kThreads;
   const int ch = kGroups == 1 ? tid : tid % kThreads;
-  const int first = group * kBatch;  // the group's first split
+  const int first_split = group * kBatch;  // the group's first split
   // threads past the groups only help with the weights
   const bool grouped = kGroups == 1 || group < kGroups;
   const int n = heads * kDv;  // channels of the block's heads
@@ -320,7 +320,7 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
 #pragma unroll
   for (int k = 0; k < kEarly; ++k) {
     if (grouped && ch + k * kThreads < n) {
-      load_batch(ch + k * kThreads, first, early0[k], early1[k]);
+      load_batch(ch + k * kThreads, first_split, early0[k], early1[k]);
     }
   }
   for (int i = tid; i < used * R * 2; i += kT) {
@@ -339,15 +339,15 @@ __device__ void combine_splits(const PagedParams& p, const BlockConstants<kDv, k
     if (in1) scale_s[lane + 32][r] = e1 / total;
   }
   __syncthreads();
-  // The group's sums (o0, o1) of channel i over its batches; `first` holds its first batch when
-  // `have_first`.
+  // The group's sums (o0, o1) of channel i over its batches; first0 / first1 hold its first batch
+  // when `have_first`.
   auto group_sums = [&](int i, const float(&first0)[kBatch], const float(&first1)[kBatch],
                         bool have_first, float& o0, float& o1) {
     const int r0 = kDiff ? 2 * (i / kDv) : i / kDv;
     o0 = 0.f, o1 = 0.f;
-    for (int s0 = first; s0 < used; s0 += kBatch * kGroups) {
+    for (int s0 = first_split; s0 < used; s0 += kBatch * kGroups) {
       float a0[kBatch], a1[kBatch];
-      if (have_first && s0 == first) {
+      if (have_first && s0 == first_split) {
 #pragma unroll
         for (int u = 0; u < kBatch; ++u) a0[u] = first0[u], a1[u] = first1[u];
       } else {
